@@ -1,0 +1,1 @@
+//! The one pipeline both front ends drive: scan → evaluate → update → commit → push → outcome.

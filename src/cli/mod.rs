@@ -1,0 +1,6 @@
+//! Command line: argument parsing and human output; the only code that prints to stdout.
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,62 @@
+//! The writer: finds `$imagepolicy` markers in YAML and rewrites only the marked scalars' bytes.
+//! Pure here; `fs` walks a checkout and writes files.
+//!
+//! CONTRACT (used by `automation` and `cli`; the writer owner may add, not change):
+//! - `Setters`: policy name `"<ns>:<name>"` → the policy's latest `ImageRef`, only for the
+//!   policies that apply to this automation (its namespace, its selector).
+//! - `apply(text, &setters) -> Result<Applied, Problem>`: new bytes (None when nothing changed)
+//!   and the changes, per YAML document.
+//! - `fs::update(root, update_path, &setters) -> Result<Update, WriterError>`: walks the tree and
+//!   computes every file's new content without writing; `Update::write()` writes them atomically.
+//! - `ChangeSet`: file (relative to `update.path`) → object → changes, in a stable order.
+
+pub mod fs;
+
+use std::collections::BTreeMap;
+
+use crate::image::ImageRef;
+
+/// Policy name `"<namespace>:<name>"` → its latest reference.
+pub type Setters = BTreeMap<String, ImageRef>;
+
+/// The Kubernetes object a change happened in; all empty for plain YAML.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One marked value that changed: Flux's `Change`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Change {
+    pub old_value: String,
+    pub new_value: String,
+    /// The marker's setter, e.g. `flux-system:podinfo:tag`.
+    pub setter: String,
+}
+
+/// file (relative to `update.path`, `/`-separated) → object → changes, in a stable order.
+pub type ChangeSet = BTreeMap<String, BTreeMap<ObjectId, Vec<Change>>>;
+
+/// The result of applying setters to one file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// The new bytes, or None when no value changed (the file must not be written).
+    pub output: Option<Vec<u8>>,
+    pub changes: Vec<(ObjectId, Change)>,
+}
+
+/// Why a file could not be edited; it is reported and left alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Rewrites the marked scalars of one YAML file.
+pub fn apply(_text: &[u8], _setters: &Setters) -> Result<Applied, Problem> {
+    todo!("writer owner")
+}

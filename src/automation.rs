@@ -1,1 +1,446 @@
 //! The one pipeline both front ends drive: scan → evaluate → update → commit → push → outcome.
+//!
+//! `reconcile` does all the work that does not depend on a failure: a failed scan fails the
+//! policies that read it (which fall back to the last good tag list, if the store has one), a
+//! failed policy keeps its previous latest reference, and each automation runs with the
+//! policies that have one. Every object ends in exactly one `Outcome`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::api::{
+    Config, GitRef, GitRepository, ImagePolicy, ImageRepository, ImageUpdateAutomation, Kind,
+    NamespacedName, Secret,
+};
+use crate::git::{self, Author, Checkout, Remote};
+use crate::image::ImageRef;
+use crate::scanner::{self, Credentials, ScanOptions};
+use crate::store::Store;
+use crate::writer::{self, fs::Update, Setters};
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Reconciled; the text says what it did.
+    Ok(String),
+    /// Not reconciled (suspended); not a failure.
+    Skipped(String),
+    /// Failed; the text is the cause.
+    Failed(String),
+}
+
+/// The result of reconciling one object: one line for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: Kind,
+    pub id: NamespacedName,
+    pub status: Status,
+    /// Things worth a human's look that did not fail the object (e.g. a marker naming an
+    /// unknown policy), each one line.
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    fn new(kind: Kind, id: &NamespacedName, status: Status) -> Outcome {
+        Outcome {
+            kind,
+            id: id.clone(),
+            status,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.status, Status::Failed(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (word, text) = match &self.status {
+            Status::Ok(t) => ("", t),
+            Status::Skipped(t) => ("skipped: ", t),
+            Status::Failed(t) => ("failed: ", t),
+        };
+        write!(f, "{} {}: {word}{text}", self.kind, self.id)
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Compute the changes but write, commit and push nothing (`tagline plan`).
+    pub dry_run: bool,
+}
+
+/// The result of one pass over every object.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// In order: repositories, policies, automations; each sorted by namespace/name.
+    pub outcomes: Vec<Outcome>,
+    /// Per automation, the file changes it made (or, in a dry run, would make).
+    pub updates: BTreeMap<NamespacedName, Update>,
+}
+
+impl Report {
+    /// Whether any object failed.
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(Outcome::failed)
+    }
+}
+
+/// Reconciles every object once.
+pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) -> Report {
+    let mut report = Report::default();
+
+    // 1. Scan every repository concurrently.
+    let mut scans = tokio::task::JoinSet::new();
+    for repo in config.repositories.values() {
+        if repo.suspend {
+            report.outcomes.push(Outcome::new(
+                Kind::ImageRepository,
+                &repo.id,
+                Status::Skipped("suspended".into()),
+            ));
+            continue;
+        }
+        let repo = repo.clone();
+        let options = scan_options(&repo, &config.secrets);
+        scans.spawn(async move {
+            let result = match options {
+                Ok(options) => scanner::scan(&repo.image, &options)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            (repo.id, result)
+        });
+    }
+    let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
+    while let Some(joined) = scans.join_next().await {
+        let (id, result) = joined.expect("scan task does not panic");
+        scanned.insert(id, result.map(|r| r.tags));
+    }
+    for (id, result) in &scanned {
+        let key = id.to_string();
+        let status = match result {
+            Ok(tags) => {
+                store.set_tags(&key, tags.clone());
+                Status::Ok(format!("scanned {} tags", tags.len()))
+            }
+            Err(e) => Status::Failed(e.clone()),
+        };
+        report
+            .outcomes
+            .push(Outcome::new(Kind::ImageRepository, id, status));
+    }
+    sort_outcomes(&mut report.outcomes);
+
+    // 2. Evaluate every policy against its repository's tags.
+    let mut policy_outcomes = Vec::new();
+    for policy in config.policies.values() {
+        let status = evaluate(config, policy, &scanned, store);
+        policy_outcomes.push(Outcome::new(Kind::ImagePolicy, &policy.id, status));
+    }
+    report.outcomes.extend(policy_outcomes);
+
+    // 3. Run every automation with the policies that have a latest reference.
+    for automation in config.automations.values() {
+        let mut outcome = Outcome::new(
+            Kind::ImageUpdateAutomation,
+            &automation.id,
+            Status::Skipped("suspended".into()),
+        );
+        if !automation.suspend {
+            match update(config, automation, store, options).await {
+                Ok((text, update)) => {
+                    outcome.warnings = update
+                        .diagnostics
+                        .iter()
+                        .map(|d| match d.line {
+                            Some(l) => format!("{}:{l}: {}", d.path, d.message),
+                            None => format!("{}: {}", d.path, d.message),
+                        })
+                        .collect();
+                    outcome.status = Status::Ok(text);
+                    if !update.files.is_empty() {
+                        report.updates.insert(automation.id.clone(), update);
+                    }
+                }
+                Err(e) => outcome.status = Status::Failed(e),
+            }
+        }
+        report.outcomes.push(outcome);
+    }
+    report
+}
+
+fn sort_outcomes(outcomes: &mut [Outcome]) {
+    outcomes.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+}
+
+fn secret<'c>(
+    secrets: &'c BTreeMap<NamespacedName, Secret>,
+    namespace: &str,
+    name: &str,
+    field: &str,
+) -> Result<&'c Secret, String> {
+    secrets
+        .get(&NamespacedName::new(namespace, name))
+        .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))
+}
+
+fn scan_options(
+    repo: &ImageRepository,
+    secrets: &BTreeMap<NamespacedName, Secret>,
+) -> Result<ScanOptions, String> {
+    let ns = &repo.id.namespace;
+    let credentials = match &repo.secret_ref {
+        Some(name) => {
+            let s = secret(secrets, ns, name, "spec.secretRef")?;
+            let json = s
+                .data
+                .get(".dockerconfigjson")
+                .or_else(|| s.data.get(".dockercfg"))
+                .ok_or_else(|| {
+                    format!("spec.secretRef: Secret {ns}/{name} has no '.dockerconfigjson' key")
+                })?;
+            Credentials::from_docker_config(json, &repo.image.registry)
+                .map_err(|e| format!("spec.secretRef: Secret {ns}/{name}: {e}"))?
+        }
+        None => None,
+    };
+    let ca_pem = match &repo.cert_secret_ref {
+        Some(name) => {
+            let s = secret(secrets, ns, name, "spec.certSecretRef")?;
+            let ca = s.data.get("ca.crt").or_else(|| s.data.get("caFile"));
+            if ca.is_none() {
+                return Err(format!(
+                    "spec.certSecretRef: Secret {ns}/{name} has no 'ca.crt' key"
+                ));
+            }
+            ca.cloned()
+        }
+        None => None,
+    };
+    Ok(ScanOptions {
+        credentials,
+        ca_pem,
+        insecure: repo.insecure,
+        timeout: repo.timeout,
+        exclusion: repo.exclusion.clone(),
+    })
+}
+
+fn evaluate(
+    config: &Config,
+    policy: &ImagePolicy,
+    scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
+    store: &mut Store,
+) -> Status {
+    if policy.suspend {
+        return Status::Skipped("suspended".into());
+    }
+    let Some(repo) = config.repositories.get(&policy.repository) else {
+        return Status::Failed(format!(
+            "spec.imageRepositoryRef: ImageRepository {} not found",
+            policy.repository
+        ));
+    };
+    let key = repo.id.to_string();
+    let tags: Vec<String> = match scanned.get(&repo.id) {
+        Some(Ok(tags)) => tags.clone(),
+        _ => match store.tags(&key) {
+            // The scan failed or was skipped: the last good list still stands.
+            Some(tags) => tags.to_vec(),
+            None => {
+                return Status::Failed(format!(
+                    "ImageRepository {} has no tags yet (its scan did not succeed)",
+                    repo.id
+                ))
+            }
+        },
+    };
+    match policy.policy.latest(&tags) {
+        Ok(tag) => {
+            let latest = ImageRef {
+                name: repo.image.original.clone(),
+                tag,
+                digest: None,
+            };
+            let previous = store.latest(&policy.id.to_string()).cloned();
+            let text = match previous {
+                Some(p) if p != latest => format!("latest is {latest} (previously {p})"),
+                _ => format!("latest is {latest}"),
+            };
+            store.set_latest(&policy.id.to_string(), latest);
+            Status::Ok(text)
+        }
+        Err(e) => Status::Failed(e.to_string()),
+    }
+}
+
+/// Finds the checkout and push branches the way Flux does.
+fn branches(
+    automation: &ImageUpdateAutomation,
+    source: &GitRepository,
+) -> Result<(String, String), String> {
+    let reference = automation
+        .checkout
+        .clone()
+        .or_else(|| source.reference.clone())
+        .unwrap_or_else(|| GitRef::Branch("master".into()));
+    let checkout = match reference {
+        GitRef::Branch(b) => b,
+        other => return Err(format!(
+            "spec.git.checkout.ref: checking out by {other:?} is not supported yet; use a branch"
+        )),
+    };
+    let push = automation
+        .push_branch
+        .clone()
+        .unwrap_or_else(|| checkout.clone());
+    Ok((checkout, push))
+}
+
+fn remote(
+    source: &GitRepository,
+    secrets: &BTreeMap<NamespacedName, Secret>,
+) -> Result<Remote, String> {
+    let ns = &source.id.namespace;
+    let mut auth = None;
+    let mut ca_pem = None;
+    if let Some(name) = &source.secret_ref {
+        let s = secret(
+            secrets,
+            ns,
+            name,
+            &format!("GitRepository {}: spec.secretRef", source.id),
+        )?;
+        let text = |k: &str| {
+            s.data
+                .get(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        auth = match (text("username"), text("password"), text("bearerToken")) {
+            (_, _, Some(token)) => Some(git::Auth::Bearer(token)),
+            (Some(username), Some(password), None) => Some(git::Auth::Basic { username, password }),
+            (None, Some(_), None) => {
+                return Err(format!(
+                    "GitRepository {}: Secret {ns}/{name} has a 'password' but no 'username'",
+                    source.id
+                ))
+            }
+            (Some(username), None, None) => Some(git::Auth::Basic {
+                username,
+                password: String::new(),
+            }),
+            (None, None, None) => None,
+        };
+        ca_pem = s
+            .data
+            .get("ca.crt")
+            .or_else(|| s.data.get("caFile"))
+            .cloned();
+    }
+    Ok(Remote {
+        url: source.url.clone(),
+        auth,
+        ca_pem,
+        timeout: source.timeout,
+    })
+}
+
+/// The setters an automation applies: the latest reference of every policy in its namespace
+/// that its selector picks.
+fn setters(config: &Config, automation: &ImageUpdateAutomation, store: &Store) -> Setters {
+    config
+        .policies
+        .values()
+        .filter(|p| p.id.namespace == automation.id.namespace)
+        .filter(|p| automation.selector.matches(&p.labels))
+        .filter_map(|p| {
+            store
+                .latest(&p.id.to_string())
+                .map(|latest| (format!("{}:{}", p.id.namespace, p.id.name), latest.clone()))
+        })
+        .collect()
+}
+
+/// Renders the commit message.
+fn message(automation: &ImageUpdateAutomation, _update: &Update) -> String {
+    automation
+        .message_template
+        .clone()
+        .unwrap_or_else(|| "Update from image update automation".to_string())
+}
+
+fn summary(update: &Update) -> String {
+    let mut parts = Vec::new();
+    for (file, objects) in &update.changes {
+        for changes in objects.values() {
+            for c in changes {
+                parts.push(format!("{file}: {} -> {}", c.old_value, c.new_value));
+            }
+        }
+    }
+    parts.join(", ")
+}
+
+async fn update(
+    config: &Config,
+    automation: &ImageUpdateAutomation,
+    store: &Store,
+    options: &Options,
+) -> Result<(String, Update), String> {
+    let Some(source) = config.git_repositories.get(&automation.source) else {
+        return Err(format!(
+            "spec.sourceRef: GitRepository {} not found",
+            automation.source
+        ));
+    };
+    let (checkout_branch, push_branch) = branches(automation, source)?;
+    let remote = remote(source, &config.secrets)?;
+    let setters = setters(config, automation, store);
+    let author = Author {
+        name: automation.author_name.clone(),
+        email: automation.author_email.clone(),
+    };
+    let automation = automation.clone();
+    let dry_run = options.dry_run;
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::Builder::new()
+            .prefix("tagline-checkout-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
+        let checkout =
+            Checkout::clone(&remote, &checkout_branch, dir.path()).map_err(|e| e.to_string())?;
+        let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
+            .map_err(|e| e.to_string())?;
+        if update.files.is_empty() {
+            return Ok((format!("no changes on {checkout_branch}"), update));
+        }
+        let summary = summary(&update);
+        if dry_run {
+            return Ok((format!("would commit to {push_branch}: {summary}"), update));
+        }
+        update.write().map_err(|e| e.to_string())?;
+        let message = message(&automation, &update);
+        let Some(commit) = checkout
+            .commit(&author, &message)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok((format!("no changes on {checkout_branch}"), update));
+        };
+        checkout
+            .push(&remote, &push_branch)
+            .map_err(|e| e.to_string())?;
+        let short = &commit[..commit.len().min(7)];
+        Ok((
+            format!("pushed commit {short} to {push_branch}: {summary}"),
+            update,
+        ))
+    })
+    .await
+    .map_err(|e| format!("update task failed: {e}"))?
+}

@@ -47,8 +47,8 @@ impl ImageName {
         };
         // Docker's rule: the first component is a registry host if it has a '.', a ':' or is
         // "localhost", and there is more than one component.
-        let is_host = rest.is_some()
-            && (first.contains('.') || first.contains(':') || first == "localhost");
+        let is_host =
+            rest.is_some() && (first.contains('.') || first.contains(':') || first == "localhost");
         let (registry, repository) = if is_host {
             let host = if first == "index.docker.io" || first == "registry-1.docker.io" {
                 DOCKER_HUB
@@ -69,7 +69,10 @@ impl ImageName {
         };
         for component in repository.split('/') {
             if component.is_empty() {
-                return Err(InvalidImage::Syntax(spec.to_string(), "empty path component"));
+                return Err(InvalidImage::Syntax(
+                    spec.to_string(),
+                    "empty path component",
+                ));
             }
             let ok = component.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
@@ -110,7 +113,9 @@ impl fmt::Display for ImageName {
 }
 
 /// What a policy elected: Flux's `status.latestRef`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ImageRef {
     /// The ImageRepository's `spec.image` exactly as written.
     pub name: String,
@@ -140,29 +145,60 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         assert_eq!(norm("alpine"), "docker.io/library/alpine");
-        assert_eq!(norm("stefanprodan/podinfo"), "docker.io/stefanprodan/podinfo");
-        assert_eq!(norm("index.docker.io/library/alpine"), "docker.io/library/alpine");
+        assert_eq!(
+            norm("stefanprodan/podinfo"),
+            "docker.io/stefanprodan/podinfo"
+        );
+        assert_eq!(
+            norm("index.docker.io/library/alpine"),
+            "docker.io/library/alpine"
+        );
         assert_eq!(norm("ghcr.io/org/team/app"), "ghcr.io/org/team/app");
         assert_eq!(norm("127.0.0.1:5000/team/app"), "127.0.0.1:5000/team/app");
         assert_eq!(norm("localhost/app"), "localhost/app");
-        assert_eq!(ImageName::parse("alpine").unwrap().api_host(), "registry-1.docker.io");
+        assert_eq!(
+            ImageName::parse("alpine").unwrap().api_host(),
+            "registry-1.docker.io"
+        );
     }
 
     #[test]
     fn rejects_scheme_tag_digest() {
-        assert!(matches!(ImageName::parse("https://ghcr.io/a/b"), Err(InvalidImage::Scheme(_))));
-        assert!(matches!(ImageName::parse("alpine:3.19"), Err(InvalidImage::TagOrDigest(_))));
-        assert!(matches!(ImageName::parse("127.0.0.1:5000/app:1"), Err(InvalidImage::TagOrDigest(_))));
-        assert!(matches!(ImageName::parse("ghcr.io/a@sha256:00"), Err(InvalidImage::TagOrDigest(_))));
-        assert!(matches!(ImageName::parse("ghcr.io/A/b"), Err(InvalidImage::Syntax(..))));
+        assert!(matches!(
+            ImageName::parse("https://ghcr.io/a/b"),
+            Err(InvalidImage::Scheme(_))
+        ));
+        assert!(matches!(
+            ImageName::parse("alpine:3.19"),
+            Err(InvalidImage::TagOrDigest(_))
+        ));
+        assert!(matches!(
+            ImageName::parse("127.0.0.1:5000/app:1"),
+            Err(InvalidImage::TagOrDigest(_))
+        ));
+        assert!(matches!(
+            ImageName::parse("ghcr.io/a@sha256:00"),
+            Err(InvalidImage::TagOrDigest(_))
+        ));
+        assert!(matches!(
+            ImageName::parse("ghcr.io/A/b"),
+            Err(InvalidImage::Syntax(..))
+        ));
         assert!(matches!(ImageName::parse(""), Err(InvalidImage::Empty)));
     }
 
     #[test]
     fn prints_refs_as_flux_does() {
-        let r = ImageRef { name: "ghcr.io/a/b".into(), tag: "1.2.3".into(), digest: None };
+        let r = ImageRef {
+            name: "ghcr.io/a/b".into(),
+            tag: "1.2.3".into(),
+            digest: None,
+        };
         assert_eq!(r.to_string(), "ghcr.io/a/b:1.2.3");
-        let r = ImageRef { digest: Some("sha256:ab".into()), ..r };
+        let r = ImageRef {
+            digest: Some("sha256:ab".into()),
+            ..r
+        };
         assert_eq!(r.to_string(), "ghcr.io/a/b:1.2.3@sha256:ab");
     }
 }

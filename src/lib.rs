@@ -11,4 +11,5 @@ pub mod git;
 pub mod image;
 pub mod policy;
 pub mod scanner;
+pub mod store;
 pub mod writer;

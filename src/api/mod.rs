@@ -1,2 +1,170 @@
 //! Flux's object kinds as serde types, read from YAML files, and their validating conversion
-//! into domain types.
+//! into domain types: everything after `load_dir` takes checked values (compiled regexes,
+//! parsed ranges and durations, normalised image names).
+
+mod duration;
+mod load;
+mod selector;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+pub use duration::parse_duration;
+pub use load::{load_dir, LoadError};
+pub use selector::Selector;
+
+use crate::image::ImageName;
+use crate::policy::Policy;
+
+/// The kinds tagline acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ImageRepository,
+    ImagePolicy,
+    ImageUpdateAutomation,
+    GitRepository,
+    Secret,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// `namespace/name` of an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamespacedName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl NamespacedName {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        NamespacedName {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for NamespacedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Where an object was read from: the file and the 1-based document position in it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub document: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (document {})", self.file.display(), self.document)
+    }
+}
+
+/// A checked `ImageRepository`.
+#[derive(Debug, Clone)]
+pub struct ImageRepository {
+    pub id: NamespacedName,
+    pub origin: Origin,
+    pub image: ImageName,
+    pub interval: Duration,
+    /// `spec.timeout`, defaulting to the interval (at least one second), as Flux does.
+    pub timeout: Duration,
+    pub secret_ref: Option<String>,
+    pub cert_secret_ref: Option<String>,
+    pub insecure: bool,
+    pub exclusion: Vec<Regex>,
+    pub suspend: bool,
+}
+
+/// A checked `ImagePolicy`.
+#[derive(Debug, Clone)]
+pub struct ImagePolicy {
+    pub id: NamespacedName,
+    pub origin: Origin,
+    pub labels: BTreeMap<String, String>,
+    pub repository: NamespacedName,
+    pub policy: Policy,
+    pub suspend: bool,
+}
+
+/// `git.checkout.ref` / `GitRepository.spec.ref`, one kind of reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    SemVer(String),
+    Name(String),
+    Commit(String),
+}
+
+/// A checked `ImageUpdateAutomation`.
+#[derive(Debug, Clone)]
+pub struct ImageUpdateAutomation {
+    pub id: NamespacedName,
+    pub origin: Origin,
+    pub source: NamespacedName,
+    pub interval: Duration,
+    pub selector: Selector,
+    pub checkout: Option<GitRef>,
+    pub push_branch: Option<String>,
+    pub author_name: String,
+    pub author_email: String,
+    pub message_template: Option<String>,
+    pub message_template_values: BTreeMap<String, String>,
+    /// `update.path`, as written (the writer confines it to the checkout).
+    pub update_path: String,
+    pub suspend: bool,
+}
+
+/// A checked `GitRepository`.
+#[derive(Debug, Clone)]
+pub struct GitRepository {
+    pub id: NamespacedName,
+    pub origin: Origin,
+    pub url: String,
+    pub secret_ref: Option<String>,
+    pub reference: Option<GitRef>,
+    /// `spec.timeout`, default 60s.
+    pub timeout: Duration,
+    pub ignore: Option<String>,
+}
+
+/// A `Secret`'s decoded data. `Debug` shows the key names only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub id: NamespacedName,
+    pub secret_type: Option<String>,
+    pub data: BTreeMap<String, Vec<u8>>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("id", &self.id)
+            .field("type", &self.secret_type)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Every object of a config folder, checked, in a stable order (namespace, name).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub repositories: BTreeMap<NamespacedName, ImageRepository>,
+    pub policies: BTreeMap<NamespacedName, ImagePolicy>,
+    pub automations: BTreeMap<NamespacedName, ImageUpdateAutomation>,
+    pub git_repositories: BTreeMap<NamespacedName, GitRepository>,
+    pub secrets: BTreeMap<NamespacedName, Secret>,
+}

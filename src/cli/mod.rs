@@ -1,6 +1,111 @@
 //! Command line: argument parsing and human output; the only code that prints to stdout.
 
+mod run;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps container image references in Git up to date with what registries publish.
+#[derive(Debug, Parser)]
+#[command(name = "tagline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Reconcile the Flux objects in a folder: scan, pick, update, commit, push.
+    Run(RunArgs),
+    /// Show, as a diff, what `run --once` would commit; pushes nothing.
+    Plan(PlanArgs),
+    /// Check a config folder and list the objects it holds.
+    Check(ConfigArg),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Folder of Flux objects (YAML files, searched recursively).
+    #[arg(long, short = 'c')]
+    config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Reconcile every object once and exit: 0 when all succeeded, 1 when any failed.
+    #[arg(long)]
+    once: bool,
+    /// Where state (tag lists, latest references) persists across runs.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Where state persists (read; plan records scans and latest references like run does).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+/// Exit status when the config or the command line is wrong.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when any object failed.
+pub const EXIT_FAILED: i32 = 1;
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tagline: cannot start the async runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Run(args) => {
+                run::run(&args.config.config, args.state_dir.as_deref(), args.once).await
+            }
+            Command::Plan(args) => {
+                run::plan(&args.config.config, args.state_dir.as_deref(), &mut out).await
+            }
+            Command::Check(args) => run::check(args, &mut out),
+        }
+    });
+    let _ = out.flush();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tagline: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TAGLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -16,7 +16,10 @@ use crate::image::ImageName;
 /// Registry credentials. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A registry identity token (docker config `identitytoken`), exchanged for a bearer token.
     IdentityToken(String),
 }

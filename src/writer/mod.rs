@@ -60,3 +60,8 @@ pub struct Problem {
 pub fn apply(_text: &[u8], _setters: &Setters) -> Result<Applied, Problem> {
     todo!("writer owner")
 }
+
+/// Renders an update as a unified diff (for `tagline plan`).
+pub fn diff(_update: &fs::Update) -> String {
+    todo!("writer owner")
+}

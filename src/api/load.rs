@@ -1,0 +1,645 @@
+//! Reading a config folder: every `.yaml`/`.yml` file below it, every YAML document in each,
+//! the Flux kinds picked out and checked; other kinds ignored. All or nothing: one bad object
+//! makes the whole load fail, each problem naming file, document, object and field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use regex::Regex;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::{
+    parse_duration, types, Config, GitRef, GitRepository, ImagePolicy, ImageRepository,
+    ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector,
+};
+use crate::image::ImageName;
+use crate::policy::{Choice, FilterTags, Order, Policy};
+
+/// One problem in a config folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based document position in the file, when the problem is inside one.
+    pub document: Option<usize>,
+    /// `Kind namespace/name`, when known.
+    pub object: Option<String>,
+    /// The field path, e.g. `spec.policy.semver.range`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(d) = self.document {
+            write!(f, " (document {d})")?;
+        }
+        if let Some(o) = &self.object {
+            write!(f, ": {o}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a config folder could not be loaded: every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Flux's default exclusion list: cosign signature tags.
+pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
+
+/// Loads and checks every Flux object under `dir`.
+pub fn load_dir(dir: &Path) -> Result<Config, LoadError> {
+    let mut loader = Loader::default();
+    let mut files = Vec::new();
+    if let Err(e) = collect_files(dir, &mut files) {
+        loader.problem(
+            dir,
+            None,
+            None,
+            None,
+            format!("cannot read config folder: {e}"),
+        );
+    } else if files.is_empty() && !dir.is_dir() {
+        loader.problem(dir, None, None, None, "not a folder".to_string());
+    }
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => loader.file(&file, &text),
+            Err(e) => loader.problem(&file, None, None, None, format!("cannot read: {e}")),
+        }
+    }
+    loader.finish()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            collect_files(&path, out)?;
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Loader {
+    config: Config,
+    problems: Vec<Problem>,
+}
+
+/// What every object carries, read before its typed parse so errors can name it.
+struct Header {
+    kind: Kind,
+    id: NamespacedName,
+    origin: Origin,
+}
+
+impl Header {
+    fn object(&self) -> String {
+        format!("{} {}", self.kind, self.id)
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for key in path {
+        cur = cur.get(*key)?;
+    }
+    cur.as_str()
+}
+
+impl Loader {
+    fn problem(
+        &mut self,
+        file: &Path,
+        document: Option<usize>,
+        object: Option<String>,
+        field: Option<&str>,
+        message: String,
+    ) {
+        self.problems.push(Problem {
+            file: file.to_path_buf(),
+            document,
+            object,
+            field: field.map(str::to_string),
+            message,
+        });
+    }
+
+    fn object_problem(&mut self, h: &Header, field: &str, message: impl Into<String>) {
+        self.problem(
+            &h.origin.file,
+            Some(h.origin.document),
+            Some(h.object()),
+            Some(field),
+            message.into(),
+        );
+    }
+
+    fn file(&mut self, file: &Path, text: &str) {
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let document = i + 1;
+            let value = match Value::deserialize(doc) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.problem(
+                        file,
+                        Some(document),
+                        None,
+                        None,
+                        format!("invalid YAML: {e}"),
+                    );
+                    // The parser cannot resynchronise after a syntax error.
+                    return;
+                }
+            };
+            self.document(file, document, value);
+        }
+    }
+
+    fn document(&mut self, file: &Path, document: usize, value: Value) {
+        let (Some(api_version), Some(kind)) =
+            (str_at(&value, &["apiVersion"]), str_at(&value, &["kind"]))
+        else {
+            return;
+        };
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = match (group, kind) {
+            ("image.toolkit.fluxcd.io", "ImageRepository") => Kind::ImageRepository,
+            ("image.toolkit.fluxcd.io", "ImagePolicy") => Kind::ImagePolicy,
+            ("image.toolkit.fluxcd.io", "ImageUpdateAutomation") => Kind::ImageUpdateAutomation,
+            ("source.toolkit.fluxcd.io", "GitRepository") => Kind::GitRepository,
+            ("", "Secret") => Kind::Secret,
+            _ => return,
+        };
+        let supported: &[&str] = match kind {
+            Kind::Secret | Kind::GitRepository => &["v1"],
+            _ => &["v1", "v1beta2"],
+        };
+        let name = str_at(&value, &["metadata", "name"]).unwrap_or_default();
+        let namespace = str_at(&value, &["metadata", "namespace"]).unwrap_or("default");
+        let h = Header {
+            kind,
+            id: NamespacedName::new(namespace, name),
+            origin: Origin {
+                file: file.to_path_buf(),
+                document,
+            },
+        };
+        if !supported.contains(&version) {
+            let want = supported
+                .iter()
+                .map(|v| format!("{group}/{v}").trim_start_matches('/').to_string())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            self.object_problem(
+                &h,
+                "apiVersion",
+                format!("{api_version} is not supported; use {want}"),
+            );
+            return;
+        }
+        if name.is_empty() {
+            self.object_problem(&h, "metadata.name", "missing");
+            return;
+        }
+        match kind {
+            Kind::ImageRepository => self.image_repository(h, value),
+            Kind::ImagePolicy => self.image_policy(h, value),
+            Kind::ImageUpdateAutomation => self.automation(h, value),
+            Kind::GitRepository => self.git_repository(h, value),
+            Kind::Secret => self.secret(h, value),
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, h: &Header, value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." { "(object)".into() } else { path };
+                self.object_problem(h, &field, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, h: &Header, field: &str, s: &str) -> Option<Duration> {
+        match parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.object_problem(h, field, e);
+                None
+            }
+        }
+    }
+
+    fn duplicate<V>(
+        &mut self,
+        h: &Header,
+        map: &BTreeMap<NamespacedName, V>,
+        first: impl Fn(&V) -> Origin,
+    ) -> bool {
+        if let Some(existing) = map.get(&h.id) {
+            let msg = format!("defined twice; first at {}", first(existing));
+            self.object_problem(h, "metadata.name", msg);
+            return true;
+        }
+        false
+    }
+
+    fn image_repository(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<types::ImageRepository>(&h, value) else {
+            return;
+        };
+        let spec = obj.spec;
+        let image = match ImageName::parse(&spec.image) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                self.object_problem(&h, "spec.image", e.to_string());
+                None
+            }
+        };
+        let interval = self.duration(&h, "spec.interval", &spec.interval);
+        let timeout = match &spec.timeout {
+            Some(t) => self.duration(&h, "spec.timeout", t),
+            None => interval.map(|i| i.max(Duration::from_secs(1))),
+        };
+        let patterns = spec
+            .exclusion_list
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_EXCLUSION.to_string()]);
+        let mut exclusion = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            match Regex::new(p) {
+                Ok(r) => exclusion.push(r),
+                Err(e) => {
+                    self.object_problem(&h, &format!("spec.exclusionList[{i}]"), e.to_string())
+                }
+            }
+        }
+        if let Some(p) = spec.provider.as_deref().filter(|p| *p != "generic") {
+            self.object_problem(
+                &h,
+                "spec.provider",
+                format!("provider '{p}' is not supported yet; use 'generic' with a secretRef"),
+            );
+            return;
+        }
+        let (Some(image), Some(interval), Some(timeout)) = (image, interval, timeout) else {
+            return;
+        };
+        if exclusion.len() != patterns.len() {
+            return;
+        }
+        let repos = std::mem::take(&mut self.config.repositories);
+        let dup = self.duplicate(&h, &repos, |r| r.origin.clone());
+        self.config.repositories = repos;
+        if dup {
+            return;
+        }
+        self.config.repositories.insert(
+            h.id.clone(),
+            ImageRepository {
+                id: h.id,
+                origin: h.origin,
+                image,
+                interval,
+                timeout,
+                secret_ref: spec.secret_ref.map(|r| r.name),
+                cert_secret_ref: spec.cert_secret_ref.map(|r| r.name),
+                insecure: spec.insecure,
+                exclusion,
+                suspend: spec.suspend,
+            },
+        );
+    }
+
+    fn image_policy(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<types::ImagePolicy>(&h, value) else {
+            return;
+        };
+        let spec = obj.spec;
+        let order = |o: &Option<String>, field: &str, this: &mut Self| -> Option<Order> {
+            match o.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => Some(Order::Asc),
+                Some("desc") => Some(Order::Desc),
+                Some(other) => {
+                    this.object_problem(&h, field, format!("'{other}' is not 'asc' or 'desc'"));
+                    None
+                }
+            }
+        };
+        // Flux: when several are set, the first in the order semver, alphabetical, numerical wins.
+        let choice = if let Some(s) = &spec.policy.semver {
+            Some(Choice::SemVer {
+                range: s.range.clone(),
+            })
+        } else if let Some(a) = &spec.policy.alphabetical {
+            order(&a.order, "spec.policy.alphabetical.order", self)
+                .map(|order| Choice::Alphabetical { order })
+        } else if let Some(n) = &spec.policy.numerical {
+            order(&n.order, "spec.policy.numerical.order", self)
+                .map(|order| Choice::Numerical { order })
+        } else {
+            self.object_problem(
+                &h,
+                "spec.policy",
+                "set one of semver, alphabetical or numerical",
+            );
+            None
+        };
+        let Some(choice) = choice else { return };
+        let filter = spec.filter_tags.as_ref().map(|f| FilterTags {
+            pattern: f.pattern.clone(),
+            extract: f.extract.clone(),
+        });
+        let policy = match Policy::new(&choice, filter.as_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                let field = match (&choice, &filter) {
+                    (_, Some(f)) if Regex::new(&f.pattern).is_err() => "spec.filterTags.pattern",
+                    (Choice::SemVer { .. }, _) => "spec.policy.semver.range",
+                    _ => "spec.policy",
+                };
+                self.object_problem(&h, field, e.to_string());
+                return;
+            }
+        };
+        match spec.digest_reflection_policy.as_deref() {
+            None | Some("Never") => {}
+            Some(other) => {
+                self.object_problem(
+                    &h,
+                    "spec.digestReflectionPolicy",
+                    format!("'{other}' is not supported yet; only Never"),
+                );
+                return;
+            }
+        }
+        let repository = NamespacedName::new(
+            spec.image_repository_ref
+                .namespace
+                .clone()
+                .unwrap_or_else(|| h.id.namespace.clone()),
+            spec.image_repository_ref.name.clone(),
+        );
+        let policies = std::mem::take(&mut self.config.policies);
+        let dup = self.duplicate(&h, &policies, |p| p.origin.clone());
+        self.config.policies = policies;
+        if dup {
+            return;
+        }
+        self.config.policies.insert(
+            h.id.clone(),
+            ImagePolicy {
+                id: h.id,
+                origin: h.origin,
+                labels: obj.metadata.labels,
+                repository,
+                policy,
+                suspend: spec.suspend,
+            },
+        );
+    }
+
+    fn git_ref(&mut self, h: &Header, field: &str, r: &types::GitRepositoryRef) -> Option<GitRef> {
+        // Flux's precedence: commit > name > tag > semver > branch.
+        let chosen = if let Some(c) = &r.commit {
+            GitRef::Commit(c.clone())
+        } else if let Some(n) = &r.name {
+            GitRef::Name(n.clone())
+        } else if let Some(t) = &r.tag {
+            GitRef::Tag(t.clone())
+        } else if let Some(s) = &r.semver {
+            GitRef::SemVer(s.clone())
+        } else if let Some(b) = &r.branch {
+            GitRef::Branch(b.clone())
+        } else {
+            self.object_problem(h, field, "set one of branch, tag, semver, name or commit");
+            return None;
+        };
+        Some(chosen)
+    }
+
+    fn automation(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<types::ImageUpdateAutomation>(&h, value) else {
+            return;
+        };
+        let spec = obj.spec;
+        let interval = self.duration(&h, "spec.interval", &spec.interval);
+        if let Some(kind) = spec
+            .source_ref
+            .kind
+            .as_deref()
+            .filter(|k| *k != "GitRepository")
+        {
+            self.object_problem(
+                &h,
+                "spec.sourceRef.kind",
+                format!("'{kind}' is not GitRepository"),
+            );
+            return;
+        }
+        let Some(git) = spec.git else {
+            self.object_problem(&h, "spec.git", "missing (Flux: InvalidSourceConfiguration)");
+            return;
+        };
+        if git.commit.author.email.is_empty() {
+            self.object_problem(&h, "spec.git.commit.author.email", "missing");
+            return;
+        }
+        if git.commit.signing_key.is_some() {
+            self.object_problem(
+                &h,
+                "spec.git.commit.signingKey",
+                "commit signing is not supported yet",
+            );
+            return;
+        }
+        let selector = match spec.policy_selector.as_ref().map(Selector::new).transpose() {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                self.object_problem(&h, "spec.policySelector", e);
+                return;
+            }
+        };
+        let checkout = match &git.checkout {
+            Some(c) => match self.git_ref(&h, "spec.git.checkout.ref", &c.reference) {
+                Some(r) => Some(r),
+                None => return,
+            },
+            None => None,
+        };
+        let (push_branch, refspec) = match &git.push {
+            Some(p) => (p.branch.clone(), p.refspec.clone()),
+            None => (None, None),
+        };
+        if refspec.is_some() || git.push.as_ref().is_some_and(|p| !p.options.is_empty()) {
+            self.object_problem(
+                &h,
+                "spec.git.push",
+                "refspec and options are not supported yet",
+            );
+            return;
+        }
+        let update = spec.update.unwrap_or_default();
+        if let Some(s) = update.strategy.as_deref().filter(|s| *s != "Setters") {
+            self.object_problem(&h, "spec.update.strategy", format!("'{s}' is not Setters"));
+            return;
+        }
+        let Some(interval) = interval else { return };
+        let source = NamespacedName::new(
+            spec.source_ref
+                .namespace
+                .clone()
+                .unwrap_or_else(|| h.id.namespace.clone()),
+            spec.source_ref.name.clone(),
+        );
+        let automations = std::mem::take(&mut self.config.automations);
+        let dup = self.duplicate(&h, &automations, |a| a.origin.clone());
+        self.config.automations = automations;
+        if dup {
+            return;
+        }
+        self.config.automations.insert(
+            h.id.clone(),
+            ImageUpdateAutomation {
+                id: h.id,
+                origin: h.origin,
+                source,
+                interval,
+                selector,
+                checkout,
+                push_branch,
+                author_name: git.commit.author.name,
+                author_email: git.commit.author.email,
+                message_template: git.commit.message_template,
+                message_template_values: git.commit.message_template_values,
+                update_path: update.path.unwrap_or_default(),
+                suspend: spec.suspend,
+            },
+        );
+    }
+
+    fn git_repository(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<types::GitRepository>(&h, value) else {
+            return;
+        };
+        let spec = obj.spec;
+        let timeout = match &spec.timeout {
+            Some(t) => match self.duration(&h, "spec.timeout", t) {
+                Some(d) => d,
+                None => return,
+            },
+            None => Duration::from_secs(60),
+        };
+        let reference = match &spec.reference {
+            Some(r) => match self.git_ref(&h, "spec.ref", r) {
+                Some(r) => Some(r),
+                None => return,
+            },
+            None => None,
+        };
+        if spec.url.is_empty() {
+            self.object_problem(&h, "spec.url", "missing");
+            return;
+        }
+        let repos = std::mem::take(&mut self.config.git_repositories);
+        let dup = self.duplicate(&h, &repos, |r| r.origin.clone());
+        self.config.git_repositories = repos;
+        if dup {
+            return;
+        }
+        self.config.git_repositories.insert(
+            h.id.clone(),
+            GitRepository {
+                id: h.id,
+                origin: h.origin,
+                url: spec.url,
+                secret_ref: spec.secret_ref.map(|r| r.name),
+                reference,
+                timeout,
+                ignore: spec.ignore,
+            },
+        );
+    }
+
+    fn secret(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<types::Secret>(&h, value) else {
+            return;
+        };
+        let mut data = BTreeMap::new();
+        for (k, v) in &obj.data {
+            let cleaned: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            match base64::engine::general_purpose::STANDARD.decode(cleaned) {
+                Ok(bytes) => {
+                    data.insert(k.clone(), bytes);
+                }
+                Err(_) => {
+                    // Never echo the value: it is a secret.
+                    self.object_problem(&h, &format!("data.{k}"), "not valid base64");
+                    return;
+                }
+            }
+        }
+        for (k, v) in obj.string_data {
+            data.insert(k, v.into_bytes());
+        }
+        if self.config.secrets.contains_key(&h.id) {
+            self.object_problem(&h, "metadata.name", "defined twice");
+            return;
+        }
+        self.config.secrets.insert(
+            h.id.clone(),
+            Secret {
+                id: h.id,
+                secret_type: obj.secret_type,
+                data,
+            },
+        );
+    }
+
+    fn finish(self) -> Result<Config, LoadError> {
+        if self.problems.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(LoadError {
+                problems: self.problems,
+            })
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Embedded state that survives restarts: each repository's last good tag list and each
+//! policy's latest reference. One JSON document in the state directory, replaced atomically
+//! (write to a temp file in the same directory, fsync, rename), so a crash leaves either the old
+//! or the new state, never a torn one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::ImageRef;
+
+/// The state file's name inside the state directory.
+pub const STATE_FILE: &str = "state.json";
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    /// `namespace/name` of an ImageRepository → its last complete tag list.
+    #[serde(default)]
+    tags: BTreeMap<String, Vec<String>>,
+    /// `namespace/name` of an ImagePolicy → its latest reference.
+    #[serde(default)]
+    latest: BTreeMap<String, ImageRef>,
+}
+
+/// The state, in memory, with the file it is saved to (none: nothing persists).
+#[derive(Debug, Default)]
+pub struct Store {
+    path: Option<PathBuf>,
+    state: State,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("saving state to {path}: {source}")]
+    Save {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Store {
+    /// A store that keeps nothing across runs.
+    pub fn in_memory() -> Store {
+        Store::default()
+    }
+
+    /// Opens (creating if needed) the state in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(STATE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(source) => return Err(StoreError::Open { path, source }),
+        };
+        Ok(Store {
+            path: Some(path),
+            state,
+        })
+    }
+
+    pub fn tags(&self, repository: &str) -> Option<&[String]> {
+        self.state.tags.get(repository).map(Vec::as_slice)
+    }
+
+    /// Records a complete tag list (never call this with a failed or truncated scan).
+    pub fn set_tags(&mut self, repository: &str, tags: Vec<String>) {
+        self.state.tags.insert(repository.to_string(), tags);
+    }
+
+    pub fn latest(&self, policy: &str) -> Option<&ImageRef> {
+        self.state.latest.get(policy)
+    }
+
+    pub fn set_latest(&mut self, policy: &str, latest: ImageRef) {
+        self.state.latest.insert(policy.to_string(), latest);
+    }
+
+    /// Writes the state atomically; a no-op for an in-memory store.
+    pub fn save(&self) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let err = |source| StoreError::Save {
+            path: path.clone(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        assert!(s.tags("default/app").is_none());
+        s.set_tags("default/app", vec!["1.0.0".into()]);
+        let r = ImageRef {
+            name: "reg/app".into(),
+            tag: "1.0.0".into(),
+            digest: None,
+        };
+        s.set_latest("default/app", r.clone());
+        s.save().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tags("default/app").unwrap(), ["1.0.0".to_string()]);
+        assert_eq!(s.latest("default/app"), Some(&r));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(STATE_FILE), "{err}");
+    }
+}

@@ -292,9 +292,11 @@ fn branches(
         .unwrap_or_else(|| GitRef::Branch("master".into()));
     let checkout = match reference {
         GitRef::Branch(b) => b,
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "spec.git.checkout.ref: checking out by {other:?} is not supported yet; use a branch"
-        )),
+        ))
+        }
     };
     let push = automation
         .push_branch

@@ -643,3 +643,193 @@ impl Loader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        let dir = folder(files);
+        let err = load_dir(dir.path()).expect_err("load should fail");
+        let prefix = format!("{}/", dir.path().display());
+        err.problems
+            .iter()
+            .map(|p| p.to_string().replace(&prefix, ""))
+            .collect()
+    }
+
+    const REPO: &str = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+spec:
+  image: 127.0.0.1:5000/team/app
+  interval: 5m
+  secretRef:
+    name: regcred
+";
+
+    const GIT: &str = "apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: repo
+  namespace: flux-system
+spec:
+  url: https://example.invalid/repo.git
+  ref:
+    branch: main
+  secretRef:
+    name: git
+";
+
+    #[test]
+    fn reads_kinds_from_nested_files_and_defaults_the_namespace() {
+        let secret = "apiVersion: v1
+kind: Secret
+metadata: {name: git, namespace: flux-system}
+data:
+  username: Z2l0\nstringData:
+  password: s3cret
+";
+        let other = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n";
+        let dir = folder(&[
+            ("a/repo.yaml", REPO),
+            ("b/git.yml", &format!("---\n{GIT}---\n{secret}---\n{other}")),
+            ("notes.txt", "not yaml at all: ["),
+            (".hidden/x.yaml", "{{ broken"),
+        ]);
+        let config = load_dir(dir.path()).unwrap();
+        let repo = &config.repositories[&NamespacedName::new("default", "app")];
+        assert_eq!(repo.image.canonical(), "127.0.0.1:5000/team/app");
+        assert_eq!(repo.interval, Duration::from_secs(300));
+        assert_eq!(repo.timeout, Duration::from_secs(300));
+        assert_eq!(repo.exclusion.len(), 1);
+        assert!(repo.exclusion[0].is_match("sha256-abc.sig"));
+        assert_eq!(repo.origin.document, 1);
+        let git = &config.git_repositories[&NamespacedName::new("flux-system", "repo")];
+        assert_eq!(git.reference, Some(GitRef::Branch("main".into())));
+        assert_eq!(git.timeout, Duration::from_secs(60));
+        assert_eq!(git.origin.document, 1);
+        let s = &config.secrets[&NamespacedName::new("flux-system", "git")];
+        assert_eq!(s.data["username"], b"git");
+        assert_eq!(s.data["password"], b"s3cret");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_file_and_document() {
+        let p = problems(&[(
+            "bad.yaml",
+            "---\nkind: Secret\n---\napiVersion: v1\nkind: [unclosed\n",
+        )]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("bad.yaml (document 2): invalid YAML"),
+            "{}",
+            p[0]
+        );
+        assert!(p[0].contains("line"), "{}", p[0]);
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_name_object_and_field() {
+        let typo = REPO.replace("  interval: 5m", "  intervall: 5m");
+        let p = problems(&[("repo.yaml", &typo)]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("repo.yaml (document 1): ImageRepository default/app: spec.intervall: unknown field `intervall`"), "{}", p[0]);
+
+        let bad = REPO.replace("  interval: 5m", "  interval: 5 minutes");
+        let p = problems(&[("repo.yaml", &bad)]);
+        assert!(
+            p[0].contains("ImageRepository default/app: spec.interval: "),
+            "{}",
+            p[0]
+        );
+
+        let bad = REPO.replace("127.0.0.1:5000/team/app", "https://ghcr.io/team/app:1.0");
+        let p = problems(&[("repo.yaml", &bad)]);
+        assert!(
+            p[0].contains(
+                "spec.image: image 'https://ghcr.io/team/app:1.0' should not include a URL scheme"
+            ),
+            "{}",
+            p[0]
+        );
+
+        let bad = REPO.replace(
+            "  interval: 5m\n",
+            "  interval: 5m\n  exclusionList: ['^ok$', '(unclosed']\n",
+        );
+        let p = problems(&[("repo.yaml", &bad)]);
+        assert!(p[0].contains("spec.exclusionList[1]: "), "{}", p[0]);
+    }
+
+    #[test]
+    fn old_api_versions_are_refused_with_the_supported_ones() {
+        let old = REPO.replace(
+            "image.toolkit.fluxcd.io/v1",
+            "image.toolkit.fluxcd.io/v1beta1",
+        );
+        let p = problems(&[("repo.yaml", &old)]);
+        assert!(p[0].contains("apiVersion: image.toolkit.fluxcd.io/v1beta1 is not supported; use image.toolkit.fluxcd.io/v1 or image.toolkit.fluxcd.io/v1beta2"), "{}", p[0]);
+        let beta2 = REPO.replace(
+            "image.toolkit.fluxcd.io/v1",
+            "image.toolkit.fluxcd.io/v1beta2",
+        );
+        let dir = folder(&[("repo.yaml", &beta2)]);
+        assert!(load_dir(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn duplicates_and_every_problem_are_reported() {
+        let p = problems(&[
+            ("a.yaml", REPO),
+            ("b.yaml", REPO),
+            (
+                "c.yaml",
+                &GIT.replace("  url: https://example.invalid/repo.git\n", ""),
+            ),
+        ]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("b.yaml (document 1): ImageRepository default/app: metadata.name: defined twice; first at "), "{}", p[0]);
+        assert!(
+            p[1].contains(
+                "c.yaml (document 1): GitRepository flux-system/repo: spec: missing field `url`"
+            ),
+            "{}",
+            p[1]
+        );
+    }
+
+    #[test]
+    fn bad_base64_never_echoes_the_secret() {
+        let s = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata:\n  password: 'not*base64*hunter2'\n";
+        let p = problems(&[("s.yaml", s)]);
+        assert!(
+            p[0].contains("Secret default/s: data.password: not valid base64"),
+            "{}",
+            p[0]
+        );
+        assert!(!p[0].contains("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error() {
+        let err = load_dir(Path::new("/nonexistent/tagline")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/tagline: cannot read config folder"),
+            "{err}"
+        );
+    }
+}

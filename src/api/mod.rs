@@ -15,7 +15,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use duration::parse_duration;
-pub use load::{load_dir, LoadError};
+pub use load::{load_dir, LoadError, Problem, DEFAULT_EXCLUSION};
 pub use selector::Selector;
 
 use crate::image::ImageName;

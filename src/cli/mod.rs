@@ -1,6 +1,7 @@
 //! Command line: argument parsing and human output; the only code that prints to stdout.
 
 mod run;
+mod tags;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ enum Command {
     Plan(PlanArgs),
     /// Check a config folder and list the objects it holds.
     Check(ConfigArg),
+    /// List a repository's tags (after the exclusion list), newest byte-wise first.
+    Tags(tags::TagsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +92,7 @@ pub fn main() -> i32 {
                 run::plan(&args.config.config, args.state_dir.as_deref(), &mut out).await
             }
             Command::Check(args) => run::check(args, &mut out),
+            Command::Tags(args) => tags::run(args, &mut out).await,
         }
     });
     let _ = out.flush();

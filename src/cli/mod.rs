@@ -1,5 +1,6 @@
 //! Command line: argument parsing and human output; the only code that prints to stdout.
 
+pub mod eval;
 mod run;
 mod tags;
 
@@ -26,6 +27,8 @@ enum Command {
     Check(ConfigArg),
     /// List a repository's tags (after the exclusion list), newest byte-wise first.
     Tags(tags::TagsArgs),
+    /// Evaluate a policy on a tag list (a file or standard input) and print the chosen tag.
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +96,7 @@ pub fn main() -> i32 {
             }
             Command::Check(args) => run::check(args, &mut out),
             Command::Tags(args) => tags::run(args, &mut out).await,
+            Command::Eval(args) => eval::run(args, &mut out),
         }
     });
     let _ = out.flush();

@@ -136,5 +136,5 @@ fn golden_fixtures() {
         cases.len(),
         failures.join("\n\n")
     );
-    assert!(cases.len() >= 10, "only {} golden cases", cases.len());
+    assert!(cases.len() >= 60, "only {} golden cases", cases.len());
 }

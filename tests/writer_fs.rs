@@ -2,11 +2,11 @@
 //! the change set, and the checkout boundary (symlinks, `update.path` escapes, size cap).
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use tagline::image::ImageRef;
-use tagline::writer::fs::{update, WriterError};
+use tagline::writer::fs::{update, update_with, Options, WriterError};
 use tagline::writer::{render_plan, ObjectId, Setters};
 
 fn setters() -> Setters {
@@ -157,4 +157,230 @@ fn plan_renders_a_diff_and_a_summary() {
         "{plan}"
     );
     assert!(plan.contains("\n-          image: reg/team/app:1.0.0 # {\"$imagepolicy\": \"flux-system:app\"}\n+          image: reg/team/app:1.1.0 # {\"$imagepolicy\": \"flux-system:app\"}\n"), "{plan}");
+}
+
+fn messages(up: &tagline::writer::fs::Update) -> Vec<String> {
+    up.diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect()
+}
+
+#[test]
+fn symlink_to_a_file_outside_the_checkout_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("secret.yaml");
+    fs::write(&target, DEPLOY).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "apps/deploy.yaml", DEPLOY);
+    symlink(&target, dir.path().join("apps/link.yaml")).unwrap();
+    let up = update(dir.path(), "apps", &setters()).unwrap();
+    let paths: Vec<&str> = up.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["deploy.yaml"]);
+    assert_eq!(
+        messages(&up),
+        ["link.yaml: symlink leads out of the checkout; refused"]
+    );
+    up.write().unwrap();
+    assert_eq!(fs::read_to_string(&target).unwrap(), DEPLOY);
+}
+
+#[test]
+fn symlink_to_a_directory_outside_the_checkout_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("deploy.yaml"), DEPLOY).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("apps")).unwrap();
+    symlink(outside.path(), dir.path().join("apps/ext")).unwrap();
+    let up = update(dir.path(), "apps", &setters()).unwrap();
+    assert!(up.files.is_empty());
+    assert_eq!(
+        messages(&up),
+        ["ext: symlink leads out of the checkout; refused"]
+    );
+    // update.path itself through the link is an escape.
+    assert!(matches!(
+        update(dir.path(), "apps/ext", &setters()),
+        Err(WriterError::PathEscapes(_))
+    ));
+    assert_eq!(
+        fs::read_to_string(outside.path().join("deploy.yaml")).unwrap(),
+        DEPLOY
+    );
+}
+
+#[test]
+fn dangling_symlink_is_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "deploy.yaml", DEPLOY);
+    symlink(
+        dir.path().join("gone.yaml"),
+        dir.path().join("dangling.yaml"),
+    )
+    .unwrap();
+    let up = update(dir.path(), "", &setters()).unwrap();
+    assert_eq!(up.files.len(), 1);
+    assert_eq!(messages(&up), ["dangling.yaml: dangling symlink; skipped"]);
+}
+
+#[test]
+fn symlink_inside_the_checkout_is_not_read_through() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "real/deploy.yaml", DEPLOY);
+    fs::create_dir(dir.path().join("apps")).unwrap();
+    symlink(
+        dir.path().join("real/deploy.yaml"),
+        dir.path().join("apps/link.yaml"),
+    )
+    .unwrap();
+    symlink(dir.path().join("real"), dir.path().join("apps/dirlink")).unwrap();
+    let up = update(dir.path(), "apps", &setters()).unwrap();
+    assert!(up.files.is_empty());
+    assert_eq!(
+        messages(&up),
+        ["link.yaml: symlink to a file outside update.path; not followed"]
+    );
+    // Walked from the root, the real file is updated once, at its own path.
+    let up = update(dir.path(), ".", &setters()).unwrap();
+    let paths: Vec<&str> = up.files.iter().map(|f| f.repo_path.as_str()).collect();
+    assert_eq!(paths, ["real/deploy.yaml"]);
+    assert!(up.diagnostics.is_empty(), "{:?}", up.diagnostics);
+}
+
+#[test]
+fn update_path_cannot_escape() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("repo");
+    write(&root, "deploy.yaml", DEPLOY);
+    write(parent.path(), "sibling/deploy.yaml", DEPLOY);
+    for bad in ["..", "../sibling", "a/../../sibling", "/etc", "./../repo"] {
+        assert!(
+            matches!(
+                update(&root, bad, &setters()),
+                Err(WriterError::PathEscapes(_))
+            ),
+            "{bad}"
+        );
+    }
+    symlink(parent.path().join("sibling"), root.join("out")).unwrap();
+    assert!(matches!(
+        update(&root, "out", &setters()),
+        Err(WriterError::PathEscapes(_))
+    ));
+    assert!(matches!(
+        update(&root, "missing", &setters()),
+        Err(WriterError::Walk { .. })
+    ));
+    assert_eq!(
+        fs::read_to_string(parent.path().join("sibling/deploy.yaml")).unwrap(),
+        DEPLOY
+    );
+}
+
+#[test]
+fn a_file_above_the_size_cap_is_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "big.yaml",
+        &format!("{DEPLOY}# {}\n", "x".repeat(2000)),
+    );
+    write(dir.path(), "small.yaml", DEPLOY);
+    let options = Options {
+        max_file_size: 1024,
+        ..Options::default()
+    };
+    let up = update_with(dir.path(), ".", &setters(), &options).unwrap();
+    let paths: Vec<&str> = up.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["small.yaml"]);
+    assert_eq!(
+        messages(&up),
+        ["big.yaml: file is larger than 1024 bytes; not read"]
+    );
+}
+
+#[test]
+fn sourceignore_and_extra_patterns_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".sourceignore",
+        "# comment\nignored/\n*.skip.yaml\n",
+    );
+    write(
+        dir.path(),
+        "apps/.sourceignore",
+        "local.yaml\n!keep.skip.yaml\n",
+    );
+    for p in [
+        "ignored/deploy.yaml",
+        "apps/a.skip.yaml",
+        "apps/keep.skip.yaml",
+        "apps/local.yaml",
+        "apps/deploy.yaml",
+        "other/local.yaml",
+        "extra/deploy.yaml",
+    ] {
+        write(dir.path(), p, DEPLOY);
+    }
+    let options = Options {
+        ignore: vec!["/extra/".into()],
+        ..Options::default()
+    };
+    let up = update_with(dir.path(), ".", &setters(), &options).unwrap();
+    let paths: Vec<&str> = up.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "apps/deploy.yaml",
+            "apps/keep.skip.yaml",
+            "other/local.yaml"
+        ]
+    );
+    // The root's .sourceignore applies when update.path is below it.
+    let up = update(dir.path(), "ignored", &setters()).unwrap();
+    assert!(up.files.is_empty());
+    let up = update(dir.path(), "apps", &setters()).unwrap();
+    let paths: Vec<&str> = up.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["deploy.yaml", "keep.skip.yaml"]);
+}
+
+#[test]
+fn unparsable_and_unknown_markers_are_diagnostics_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "other.yaml",
+        "image: a:1 # {\"$imagepolicy\": \"elsewhere:app\"}\n",
+    );
+    write(
+        dir.path(),
+        "broken.yaml",
+        "a: [\nimage: \"{{ x }}\" # {\"$imagepolicy\": \"flux-system:app\"}\n",
+    );
+    write(
+        dir.path(),
+        "nonscalar.yaml",
+        "image: # {\"$imagepolicy\": \"flux-system:app\"}\n  a: b\n",
+    );
+    let up = update(dir.path(), ".", &setters()).unwrap();
+    assert!(up.files.is_empty());
+    let got: Vec<(String, Option<usize>)> = up
+        .diagnostics
+        .iter()
+        .map(|d| (d.path.clone(), d.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("broken.yaml".to_string(), Some(2)),
+            ("nonscalar.yaml".to_string(), Some(1)),
+            ("other.yaml".to_string(), Some(1)),
+        ]
+    );
+    assert!(up.diagnostics[0].message.contains("ambiguous"));
+    assert!(up.diagnostics[1]
+        .message
+        .contains("not on the line of a scalar"));
+    assert!(up.diagnostics[2].message.contains("elsewhere"));
 }

@@ -212,6 +212,15 @@ pub fn update_with(
     for p in std::iter::once(None).chain(parts.iter().map(Some)) {
         if let Some(p) = p {
             dir.push(p);
+            let is_dir = dir.is_dir();
+            if ignores.ignored(&dir, is_dir) {
+                w.out.diagnostics.push(Diagnostic {
+                    path: rel(&root, &dir).unwrap_or_default(),
+                    line: None,
+                    message: "update.path is excluded by .sourceignore; nothing considered".into(),
+                });
+                return Ok(w.out);
+            }
         }
         if dir.is_dir() && dir.starts_with(&root) {
             if let Some(g) = read_ignore(&dir, &mut diags, &root) {

@@ -10,7 +10,15 @@
 //!   computes every file's new content without writing; `Update::write()` writes them atomically.
 //! - `ChangeSet`: file (relative to `update.path`) → object → changes, in a stable order.
 
+mod doc;
+mod edit;
 pub mod fs;
+pub mod marker;
+mod plan;
+mod scalar;
+mod template;
+
+pub use plan::render_plan;
 
 use std::collections::BTreeMap;
 
@@ -56,9 +64,25 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The result of [`apply_report`]: the edit and the diagnostics about markers not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub applied: Applied,
+    /// Markers that changed nothing and why (unknown policy, another namespace, a marker on a
+    /// non-scalar, a file edited line by line because it is not YAML), with 1-based lines.
+    pub notes: Vec<Problem>,
+}
+
 /// Rewrites the marked scalars of one YAML file.
-pub fn apply(_text: &[u8], _setters: &Setters) -> Result<Applied, Problem> {
-    todo!("writer owner")
+pub fn apply(text: &[u8], setters: &Setters) -> Result<Applied, Problem> {
+    apply_report(text, setters).map(|r| r.applied)
+}
+
+/// Rewrites the marked scalars of one YAML file, and says which markers were not applied.
+/// `Err` means the file must be left alone (not UTF-8, not YAML and not safely editable line by
+/// line, or an edit that would change more than the marked values).
+pub fn apply_report(text: &[u8], setters: &Setters) -> Result<Report, Problem> {
+    edit::apply(text, setters)
 }
 
 /// Renders an update as a unified diff (for `tagline plan`).

@@ -1,0 +1,533 @@
+//! Self-test of the end-to-end harness: the real peers work as tests expect (push and list
+//! tags with auth and TLS, clone and push over HTTP(S) and git://, refusals), and no peer or
+//! scratch file outlives the test process. Uses only the harness, never tagline's code.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::proc::{output, run};
+use common::{
+    git, tagline, unique_name, ConfigDir, GitDaemon, GitOptions, GitServer, Registry,
+    RegistryOptions, TestCa,
+};
+
+const USER: &str = "harness-user";
+const PASS: &str = "s3cret-pass";
+
+fn client(ca: Option<&str>) -> reqwest::blocking::Client {
+    let roots = ca.map(|ca| reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .tls_certs_only(roots)
+        .build()
+        .unwrap()
+}
+
+fn push_then_list(registry: &Registry) {
+    let repo = unique_name("team/app");
+    let digest = registry.push_tags(&repo, &["1.0.0", "1.1.0", "2.0.0"]);
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    // More tags later point at the same image.
+    assert_eq!(registry.push_tags(&repo, &["latest"]), digest);
+    let want = vec!["1.0.0", "1.1.0", "2.0.0", "latest"];
+    assert_eq!(registry.list_tags(&repo), want);
+    assert_eq!(registry.list_tags_with_skopeo(&repo), want);
+    assert_eq!(
+        registry.manifest_digest(&repo, "1.1.0"),
+        Some(digest.clone())
+    );
+    assert_eq!(registry.manifest_digest(&repo, "9.9.9"), None);
+    let other = registry.push_variant(&repo, "other", &["3.0.0"]);
+    assert_ne!(other, digest);
+    assert_eq!(registry.manifest_digest(&repo, "3.0.0"), Some(other));
+    assert_eq!(
+        registry.list_tags(&unique_name("team/none")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn registry_plain_pushes_and_lists_tags() {
+    let registry = Registry::start(RegistryOptions::default());
+    assert!(registry.host().starts_with("127.0.0.1:"));
+    assert_eq!(registry.ca_pem(), None);
+    push_then_list(registry);
+    // Shared per configuration: the same instance comes back.
+    assert!(std::ptr::eq(
+        registry,
+        Registry::start(RegistryOptions::default())
+    ));
+}
+
+#[test]
+fn registry_with_htpasswd_requires_the_password() {
+    let registry = Registry::start(RegistryOptions {
+        htpasswd: Some((USER, PASS)),
+        ..Default::default()
+    });
+    push_then_list(registry);
+    let ping = format!("{}/v2/", registry.base_url());
+    let http = client(None);
+    assert_eq!(http.get(&ping).send().unwrap().status(), 401);
+    let wrong = http
+        .get(&ping)
+        .basic_auth(USER, Some("wrong"))
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = http.get(&ping).basic_auth(USER, Some(PASS)).send().unwrap();
+    assert_eq!(right.status(), 200);
+    // The reference client is refused without credentials.
+    let repo = unique_name("team/app");
+    registry.push_tags(&repo, &["1.0.0"]);
+    let mut anonymous = Command::new("skopeo");
+    anonymous
+        .env_clear()
+        .env("HOME", common::proc::scratch_home())
+        .args(["list-tags", "--tls-verify=false", "--no-creds"])
+        .arg(format!("docker://{}/{repo}", registry.host()));
+    assert!(!output("skopeo without creds", &mut anonymous)
+        .status
+        .success());
+    let json: serde_json::Value = serde_json::from_str(&registry.docker_config_json()).unwrap();
+    assert_eq!(json["auths"][registry.host()]["username"], USER);
+    assert_eq!(json["auths"][registry.host()]["password"], PASS);
+}
+
+#[test]
+fn registry_with_tls_and_htpasswd_is_trusted_only_through_the_test_ca() {
+    let registry = Registry::start(RegistryOptions {
+        htpasswd: Some((USER, PASS)),
+        tls: true,
+        mtls: false,
+    });
+    assert_eq!(registry.scheme(), "https");
+    assert_eq!(registry.ca_pem(), Some(TestCa::get().ca_pem()));
+    push_then_list(registry);
+    let ping = format!("{}/v2/", registry.base_url());
+    assert!(
+        client(None).get(&ping).send().is_err(),
+        "untrusted CA accepted"
+    );
+    let trusted = client(registry.ca_pem()).get(&ping).send().unwrap();
+    assert_eq!(trusted.status(), 401);
+    // `localhost` is in the certificate too.
+    let by_name = ping.replace("127.0.0.1", "localhost");
+    let trusted = client(registry.ca_pem()).get(&by_name).send().unwrap();
+    assert_eq!(trusted.status(), 401);
+}
+
+#[test]
+fn registry_with_mtls_refuses_clients_without_a_certificate() {
+    let registry = Registry::start(RegistryOptions {
+        mtls: true,
+        ..Default::default()
+    });
+    assert!(registry.options().tls);
+    assert!(registry.client_identity_pem().is_some());
+    push_then_list(registry);
+    let ping = format!("{}/v2/", registry.base_url());
+    assert!(
+        client(registry.ca_pem()).get(&ping).send().is_err(),
+        "client without cert accepted"
+    );
+}
+
+#[test]
+fn owned_registry_stops_when_dropped() {
+    let registry = Registry::start_owned(RegistryOptions::default());
+    registry.push_tags("team/app", &["1.0.0"]);
+    let ping = format!("{}/v2/", registry.base_url());
+    assert!(registry.is_running());
+    drop(registry);
+    assert!(
+        client(None).get(&ping).send().is_err(),
+        "registry still answers"
+    );
+}
+
+/// Clones `url` with the git CLI, commits a file, pushes, and checks the server saw it.
+fn clone_commit_push(server: &GitServer, repo: &str) {
+    let work = common::proc::scratch_dir("clone");
+    let dir = work.path().join("w");
+    run(
+        "clone",
+        server
+            .git()
+            .arg("clone")
+            .arg("-q")
+            .arg(server.url_with_credentials(repo))
+            .arg(&dir),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("deploy/app.yaml")).unwrap(),
+        "image: app:1.0.0\n"
+    );
+    std::fs::write(dir.join("deploy/app.yaml"), "image: app:1.1.0\n").unwrap();
+    run(
+        "commit",
+        server
+            .git()
+            .arg("-C")
+            .arg(&dir)
+            .args([
+                "-c",
+                "user.name=Pusher",
+                "-c",
+                "user.email=pusher@example.test",
+                "commit",
+                "-qam",
+                "Bump app\n\nbody line",
+            ])
+            .env_remove("GIT_AUTHOR_NAME")
+            .env_remove("GIT_AUTHOR_EMAIL"),
+    );
+    let before = server.head(repo, "main").unwrap();
+    run(
+        "push",
+        server
+            .git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["push", "-q", "origin", "main"]),
+    );
+    let log = server.log(repo, "main");
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].author_name, "Pusher");
+    assert_eq!(log[0].author_email, "pusher@example.test");
+    assert_eq!(log[0].message, "Bump app\n\nbody line");
+    assert_eq!(log[0].parents, vec![before.clone()]);
+    assert_eq!(log[1].sha, before);
+    assert_eq!(
+        server.head(repo, "main").as_deref(),
+        Some(log[0].sha.as_str())
+    );
+    assert_eq!(
+        server.file(repo, "main", "deploy/app.yaml"),
+        "image: app:1.1.0\n"
+    );
+    let diff = server.diff(repo, &before, "main");
+    assert!(
+        diff.contains("-image: app:1.0.0\n+image: app:1.1.0\n"),
+        "{diff}"
+    );
+}
+
+fn seed(server: &GitServer) -> String {
+    let repo = unique_name("fleet");
+    let url = server.create_repo(&repo, "main", &[("deploy/app.yaml", "image: app:1.0.0\n")]);
+    assert_eq!(url, server.url(&repo));
+    repo
+}
+
+fn clone_fails(server: &GitServer, mut cmd: Command, url: &str) -> String {
+    let work = common::proc::scratch_dir("clone");
+    let out = output(
+        "clone",
+        cmd.arg("clone")
+            .arg("-q")
+            .arg(url)
+            .arg(work.path().join("w")),
+    );
+    assert!(
+        !out.status.success(),
+        "clone of {url} succeeded; server {}",
+        server.url("")
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn git_over_http_with_basic_auth_clones_and_pushes_and_refuses_a_wrong_password() {
+    let server = GitServer::start(GitOptions {
+        basic_auth: Some((USER, PASS)),
+        tls: false,
+    });
+    let repo = seed(server);
+    assert!(server.url(&repo).starts_with("http://127.0.0.1:"));
+    clone_commit_push(server, &repo);
+    let wrong = server
+        .url(&repo)
+        .replacen("://", &format!("://{USER}:wrong@"), 1);
+    let err = clone_fails(server, git(), &wrong);
+    assert!(
+        err.contains("Authentication failed") || err.contains("401"),
+        "{err}"
+    );
+    clone_fails(server, git(), &server.url(&repo));
+}
+
+#[test]
+fn git_over_https_with_basic_auth_trusts_only_the_test_ca() {
+    let server = GitServer::start(GitOptions {
+        basic_auth: Some((USER, PASS)),
+        tls: true,
+    });
+    let repo = seed(server);
+    assert!(server.url(&repo).starts_with("https://127.0.0.1:"));
+    assert_eq!(server.ca_pem(), Some(TestCa::get().ca_pem()));
+    clone_commit_push(server, &repo);
+    // Without the CA (the harness scrubbed GIT_SSL_CAINFO; system roots only) it fails.
+    let err = clone_fails(server, git(), &server.url_with_credentials(&repo));
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let wrong = server
+        .url(&repo)
+        .replacen("://", &format!("://{USER}:wrong@"), 1);
+    clone_fails(server, server.git(), &wrong);
+}
+
+#[test]
+fn git_over_plain_http_without_auth() {
+    let server = GitServer::start(GitOptions::default());
+    let repo = seed(server);
+    clone_commit_push(server, &repo);
+}
+
+#[test]
+fn git_daemon_clones_and_pushes() {
+    let daemon = GitDaemon::start();
+    let repo = unique_name("fleet");
+    let url = daemon.create_repo(&repo, "main", &[("a.txt", "a\n")]);
+    assert_eq!(url, format!("git://127.0.0.1:{}/{repo}.git", daemon.port()));
+    let work = common::proc::scratch_dir("clone");
+    let dir = work.path().join("w");
+    run("clone", git().arg("clone").arg("-q").arg(&url).arg(&dir));
+    std::fs::write(dir.join("a.txt"), "b\n").unwrap();
+    run(
+        "commit",
+        git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["commit", "-qam", "change a"]),
+    );
+    run(
+        "push",
+        git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["push", "-q", "origin", "main"]),
+    );
+    assert_eq!(daemon.file(&repo, "main", "a.txt"), "b\n");
+    assert_eq!(daemon.log(&repo, "main")[0].message, "change a");
+}
+
+#[test]
+fn repo_helpers_commit_branches_hooks_and_copy_trees() {
+    let server = GitServer::start(GitOptions::default());
+    let repo = unique_name("fleet");
+    server.create_repo(&repo, "main", &[("x/one.yaml", "1\n"), ("two.yaml", "2\n")]);
+    assert_eq!(server.files(&repo, "main"), vec!["two.yaml", "x/one.yaml"]);
+    assert_eq!(server.head(&repo, "other"), None);
+    let sha = server.commit(&repo, "other", &[("x/one.yaml", "one\n")], "on other");
+    assert_eq!(server.head(&repo, "other"), Some(sha.clone()));
+    assert_eq!(server.branches(&repo), vec!["main", "other"]);
+    assert_eq!(server.file(&repo, "other", "x/one.yaml"), "one\n");
+    assert_eq!(server.file(&repo, "main", "x/one.yaml"), "1\n");
+    let log = server.log(&repo, "other");
+    assert_eq!(log[0].author_name, common::git::HARNESS_NAME);
+    assert_eq!(log[0].parents, vec![log[1].sha.clone()]);
+    assert!(server.raw_commit(&repo, &sha).contains("\n\non other\n"));
+
+    // A pre-receive hook that refuses every push.
+    server.set_hook(
+        &repo,
+        "pre-receive",
+        "#!/bin/sh\necho refused by hook >&2\nexit 1\n",
+    );
+    let work = common::proc::scratch_dir("clone");
+    let dir = work.path().join("w");
+    run(
+        "clone",
+        git()
+            .arg("clone")
+            .arg("-q")
+            .arg(server.url(&repo))
+            .arg(&dir),
+    );
+    run(
+        "commit",
+        git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["commit", "-q", "--allow-empty", "-m", "x"]),
+    );
+    let out = output(
+        "push",
+        git().arg("-C").arg(&dir).args(["push", "origin", "main"]),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused by hook"));
+
+    let tree = common::proc::scratch_dir("tree");
+    std::fs::create_dir_all(tree.path().join("deploy")).unwrap();
+    std::fs::write(tree.path().join("deploy/app.yaml"), "image: a:1\n").unwrap();
+    let copied = unique_name("fleet");
+    server.create_repo_from_dir(&copied, "trunk", tree.path());
+    assert_eq!(
+        server.file(&copied, "trunk", "deploy/app.yaml"),
+        "image: a:1\n"
+    );
+}
+
+#[test]
+fn tagline_command_runs_in_a_clean_environment() {
+    let cmd = tagline();
+    let envs: Vec<_> = cmd.get_envs().collect();
+    let home = envs
+        .iter()
+        .find(|(k, _)| *k == "HOME")
+        .and_then(|(_, v)| *v)
+        .expect("HOME set");
+    assert!(Path::new(home).starts_with(common::proc::scratch_root()));
+    for leaky in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ] {
+        if std::env::var_os(leaky).is_some() {
+            assert!(
+                envs.iter().any(|(k, v)| *k == leaky && v.is_none()),
+                "{leaky} kept"
+            );
+        }
+    }
+    assert!(Path::new(cmd.get_program()).is_file());
+    let config = ConfigDir::new();
+    let file = config.write("sub/objects.yaml", "kind: x\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "kind: x\n");
+    assert!(file.starts_with(config.path()));
+}
+
+/// Env var that turns [`child_process_starts_peers`] into a real peer starter.
+const CHILD_PIDS_FILE: &str = "TAGLINE_HARNESS_CHILD_PIDS_FILE";
+/// Env var that makes [`child_process_starts_peers`] hang after starting its peers.
+const CHILD_HANG: &str = "TAGLINE_HARNESS_CHILD_HANG";
+
+/// Helper run by [`peers_and_scratch_files_die_with_the_test_process`] in a child test process:
+/// starts every kind of peer, writes their pids and the scratch root, and returns.
+#[test]
+#[ignore = "helper: run by peers_and_scratch_files_die_with_the_test_process"]
+fn child_process_starts_peers() {
+    let Some(file) = std::env::var_os(CHILD_PIDS_FILE) else {
+        return;
+    };
+    let registry = Registry::start(RegistryOptions {
+        htpasswd: Some((USER, PASS)),
+        tls: true,
+        mtls: false,
+    });
+    let server = GitServer::start(GitOptions {
+        basic_auth: None,
+        tls: true,
+    });
+    let daemon = GitDaemon::start();
+    let pids: Vec<String> = [registry.pid(), server.pid(), daemon.pid()]
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let tmp = Path::new(&file).with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!(
+            "{}\n{}\n",
+            pids.join(" "),
+            common::proc::scratch_root().display()
+        ),
+    )
+    .unwrap();
+    std::fs::rename(tmp, file).unwrap();
+    if std::env::var_os(CHILD_HANG).is_some() {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+
+fn child_test_process(pids_file: &Path) -> Command {
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_starts_peers",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PIDS_FILE, pids_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    child
+}
+
+/// Whether `pid` is gone or a zombie (killed, waiting for whoever adopted it to reap it).
+fn dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[test]
+fn peers_and_scratch_files_die_with_the_test_process() {
+    let pids_dir = common::proc::scratch_dir("child");
+    let pids_file = pids_dir.path().join("pids");
+    let status = child_test_process(&pids_file).status().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&pids_file).unwrap();
+    let (pids, root) = text.split_once('\n').unwrap();
+    let pids: Vec<&str> = pids.split(' ').collect();
+    assert_eq!(pids.len(), 3);
+    for pid in pids {
+        // Killed and reaped by the child's exit handler: gone at once, not even a zombie.
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "peer {pid} outlived its test process"
+        );
+    }
+    assert!(
+        !Path::new(root.trim()).exists(),
+        "scratch root {root} left behind"
+    );
+}
+
+#[test]
+fn peers_die_with_a_test_process_that_is_killed() {
+    let pids_dir = common::proc::scratch_dir("child");
+    let pids_file = pids_dir.path().join("pids");
+    let mut child = child_test_process(&pids_file)
+        .env(CHILD_HANG, "1")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pids_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never started its peers"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "child exited early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&pids_file).unwrap();
+    let (pids, root) = text.split_once('\n').unwrap();
+    let pids: Vec<&str> = pids.split(' ').collect();
+    assert!(pids.iter().all(|pid| !dead(pid)), "peers not running");
+    child.kill().unwrap(); // SIGKILL: no exit handler runs, only PDEATHSIG.
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pids.iter().all(|pid| dead(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "peers {pids:?} outlived a killed test process"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The killed process's scratch root is left; the next test process sweeps it.
+    assert!(Path::new(root.trim()).exists());
+    common::proc::sweep_stale_roots();
+    assert!(!Path::new(root.trim()).exists());
+}

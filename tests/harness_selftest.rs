@@ -10,7 +10,7 @@ use std::process::Command;
 use common::proc::{output, run};
 use common::{
     git, tagline, unique_name, ConfigDir, GitDaemon, GitOptions, GitServer, Registry,
-    RegistryOptions, TestCa,
+    RegistryOptions, SshServer, TestCa,
 };
 
 const USER: &str = "harness-user";
@@ -225,7 +225,8 @@ fn seed(server: &GitServer) -> String {
     repo
 }
 
-fn clone_fails(server: &GitServer, mut cmd: Command, url: &str) -> String {
+/// Runs `git clone url` with `cmd` (a `git` command), asserts it fails, returns its stderr.
+fn clone_fails_with(mut cmd: Command, url: &str) -> String {
     let work = common::proc::scratch_dir("clone");
     let out = output(
         "clone",
@@ -234,11 +235,7 @@ fn clone_fails(server: &GitServer, mut cmd: Command, url: &str) -> String {
             .arg(url)
             .arg(work.path().join("w")),
     );
-    assert!(
-        !out.status.success(),
-        "clone of {url} succeeded; server {}",
-        server.url("")
-    );
+    assert!(!out.status.success(), "clone of {url} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -254,12 +251,12 @@ fn git_over_http_with_basic_auth_clones_and_pushes_and_refuses_a_wrong_password(
     let wrong = server
         .url(&repo)
         .replacen("://", &format!("://{USER}:wrong@"), 1);
-    let err = clone_fails(server, git(), &wrong);
+    let err = clone_fails_with(git(), &wrong);
     assert!(
         err.contains("Authentication failed") || err.contains("401"),
         "{err}"
     );
-    clone_fails(server, git(), &server.url(&repo));
+    clone_fails_with(git(), &server.url(&repo));
 }
 
 #[test]
@@ -273,12 +270,12 @@ fn git_over_https_with_basic_auth_trusts_only_the_test_ca() {
     assert_eq!(server.ca_pem(), Some(TestCa::get().ca_pem()));
     clone_commit_push(server, &repo);
     // Without the CA (the harness scrubbed GIT_SSL_CAINFO; system roots only) it fails.
-    let err = clone_fails(server, git(), &server.url_with_credentials(&repo));
+    let err = clone_fails_with(git(), &server.url_with_credentials(&repo));
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     let wrong = server
         .url(&repo)
         .replacen("://", &format!("://{USER}:wrong@"), 1);
-    clone_fails(server, server.git(), &wrong);
+    clone_fails_with(server.git(), &wrong);
 }
 
 #[test]
@@ -314,6 +311,78 @@ fn git_daemon_clones_and_pushes() {
     );
     assert_eq!(daemon.file(&repo, "main", "a.txt"), "b\n");
     assert_eq!(daemon.log(&repo, "main")[0].message, "change a");
+}
+
+#[test]
+fn ssh_server_clones_and_pushes_with_the_client_key_only() {
+    let server = SshServer::start();
+    let repo = unique_name("fleet");
+    let url = server.create_repo(&repo, "main", &[("a.txt", "a\n")]);
+    assert!(url.starts_with(&format!(
+        "ssh://{}@127.0.0.1:{}/",
+        server.user(),
+        server.port()
+    )));
+    assert!(server
+        .known_hosts()
+        .starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", server.port())));
+    assert!(server.client_key().contains("OPENSSH PRIVATE KEY"));
+    let work = common::proc::scratch_dir("clone");
+    let dir = work.path().join("w");
+    run(
+        "clone",
+        server.git().arg("clone").arg("-q").arg(&url).arg(&dir),
+    );
+    std::fs::write(dir.join("a.txt"), "b\n").unwrap();
+    run(
+        "commit",
+        git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["commit", "-qam", "over ssh"]),
+    );
+    run(
+        "push",
+        server
+            .git()
+            .arg("-C")
+            .arg(&dir)
+            .args(["push", "-q", "origin", "main"]),
+    );
+    assert_eq!(server.file(&repo, "main", "a.txt"), "b\n");
+    assert_eq!(server.log(&repo, "main")[0].message, "over ssh");
+
+    // Another key is refused; so is an unknown host key.
+    let other = common::proc::scratch_dir("key");
+    let key = other.path().join("k");
+    run(
+        "ssh-keygen",
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key),
+    );
+    let mut wrong_key = server.git();
+    wrong_key.env(
+        "GIT_SSH_COMMAND",
+        format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            key.display()
+        ),
+    );
+    let err = clone_fails_with(wrong_key, &url);
+    assert!(err.contains("Permission denied"), "{err}");
+    let mut unknown_host = server.git();
+    unknown_host.env(
+        "GIT_SSH_COMMAND",
+        format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+             -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/dev/null",
+            server.client_key_path().display()
+        ),
+    );
+    let err = clone_fails_with(unknown_host, &url);
+    assert!(err.contains("Host key verification failed"), "{err}");
 }
 
 #[test]
@@ -427,7 +496,8 @@ fn child_process_starts_peers() {
         tls: true,
     });
     let daemon = GitDaemon::start();
-    let pids: Vec<String> = [registry.pid(), server.pid(), daemon.pid()]
+    let ssh = SshServer::start();
+    let pids: Vec<String> = [registry.pid(), server.pid(), daemon.pid(), ssh.pid()]
         .iter()
         .map(u32::to_string)
         .collect();
@@ -481,7 +551,7 @@ fn peers_and_scratch_files_die_with_the_test_process() {
     let text = std::fs::read_to_string(&pids_file).unwrap();
     let (pids, root) = text.split_once('\n').unwrap();
     let pids: Vec<&str> = pids.split(' ').collect();
-    assert_eq!(pids.len(), 3);
+    assert_eq!(pids.len(), 4);
     for pid in pids {
         // Killed and reaped by the child's exit handler: gone at once, not even a zombie.
         assert!(

@@ -648,3 +648,181 @@ impl Deref for GitDaemon {
         &self.repos
     }
 }
+
+/// A private `sshd` serving its [`Repos`] over SSH at
+/// `ssh://<user>@127.0.0.1:<p>/<abs root>/<name>.git`, with public-key auth only: one ed25519
+/// client key ([`SshServer::client_key_path`]) is authorised, and [`SshServer::known_hosts`]
+/// holds its host key. Derefs to [`Repos`].
+#[derive(Debug)]
+pub struct SshServer {
+    port: u16,
+    user: String,
+    dir: PathBuf,
+    host_public_key: String,
+    repos: Repos,
+    peer: Mutex<Peer>,
+    _dir: tempfile::TempDir,
+}
+
+impl SshServer {
+    /// The SSH server shared by every test of this test binary, started on first use.
+    pub fn start() -> &'static SshServer {
+        static SHARED: OnceLock<SshServer> = OnceLock::new();
+        SHARED.get_or_init(SshServer::start_owned)
+    }
+
+    /// A server of its own for one test; stops when dropped.
+    pub fn start_owned() -> SshServer {
+        let guard = scratch_dir("sshd");
+        let dir = guard.path().to_path_buf();
+        let root = dir.join("repos");
+        for sub in ["repos", "home"] {
+            fs::create_dir_all(dir.join(sub)).expect("create sshd dirs");
+        }
+        // sshd's privilege separation directory; present on Debian once openssh-server ran.
+        fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        for key in ["host_key", "client_key"] {
+            let mut cmd = Command::new("ssh-keygen");
+            scrub_env(&mut cmd, scratch_home());
+            run(
+                "ssh-keygen",
+                cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+                    .arg(dir.join(key)),
+            );
+        }
+        let read = |name: &str| {
+            fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+        };
+        fs::write(dir.join("authorized_keys"), read("client_key.pub")).expect("authorize key");
+        let host_public_key = read("host_key.pub")
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let user = run("id -un", Command::new("id").arg("-un"))
+            .trim()
+            .to_string();
+        let (port, peer) = start_on_free_port("sshd", |port| {
+            let config = dir.join("sshd_config");
+            fs::write(
+                &config,
+                format!(
+                    "Port {port}
+ListenAddress 127.0.0.1
+HostKey {dir}/host_key
+AuthorizedKeysFile {dir}/authorized_keys
+PidFile none
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+StrictModes no
+AllowUsers {user}
+LogLevel ERROR
+SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
+",
+                    dir = dir.display()
+                ),
+            )
+            .expect("write sshd_config");
+            let mut cmd = Command::new("/usr/sbin/sshd");
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .args(["-D", "-e", "-f"])
+                .arg(&config);
+            let mut peer = Peer::spawn("sshd", cmd, &dir.join("sshd.log"))
+                .map_err(|e| format!("spawn sshd: {e}"))?;
+            peer.wait_ready(|| port_open(port))?;
+            Ok((port, peer))
+        });
+        fs::write(
+            dir.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_public_key}\n"),
+        )
+        .expect("write known_hosts");
+        SshServer {
+            port,
+            repos: Repos {
+                url_base: format!("ssh://{user}@127.0.0.1:{port}{}", root.display()),
+                root,
+            },
+            user,
+            dir,
+            host_public_key,
+            peer: Mutex::new(peer),
+            _dir: guard,
+        }
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The user in its URLs (the user the tests run as).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The host key as `<type> <base64>`.
+    pub fn host_public_key(&self) -> &str {
+        &self.host_public_key
+    }
+
+    /// A `known_hosts` line for it: `[127.0.0.1]:<p> <type> <base64>` (newline-terminated).
+    pub fn known_hosts(&self) -> String {
+        format!("[127.0.0.1]:{} {}\n", self.port, self.host_public_key)
+    }
+
+    /// Path of the authorised client's private key (OpenSSH format, no passphrase).
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.join("client_key")
+    }
+
+    /// The authorised client's private key (OpenSSH PEM, no passphrase).
+    pub fn client_key(&self) -> String {
+        fs::read_to_string(self.client_key_path()).expect("read client key")
+    }
+
+    /// Authorises one more public key (an `authorized_keys` line).
+    pub fn authorize_key(&self, public_key_line: &str) {
+        let path = self.dir.join("authorized_keys");
+        let mut keys = fs::read_to_string(&path).expect("read authorized_keys");
+        keys.push_str(public_key_line.trim_end());
+        keys.push('\n');
+        fs::write(&path, keys).expect("write authorized_keys");
+    }
+
+    /// A [`git`] command whose `ssh` uses the client key and trusts only the host key.
+    pub fn git(&self) -> Command {
+        let mut cmd = git();
+        cmd.env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+                 -o StrictHostKeyChecking=yes -o UserKnownHostsFile={}",
+                self.client_key_path().display(),
+                self.dir.join("known_hosts").display()
+            ),
+        );
+        cmd
+    }
+
+    /// sshd's process id.
+    pub fn pid(&self) -> u32 {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).pid()
+    }
+
+    /// Stops the server now.
+    pub fn stop(&self) {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).stop();
+    }
+}
+
+impl Deref for SshServer {
+    type Target = Repos;
+    fn deref(&self) -> &Repos {
+        &self.repos
+    }
+}

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos};
+pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos, SshServer};
 pub use registry::{Registry, RegistryOptions};
 pub use tls::TestCa;
 

@@ -139,6 +139,62 @@ fn registry_with_mtls_refuses_clients_without_a_certificate() {
 }
 
 #[test]
+fn registry_with_token_auth_runs_the_bearer_flow() {
+    let registry = Registry::start_token_auth(RegistryOptions {
+        htpasswd: Some((USER, PASS)),
+        ..Default::default()
+    });
+    let token_server = registry.token_server().expect("token server");
+    let asked = token_server.requests();
+    push_then_list(registry); // skopeo included: it runs the bearer flow itself
+    assert!(token_server.requests() > asked);
+
+    let repo = unique_name("team/app");
+    registry.push_tags(&repo, &["1.0.0"]);
+    let http = client(None);
+    let ping = http
+        .get(format!("{}/v2/", registry.base_url()))
+        .send()
+        .unwrap();
+    assert_eq!(ping.status(), 401);
+    let challenge = ping.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let realm = token_server.realm();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"{realm}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("service=\""), "{challenge}");
+
+    let token = |user: &str, pass: &str, scope: &str| {
+        let url = reqwest::Url::parse_with_params(
+            &realm,
+            [("service", common::token::SERVICE), ("scope", scope)],
+        )
+        .unwrap();
+        http.get(url).basic_auth(user, Some(pass)).send().unwrap()
+    };
+    let scope = format!("repository:{repo}:pull");
+    assert_eq!(token(USER, "wrong", &scope).status(), 401);
+    let body: serde_json::Value =
+        serde_json::from_str(&token(USER, PASS, &scope).text().unwrap()).unwrap();
+    let bearer = body["token"].as_str().unwrap();
+    assert_eq!(body["access_token"].as_str(), Some(bearer));
+    let tags = format!("{}/v2/{repo}/tags/list", registry.base_url());
+    let listed = http.get(&tags).bearer_auth(bearer).send().unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(listed.text().unwrap().contains("\"1.0.0\""));
+    // The registry checks the token's access claim: a token for another repository fails.
+    let other = token_server.token_for("repository:team/other:pull", USER);
+    assert_eq!(
+        http.get(&tags).bearer_auth(other).send().unwrap().status(),
+        401
+    );
+}
+
+#[test]
 fn owned_registry_stops_when_dropped() {
     let registry = Registry::start_owned(RegistryOptions::default());
     registry.push_tags("team/app", &["1.0.0"]);
@@ -600,4 +656,17 @@ fn peers_die_with_a_test_process_that_is_killed() {
     assert!(Path::new(root.trim()).exists());
     common::proc::sweep_stale_roots();
     assert!(!Path::new(root.trim()).exists());
+}
+
+#[test]
+fn registry_with_token_auth_over_tls_hands_anonymous_tokens() {
+    let registry = Registry::start_token_auth(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    });
+    assert_eq!(registry.credentials(), None);
+    push_then_list(registry);
+    let ping = format!("{}/v2/", registry.base_url());
+    let resp = client(registry.ca_pem()).get(&ping).send().unwrap();
+    assert_eq!(resp.status(), 401, "anonymous access without a token");
 }

@@ -22,6 +22,7 @@ pub mod git;
 pub mod proc;
 pub mod registry;
 pub mod tls;
+pub mod token;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -9,13 +9,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+use super::proc::{run, scratch_dir, scratch_home, scrub_env, start_on_free_port, Peer};
+use super::tls::TestCa;
+use super::token::{TokenServer, ISSUER, SERVICE};
 use base64::Engine;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest, Sha256};
-
-use super::proc::{run, scratch_dir, scratch_home, scrub_env, start_on_free_port, Peer};
-use super::tls::TestCa;
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -31,11 +30,13 @@ pub struct RegistryOptions {
     pub mtls: bool,
 }
 
-/// A running `docker-registry`. Shared instances come from [`Registry::start`]; an owned one
-/// from [`Registry::start_owned`] stops when dropped.
+/// A running `docker-registry`. Shared instances come from [`Registry::start`] (basic auth) and
+/// [`Registry::start_token_auth`] (bearer tokens); owned ones from the `start_owned*`
+/// variants stop when dropped.
 #[derive(Debug)]
 pub struct Registry {
     options: RegistryOptions,
+    token: Option<TokenServer>,
     host: String,
     dir: PathBuf,
     client: Client,
@@ -47,19 +48,40 @@ impl Registry {
     /// The registry for `options`, shared by every test of this test binary: started on first
     /// use, on a free port, answering `GET /v2/` before this returns.
     pub fn start(options: RegistryOptions) -> &'static Registry {
-        static SHARED: OnceLock<Mutex<HashMap<RegistryOptions, &'static Registry>>> =
-            OnceLock::new();
+        Registry::shared(options, false)
+    }
+
+    /// Like [`Registry::start`], but with the bearer-token flow (`auth.token`) that Docker Hub,
+    /// GHCR and most hosted registries use: a 401 with `WWW-Authenticate: Bearer realm=…`
+    /// sends clients to a token server ([`Registry::token_server`]) that hands out ES256 JWTs.
+    /// `options.htpasswd`, when set, is what the token server requires as Basic auth.
+    pub fn start_token_auth(options: RegistryOptions) -> &'static Registry {
+        Registry::shared(options, true)
+    }
+
+    fn shared(options: RegistryOptions, token: bool) -> &'static Registry {
+        type Shared = HashMap<(RegistryOptions, bool), &'static Registry>;
+        static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
         let mut shared = SHARED
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         shared
-            .entry(options)
-            .or_insert_with(|| Box::leak(Box::new(Registry::start_owned(options))))
+            .entry((options, token))
+            .or_insert_with(|| Box::leak(Box::new(Registry::launch(options, token))))
     }
 
     /// A registry of its own for one test (e.g. to stop it midway); stops when dropped.
     pub fn start_owned(options: RegistryOptions) -> Registry {
+        Registry::launch(options, false)
+    }
+
+    /// A token-auth registry of its own ([`Registry::start_token_auth`]); stops when dropped.
+    pub fn start_owned_token_auth(options: RegistryOptions) -> Registry {
+        Registry::launch(options, true)
+    }
+
+    fn launch(options: RegistryOptions, token: bool) -> Registry {
         let options = RegistryOptions {
             tls: options.tls || options.mtls,
             ..options
@@ -67,7 +89,8 @@ impl Registry {
         let guard = scratch_dir("registry");
         let dir = guard.path().to_path_buf();
         let ca = (options.tls).then(TestCa::get);
-        if let Some((user, pass)) = options.htpasswd {
+        let token = token.then(|| TokenServer::start(&dir, options.htpasswd));
+        if let (Some((user, pass)), None) = (options.htpasswd, &token) {
             let mut cmd = Command::new("htpasswd");
             let line = run("htpasswd -Bbn", cmd.args(["-Bbn", user, pass]).env_clear());
             fs::write(dir.join("htpasswd"), line.trim_end().to_string() + "\n")
@@ -86,7 +109,8 @@ impl Registry {
         let client = http_client(options);
         let (host, peer) = start_on_free_port("docker-registry", |port| {
             let config = dir.join("config.yml");
-            fs::write(&config, registry_config(&dir, port, options)).expect("write config");
+            let yaml = registry_config(&dir, port, options, token.as_ref());
+            fs::write(&config, yaml).expect("write config");
             let mut cmd = Command::new("docker-registry");
             cmd.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -102,6 +126,7 @@ impl Registry {
         });
         Registry {
             options,
+            token,
             host,
             dir,
             client,
@@ -152,7 +177,12 @@ impl Registry {
             .then(|| (ca.client_cert_pem(), ca.client_key_pem()))
     }
 
-    /// The user and password it requires, if any.
+    /// The token server, for a registry started with token auth.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token.as_ref()
+    }
+
+    /// The user and password it requires (from the token server, with token auth), if any.
     pub fn credentials(&self) -> Option<(&'static str, &'static str)> {
         self.options.htpasswd
     }
@@ -191,6 +221,8 @@ impl Registry {
             let url = format!("{}/v2/{repo}/manifests/{tag}", self.base_url());
             let resp = self.send(
                 "PUT manifest",
+                repo,
+                "pull,push",
                 self.client
                     .put(&url)
                     .header("Content-Type", OCI_MANIFEST)
@@ -204,7 +236,12 @@ impl Registry {
     fn upload_blob(&self, repo: &str, blob: &[u8]) {
         let digest = sha256_digest(blob);
         let start = format!("{}/v2/{repo}/blobs/uploads/", self.base_url());
-        let resp = self.send("start blob upload", self.client.post(&start));
+        let resp = self.send(
+            "start blob upload",
+            repo,
+            "pull,push",
+            self.client.post(&start),
+        );
         let resp = expect_status("start blob upload", &start, resp, StatusCode::ACCEPTED);
         let location = resp
             .headers()
@@ -218,6 +255,8 @@ impl Registry {
         let what = "finish blob upload";
         let resp = self.send(
             what,
+            repo,
+            "pull,push",
             self.client
                 .put(url.clone())
                 .header("Content-Type", "application/octet-stream")
@@ -230,7 +269,7 @@ impl Registry {
     /// repository is unknown or has no tags left.
     pub fn list_tags(&self, repo: &str) -> Vec<String> {
         let url = format!("{}/v2/{repo}/tags/list", self.base_url());
-        let resp = self.send("list tags", self.client.get(&url));
+        let resp = self.send("list tags", repo, "pull", self.client.get(&url));
         if resp.status() == StatusCode::NOT_FOUND {
             return Vec::new();
         }
@@ -256,6 +295,8 @@ impl Registry {
         let url = format!("{}/v2/{repo}/manifests/{tag}", self.base_url());
         let resp = self.send(
             "HEAD manifest",
+            repo,
+            "pull",
             self.client.head(&url).header("Accept", OCI_MANIFEST),
         );
         if resp.status() == StatusCode::NOT_FOUND {
@@ -273,7 +314,7 @@ impl Registry {
     /// Deletes the manifest `digest` of `repo`, which removes every tag pointing at it.
     pub fn delete_manifest(&self, repo: &str, digest: &str) {
         let url = format!("{}/v2/{repo}/manifests/{digest}", self.base_url());
-        let resp = self.send("DELETE manifest", self.client.delete(&url));
+        let resp = self.send("DELETE manifest", repo, "delete", self.client.delete(&url));
         expect_status("DELETE manifest", &url, resp, StatusCode::ACCEPTED);
     }
 
@@ -334,17 +375,45 @@ impl Registry {
         self.peer.lock().unwrap_or_else(|e| e.into_inner()).stop();
     }
 
-    fn send(&self, what: &str, req: RequestBuilder) -> Response {
-        let req = match self.options.htpasswd {
-            Some((user, pass)) => req.basic_auth(user, Some(pass)),
-            None => req,
+    /// Sends `req` with this registry's credentials: Basic auth, or with token auth a bearer
+    /// token for `repository:<repo>:<actions>` fetched from the token server.
+    fn send(&self, what: &str, repo: &str, actions: &str, req: RequestBuilder) -> Response {
+        let req = match (&self.token, self.options.htpasswd) {
+            (Some(token), creds) => {
+                let scope = format!("repository:{repo}:{actions}");
+                let realm = Url::parse_with_params(
+                    &token.realm(),
+                    [("service", SERVICE), ("scope", scope.as_str())],
+                )
+                .expect("token request URL");
+                let mut ask = self.client.get(realm);
+                if let Some((user, pass)) = creds {
+                    ask = ask.basic_auth(user, Some(pass));
+                }
+                let resp = ask
+                    .send()
+                    .unwrap_or_else(|e| panic!("{what}: token request: {e}"));
+                let resp = expect_status("token request", &token.realm(), resp, StatusCode::OK);
+                let body = resp.text().unwrap_or_default();
+                let json: serde_json::Value = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("{what}: token response ({e}): {body}"));
+                let bearer = json["token"].as_str().expect("token in token response");
+                req.bearer_auth(bearer)
+            }
+            (None, Some((user, pass))) => req.basic_auth(user, Some(pass)),
+            (None, None) => req,
         };
         req.send()
             .unwrap_or_else(|e| panic!("{what} on {}: {e}", self.host))
     }
 }
 
-fn registry_config(dir: &std::path::Path, port: u16, options: RegistryOptions) -> String {
+fn registry_config(
+    dir: &std::path::Path,
+    port: u16,
+    options: RegistryOptions,
+    token: Option<&TokenServer>,
+) -> String {
     let mut yaml = format!(
         "version: 0.1
 log:
@@ -376,7 +445,14 @@ http:
             yaml += &format!("    clientcas:\n      - {}\n", ca.ca_path().display());
         }
     }
-    if options.htpasswd.is_some() {
+    if let Some(token) = token {
+        yaml += &format!(
+            "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    \
+             rootcertbundle: {}\n",
+            token.realm(),
+            token.cert_path().display()
+        );
+    } else if options.htpasswd.is_some() {
         yaml += &format!(
             "auth:\n  htpasswd:\n    realm: tagline-harness\n    path: {}\n",
             dir.join("htpasswd").display()
@@ -414,7 +490,7 @@ fn expect_status(what: &str, url: &str, resp: Response, want: StatusCode) -> Res
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
+    let hash = openssl::sha::sha256(bytes);
     let mut hex = String::with_capacity(64);
     for b in hash.iter() {
         hex.push_str(&format!("{b:02x}"));

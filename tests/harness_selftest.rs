@@ -670,3 +670,59 @@ fn registry_with_token_auth_over_tls_hands_anonymous_tokens() {
     let resp = client(registry.ca_pem()).get(&ping).send().unwrap();
     assert_eq!(resp.status(), 401, "anonymous access without a token");
 }
+
+#[test]
+fn secret_yaml_round_trips_pem_json_and_keys() {
+    let registry = Registry::start(RegistryOptions {
+        htpasswd: Some((USER, PASS)),
+        tls: true,
+        mtls: true,
+    });
+    let secret: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&registry.pull_secret_yaml("regcred")).unwrap();
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["metadata"]["name"], "regcred");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(
+        secret["stringData"][".dockerconfigjson"].as_str(),
+        Some(registry.docker_config_json().as_str())
+    );
+    let certs: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&registry.cert_secret_yaml("certs").unwrap()).unwrap();
+    let ca = TestCa::get();
+    assert_eq!(certs["stringData"]["ca.crt"].as_str(), Some(ca.ca_pem()));
+    assert_eq!(
+        certs["stringData"]["tls.crt"].as_str(),
+        Some(ca.client_cert_pem())
+    );
+    assert_eq!(
+        certs["stringData"]["tls.key"].as_str(),
+        Some(ca.client_key_pem())
+    );
+    assert_eq!(
+        Registry::start(RegistryOptions::default()).cert_secret_yaml("x"),
+        None
+    );
+
+    let git = GitServer::start(GitOptions {
+        basic_auth: Some((USER, PASS)),
+        tls: true,
+    });
+    let auth: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&git.auth_secret_yaml("git-auth")).unwrap();
+    assert_eq!(auth["stringData"]["username"], USER);
+    assert_eq!(auth["stringData"]["password"], PASS);
+    assert_eq!(auth["stringData"]["ca.crt"].as_str(), Some(ca.ca_pem()));
+
+    let ssh = SshServer::start();
+    let auth: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&ssh.auth_secret_yaml("ssh-auth")).unwrap();
+    assert_eq!(
+        auth["stringData"]["identity"].as_str(),
+        Some(ssh.client_key().as_str())
+    );
+    assert_eq!(
+        auth["stringData"]["known_hosts"].as_str(),
+        Some(ssh.known_hosts().as_str())
+    );
+}

@@ -471,6 +471,20 @@ impl GitServer {
         }
     }
 
+    /// An `Opaque` Secret named `name` for a GitRepository's `secretRef`: `username` and
+    /// `password` when the server wants them, `ca.crt` when it speaks HTTPS.
+    pub fn auth_secret_yaml(&self, name: &str) -> String {
+        let mut entries = Vec::new();
+        if let Some((user, pass)) = self.options.basic_auth {
+            entries.push(("username", user));
+            entries.push(("password", pass));
+        }
+        if let Some(ca) = self.ca_pem() {
+            entries.push(("ca.crt", ca));
+        }
+        super::yaml::secret(name, "Opaque", &entries)
+    }
+
     /// A [`git`] command that can reach this server: it trusts the [`TestCa`] when TLS is on.
     /// Credentials go in the URL ([`GitServer::url_with_credentials`]).
     pub fn git(&self) -> Command {
@@ -783,6 +797,19 @@ SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
     /// The authorised client's private key (OpenSSH PEM, no passphrase).
     pub fn client_key(&self) -> String {
         fs::read_to_string(self.client_key_path()).expect("read client key")
+    }
+
+    /// An `Opaque` Secret named `name` for a GitRepository's `secretRef` over SSH:
+    /// `identity` (the client key) and `known_hosts`.
+    pub fn auth_secret_yaml(&self, name: &str) -> String {
+        super::yaml::secret(
+            name,
+            "Opaque",
+            &[
+                ("identity", &self.client_key()),
+                ("known_hosts", &self.known_hosts()),
+            ],
+        )
     }
 
     /// Authorises one more public key (an `authorized_keys` line).

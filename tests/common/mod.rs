@@ -23,6 +23,7 @@ pub mod proc;
 pub mod registry;
 pub mod tls;
 pub mod token;
+pub mod yaml;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -204,6 +204,28 @@ impl Registry {
         format!(r#"{{"auths":{auths}}}"#)
     }
 
+    /// A `kubernetes.io/dockerconfigjson` Secret named `name` holding
+    /// [`Registry::docker_config_json`], for an ImageRepository's `secretRef`.
+    pub fn pull_secret_yaml(&self, name: &str) -> String {
+        super::yaml::secret(
+            name,
+            "kubernetes.io/dockerconfigjson",
+            &[(".dockerconfigjson", &self.docker_config_json())],
+        )
+    }
+
+    /// An `Opaque` Secret named `name` for an ImageRepository's `certSecretRef`: `ca.crt`, plus
+    /// `tls.crt` and `tls.key` when the registry wants a client certificate. `None` for HTTP.
+    pub fn cert_secret_yaml(&self, name: &str) -> Option<String> {
+        let ca = self.ca_pem()?;
+        let mut entries = vec![("ca.crt", ca)];
+        if let Some((cert, key)) = self.client_identity_pem() {
+            entries.push(("tls.crt", cert));
+            entries.push(("tls.key", key));
+        }
+        Some(super::yaml::secret(name, "Opaque", &entries))
+    }
+
     /// Pushes one small real image to `repo` (a gzip'd tar layer, its config, an OCI manifest)
     /// and tags it with every tag in `tags`. The image depends only on `repo`, so pushing more
     /// tags later points them at the same manifest. Returns the manifest digest.

@@ -1,21 +1,38 @@
-//! The end-to-end test harness: real peers (an OCI registry, Git servers) started once per
-//! test binary on 127.0.0.1, the `tagline` binary in a clean environment, and config folders.
+//! The end-to-end test harness: real peers started once per test binary on 127.0.0.1, the
+//! `tagline` binary in a clean environment, and config folders.
 //!
-//! Use from an integration test with `mod common;` and e.g.
+//! - [`Registry`]: Debian's `docker-registry`; [`RegistryOptions`] for htpasswd basic auth,
+//!   TLS, mTLS; [`Registry::start_token_auth`] for the bearer-token flow. `push_tags`,
+//!   `push_variant`, `list_tags`, `list_tags_with_skopeo`, `manifest_digest`,
+//!   `delete_manifest`, `pull_secret_yaml`, `cert_secret_yaml`.
+//! - [`GitServer`]: `git http-backend` behind lighttpd, HTTP or HTTPS, optional basic auth
+//!   ([`GitOptions`]). [`GitDaemon`]: `git://` with push. [`SshServer`]: a private `sshd`.
+//!   All three deref to [`Repos`]: `create_repo`, `commit`, `log`, `file`, `files`, `diff`,
+//!   `head`, `branches`, `set_hook`, `raw_commit`.
+//! - [`TestCa`]: the process's CA; every TLS peer's certificate comes from it.
+//! - [`tagline`], [`ConfigDir`], [`unique_name`], [`yaml::secret`], [`git()`].
 //!
 //! ```ignore
+//! mod common;
+//! use common::*;
+//!
 //! let registry = Registry::start(RegistryOptions::default());
-//! registry.push_tags("team/app", &["1.0.0", "1.1.0"]);
+//! let repo = unique_name("team/app");
+//! registry.push_tags(&repo, &["1.0.0", "1.1.0"]);
 //! let git = GitServer::start(GitOptions::default());
-//! let url = git.create_repo(&unique_name("fleet"), "main", &[("deploy/app.yaml", "...")]);
+//! let fleet = unique_name("fleet");
+//! let url = git.create_repo(&fleet, "main", &[("deploy/app.yaml", "...")]);
 //! let config = ConfigDir::new();
 //! config.write("objects.yaml", "...");
+//! config.write("secret.yaml", &registry.pull_secret_yaml("regcred"));
 //! let out = tagline().args(["run", "--once", "--config"]).arg(config.path()).output();
+//! assert_eq!(git.log(&fleet, "main")[0].author_name, "...");
 //! ```
 //!
-//! Peers and scratch files never outlive the test process (see [`proc`]). The harness never
-//! relies on the host's `SSL_CERT_FILE` / `GIT_SSL_CAINFO` / `CURL_CA_BUNDLE`: every TLS peer
-//! is signed by the process's [`TestCa`], which callers hand over explicitly.
+//! Tests share peers, so each names its repositories with [`unique_name`]. Peers and scratch
+//! files never outlive the test process (see [`proc`]). The harness never relies on the host's
+//! `SSL_CERT_FILE` / `GIT_SSL_CAINFO` / `CURL_CA_BUNDLE`: TLS peers are signed by the
+//! [`TestCa`], which tests hand to tagline explicitly (`ca.crt` in a Secret).
 #![allow(dead_code, unused_imports)]
 
 pub mod git;
@@ -31,6 +48,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos, SshServer};
+pub use yaml::secret;
 pub use registry::{Registry, RegistryOptions};
 pub use tls::TestCa;
 

@@ -1,0 +1,213 @@
+//! Test harness for `tagline::git`: real git repositories made with the git CLI in temp dirs,
+//! and real servers (`git daemon`, `sshd`) on 127.0.0.1, each killed when dropped.
+//! Included by the other `tests/git_*.rs` files with `#[path = "git_harness.rs"] mod harness;`.
+#![allow(dead_code, clippy::new_without_default)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tagline::git::{Author, Remote};
+
+/// A temp dir that also serves as `$HOME` for the git CLI.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// `git <args>` in `dir` with an isolated configuration; panics on failure; stdout.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_cmd(dir, args).output().expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn git_cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.tmp.path())
+            .env_remove("GIT_CONFIG_GLOBAL")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("GIT_AUTHOR_NAME", "Seed")
+            .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+            .env("GIT_COMMITTER_NAME", "Seed")
+            .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// A bare repository `<name>.git` whose branch `branch` holds `files` in one commit.
+    pub fn bare_repo(&self, name: &str, branch: &str, files: &[(&str, &str)]) -> PathBuf {
+        let bare = self.path(&format!("{name}.git"));
+        let seed = self.path(&format!("{name}.seed"));
+        std::fs::create_dir_all(&seed).unwrap();
+        self.git(&seed, &["init", "-q", "-b", branch]);
+        for (path, content) in files {
+            let p = seed.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        self.git(&seed, &["add", "-A"]);
+        self.git(&seed, &["commit", "-q", "-m", "seed"]);
+        self.git(
+            self.tmp.path(),
+            &["init", "-q", "--bare", "-b", branch, bare.to_str().unwrap()],
+        );
+        self.git(&bare, &["config", "receive.advertisePushOptions", "true"]);
+        self.git(&bare, &["config", "http.receivepack", "true"]);
+        self.git(&seed, &["push", "-q", bare.to_str().unwrap(), branch]);
+        bare
+    }
+
+    /// Commits `files` on top of `branch` of `bare` from a separate clone (another writer).
+    pub fn commit_elsewhere(&self, bare: &Path, branch: &str, files: &[(&str, &str)]) -> String {
+        let other = tempfile::tempdir_in(self.tmp.path()).unwrap();
+        let dir = other.path().join("w");
+        self.git(
+            self.tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "-b",
+                branch,
+                bare.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        for (path, content) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        self.git(&dir, &["add", "-A"]);
+        self.git(&dir, &["commit", "-q", "-m", "elsewhere"]);
+        self.git(&dir, &["push", "-q", "origin", branch]);
+        self.git(&dir, &["rev-parse", "HEAD"])
+    }
+
+    /// The commit `rev` points at in `repo`, or None.
+    pub fn rev(&self, repo: &Path, rev: &str) -> Option<String> {
+        let out = self
+            .git_cmd(repo, &["rev-parse", "--verify", "-q", rev])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+
+    /// Installs an executable hook script in a bare repository.
+    pub fn hook(&self, bare: &Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = bare.join("hooks").join(name);
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+pub fn author() -> Author {
+    Author {
+        name: "Tagline Bot".into(),
+        email: "bot@example.com".into(),
+    }
+}
+
+pub fn remote(url: &str) -> Remote {
+    Remote {
+        url: url.to_string(),
+        auth: None,
+        ca_pem: None,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited early: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server process killed (by its PID) and reaped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `git daemon` serving `base` read/write on 127.0.0.1.
+pub fn git_daemon(world: &World, base: &Path) -> Server {
+    let port = free_port();
+    // Run git-daemon itself (not through the `git` wrapper) so that the PID we kill is the
+    // daemon's.
+    let exec_path = world.git(base, &["--exec-path"]);
+    let cmd = world.git_cmd(base, &[]);
+    let mut child = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .current_dir(base)
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("GIT_CONFIG_GLOBAL")
+        .args([
+            "--reuseaddr".to_string(),
+            "--listen=127.0.0.1".to_string(),
+            format!("--port={port}"),
+            format!("--base-path={}", base.display()),
+            "--export-all".to_string(),
+            "--enable=receive-pack".to_string(),
+            "--informative-errors".to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn git daemon");
+    wait_for_port(port, &mut child);
+    Server { child, port }
+}

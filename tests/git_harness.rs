@@ -211,3 +211,136 @@ pub fn git_daemon(world: &World, base: &Path) -> Server {
     wait_for_port(port, &mut child);
     Server { child, port }
 }
+
+/// A test CA and a server certificate for localhost / 127.0.0.1 (EC P-256), made with the
+/// openssl CLI. Returns (ca.crt path, server cert+key PEM path).
+pub fn make_tls(world: &World, name: &str) -> (PathBuf, PathBuf) {
+    make_tls_for(world, name, "DNS:localhost,IP:127.0.0.1,IP:::1")
+}
+
+/// Like `make_tls`, with the server certificate's subjectAltName given.
+pub fn make_tls_for(world: &World, name: &str, san: &str) -> (PathBuf, PathBuf) {
+    let dir = world.path(&format!("tls-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tagline test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={san}\n")).unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let mut pem = std::fs::read(dir.join("server.crt")).unwrap();
+    pem.extend(std::fs::read(dir.join("server.key")).unwrap());
+    std::fs::write(dir.join("server.pem"), pem).unwrap();
+    (dir.join("ca.crt"), dir.join("server.pem"))
+}
+
+/// lighttpd serving `base` through git-http-backend under `/git`, basic auth `user:pass`,
+/// plain HTTP on `port` and HTTPS (with `server_pem`) on `tls_port`.
+pub struct Http {
+    pub server: Server,
+    pub tls_port: u16,
+}
+
+pub fn lighttpd(world: &World, base: &Path, user: &str, pass: &str, server_pem: &Path) -> Http {
+    let port = free_port();
+    let tls_port = free_port();
+    let dir = world.path(&format!("lighttpd-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("htpasswd"), format!("{user}:{pass}\n")).unwrap();
+    let conf = format!(
+        r#"server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi", "mod_openssl")
+server.document-root = "{dir}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{dir}/error.log"
+server.max-request-size = 0
+auth.backend = "plain"
+auth.backend.plain.userfile = "{dir}/htpasswd"
+$SERVER["socket"] == "127.0.0.1:{tls_port}" {{
+    ssl.engine = "enable"
+    ssl.pemfile = "{pem}"
+}}
+$HTTP["url"] =~ "^/git" {{
+    alias.url = ("/git" => "{backend}")
+    cgi.assign = ("" => "")
+    setenv.add-environment = ("GIT_PROJECT_ROOT" => "{base}", "GIT_HTTP_EXPORT_ALL" => "", "GIT_CONFIG_NOSYSTEM" => "1", "HOME" => "{home}")
+    auth.require = ("" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+}}
+"#,
+        dir = dir.display(),
+        pem = server_pem.display(),
+        backend = "/usr/lib/git-core/git-http-backend",
+        base = base.display(),
+        home = world.tmp.path().display(),
+    );
+    std::fs::write(dir.join("lighttpd.conf"), conf).unwrap();
+    let mut child = Command::new("lighttpd")
+        .args(["-D", "-f"])
+        .arg(dir.join("lighttpd.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn lighttpd");
+    wait_for_port(port, &mut child);
+    wait_for_port(tls_port, &mut child);
+    Http {
+        server: Server { child, port },
+        tls_port,
+    }
+}

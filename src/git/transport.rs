@@ -57,9 +57,11 @@ impl<'r> Session<'r> {
         let url = redact_url(&remote.url);
         let cas = match &remote.ca_pem {
             Some(pem) if !pem.iter().all(u8::is_ascii_whitespace) => X509::stack_from_pem(pem)
-                .map_err(|e| GitError::Config {
+                .ok()
+                .filter(|cas| !cas.is_empty())
+                .ok_or_else(|| GitError::Config {
                     url: url.clone(),
-                    cause: format!("ca.crt is not a PEM certificate: {e}"),
+                    cause: "ca.crt holds no PEM certificate".into(),
                 })?,
             _ => Vec::new(),
         };

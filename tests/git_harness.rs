@@ -344,3 +344,82 @@ $HTTP["url"] =~ "^/git" {{
         tls_port,
     }
 }
+
+/// `ssh-keygen` a key of `kind` (`ed25519`, `ecdsa`, `rsa`, optionally `rsa-pem`) into
+/// `<dir>/<name>`; returns (private key text, public key line).
+pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.arg("-q").arg("-N").arg(passphrase).arg("-C").arg(name);
+    match kind {
+        "rsa-pem" => cmd.args(["-t", "rsa", "-b", "2048", "-m", "PEM"]),
+        "rsa" => cmd.args(["-t", "rsa", "-b", "2048"]),
+        other => cmd.args(["-t", other]),
+    };
+    let out = cmd.arg("-f").arg(&path).output().expect("ssh-keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        std::fs::read_to_string(&path).unwrap(),
+        std::fs::read_to_string(path.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_string(),
+    )
+}
+
+/// A separate `sshd` on 127.0.0.1 with its own host keys, accepting the given public keys
+/// for root.
+pub struct Sshd {
+    pub server: Server,
+    /// known_hosts for the first host key: `[127.0.0.1]:<port> <type> <key>`
+    pub known_hosts: String,
+    /// One known_hosts line per host key.
+    pub host_lines: Vec<String>,
+}
+
+pub fn sshd(world: &World, host_kind: &str, authorized: &[&str]) -> Sshd {
+    sshd_with_host_keys(world, &[host_kind], authorized)
+}
+
+pub fn sshd_with_host_keys(world: &World, host_kinds: &[&str], authorized: &[&str]) -> Sshd {
+    let port = free_port();
+    let dir = world.path(&format!("sshd-{port}"));
+    let mut host_lines = Vec::new();
+    let mut conf = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nAuthorizedKeysFile {d}/authorized_keys\n\
+         UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         PermitRootLogin prohibit-password\nStrictModes no\nPidFile none\n\
+         SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={home}\n",
+        d = dir.display(),
+        home = world.tmp.path().display(),
+    );
+    for (i, kind) in host_kinds.iter().enumerate() {
+        let name = format!("hostkey{i}");
+        let (_, host_pub) = ssh_keygen(&dir, &name, kind, "");
+        conf.push_str(&format!("HostKey {}\n", dir.join(&name).display()));
+        let key: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+        host_lines.push(format!("[127.0.0.1]:{port} {}\n", key.join(" ")));
+    }
+    std::fs::write(dir.join("authorized_keys"), authorized.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("sshd_config"), conf).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+        .spawn()
+        .expect("spawn sshd");
+    wait_for_port(port, &mut child);
+    Sshd {
+        server: Server { child, port },
+        known_hosts: host_lines[0].clone(),
+        host_lines,
+    }
+}

@@ -25,9 +25,10 @@ pub enum GitError {
     /// Checking out files into the work tree failed.
     #[error("checking out branch '{branch}': {cause}")]
     Checkout { branch: String, cause: String },
-    /// The server refused the credentials (or required some and none were configured).
-    #[error("authentication failed for {url}")]
-    Auth { url: String },
+    /// The server refused the credentials (or required some and none were configured), or
+    /// the SSH key could not be used (`hint` then says why, prefixed with ": ").
+    #[error("authentication failed for {url}{hint}")]
+    Auth { url: String, hint: String },
     /// The server's TLS certificate or SSH host key was not accepted.
     #[error("certificate or host key of {url} not trusted: {cause}")]
     Certificate { url: String, cause: String },
@@ -191,7 +192,11 @@ mod tests {
         assert!(rej("non-fast-forward").is_retryable());
         assert!(rej("non-fast-forward").is_conflict());
         assert!(!rej("pre-receive hook declined").is_retryable());
-        assert!(!GitError::Auth { url: "u".into() }.is_retryable());
+        assert!(!GitError::Auth {
+            url: "u".into(),
+            hint: String::new()
+        }
+        .is_retryable());
         assert!(GitError::Timeout {
             step: "clone",
             url: "u".into(),

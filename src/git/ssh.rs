@@ -1,6 +1,10 @@
 //! SSH host key verification against the `known_hosts` text of the GitRepository Secret
 //! (never `$HOME/.ssh`): plain and hashed (`|1|salt|hmac`) host patterns, `[host]:port`.
 
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use openssl::hash::MessageDigest;
@@ -9,6 +13,8 @@ use openssl::sign::Signer;
 
 /// One known_hosts entry: host patterns and the key blob (wire format).
 struct Entry {
+    /// The line as libssh2 can read it (None for markers and key types it does not know).
+    line: Option<String>,
     patterns: Vec<Pattern>,
     key_type: String,
     key: Vec<u8>,
@@ -19,6 +25,16 @@ enum Pattern {
     Plain { text: String, negated: bool },
     Hashed { salt: Vec<u8>, hash: Vec<u8> },
 }
+
+/// Host key types libssh2 reads from a known_hosts file.
+const LIBSSH2_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "ssh-dss",
+];
 
 /// Parsed `known_hosts`.
 pub struct KnownHosts {
@@ -57,7 +73,10 @@ impl KnownHosts {
                 continue;
             };
             let patterns = first.split(',').filter_map(parse_pattern).collect();
+            let line = (!revoked && LIBSSH2_KEY_TYPES.contains(&key_type))
+                .then(|| format!("{first} {key_type} {key_b64}"));
             entries.push(Entry {
+                line,
                 patterns,
                 key_type: key_type.to_string(),
                 key,
@@ -101,6 +120,76 @@ impl KnownHosts {
             ))
         }
     }
+}
+
+/// libgit2 reads `<home>/.ssh/known_hosts` during every SSH handshake, to choose which host
+/// key algorithm to ask for (and it fails on a line it cannot parse). So that neither the
+/// service account's `$HOME/.ssh` nor libssh2's default preference decides the handshake,
+/// libgit2's home is pointed (once, process-wide) at a private directory, and each SSH
+/// session writes its own known_hosts there while it holds the `HomeLease`. The lease is
+/// given back as soon as the host key has been seen (in the certificate callback), so only
+/// the connection set-ups of concurrent SSH sessions are serialised. The file holds public
+/// keys only; the verdict on the host key is still `KnownHosts::check`'s alone.
+pub(crate) struct HomeLease {
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub(crate) fn lease_home(known_hosts: &KnownHosts) -> Result<HomeLease, String> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static HOME: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let home = HOME.get_or_init(set_private_home).clone()?;
+    let mut text = String::new();
+    for line in known_hosts.entries.iter().filter_map(|e| e.line.as_deref()) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let tmp = home.join(".ssh/known_hosts.tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("writing known_hosts: {e}"))?;
+    std::fs::rename(&tmp, home.join(".ssh/known_hosts"))
+        .map_err(|e| format!("writing known_hosts: {e}"))?;
+    Ok(HomeLease { _guard: guard })
+}
+
+fn set_private_home() -> Result<PathBuf, String> {
+    let home = private_home()?;
+    let c = CString::new(home.as_os_str().as_encoded_bytes())
+        .map_err(|e| format!("libgit2 home: {e}"))?;
+    // SAFETY: GIT_OPT_SET_HOMEDIR takes one C string, copied by libgit2; the library is
+    // initialised by the git2 calls made before any session.
+    let rc = unsafe {
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_SET_HOMEDIR as std::ffi::c_int,
+            c.as_ptr(),
+        )
+    };
+    if rc < 0 {
+        return Err("cannot set libgit2's home directory".into());
+    }
+    Ok(home)
+}
+
+fn private_home() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let home = std::env::temp_dir().join(format!(
+        "tagline-libgit2-home-{}-{nanos}",
+        std::process::id()
+    ));
+    // `create` (not `create_all`) fails if someone else made the path first.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&home)
+        .and_then(|_| {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(home.join(".ssh"))
+        })
+        .map_err(|e| format!("creating {}: {e}", home.display()))?;
+    Ok(home)
 }
 
 impl Entry {

@@ -48,6 +48,8 @@ pub(crate) struct Session<'r> {
     deadline: Instant,
     cas: Rc<Vec<X509>>,
     known_hosts: Option<Rc<ssh::KnownHosts>>,
+    /// Held from before the SSH connection until its host key was seen.
+    home_lease: Rc<RefCell<Option<ssh::HomeLease>>>,
     flags: Rc<Flags>,
 }
 
@@ -74,6 +76,13 @@ impl<'r> Session<'r> {
             )),
             _ => None,
         };
+        let lease = match &known_hosts {
+            Some(kh) => Some(ssh::lease_home(kh).map_err(|cause| GitError::Local {
+                dir: "libgit2 home".into(),
+                cause,
+            })?),
+            None => None,
+        };
         if let Some(Auth::Ssh { identity, .. }) = &remote.auth {
             if identity.trim().is_empty() {
                 return Err(GitError::Config {
@@ -99,6 +108,7 @@ impl<'r> Session<'r> {
             deadline: started + remote.timeout,
             cas: Rc::new(cas),
             known_hosts,
+            home_lease: Rc::new(RefCell::new(lease)),
             flags: Rc::new(Flags::default()),
         })
     }
@@ -181,6 +191,7 @@ impl<'r> Session<'r> {
         let known_hosts = self.known_hosts.clone();
         let flags = self.flags.clone();
         let port = ssh::port_of(&self.remote.url);
+        let home_lease = self.home_lease.clone();
         cb.certificate_check(move |cert, host| {
             if let Some(x509) = cert.as_x509() {
                 if cas.is_empty() {
@@ -197,6 +208,8 @@ impl<'r> Session<'r> {
                 };
             }
             if let Some(hostkey) = cert.as_hostkey() {
+                // The handshake is done: other sessions may set up theirs.
+                home_lease.borrow_mut().take();
                 let verdict = match (&known_hosts, hostkey.hostkey()) {
                     (Some(kh), Some(key)) => kh.check(host, port, key),
                     (None, _) => Err("no known_hosts configured for SSH".to_string()),
@@ -249,7 +262,26 @@ impl<'r> Session<'r> {
             };
         }
         if self.flags.auth_failed.get() || e.code() == ErrorCode::Auth {
-            return GitError::Auth { url };
+            return GitError::Auth {
+                url,
+                hint: String::new(),
+            };
+        }
+        if e.class() == ErrorClass::Ssh && e.message().contains("failed to authenticate SSH") {
+            // libssh2 could not use the private key (wrong passphrase, unsupported format).
+            let detail = e
+                .message()
+                .split_once(": ")
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            return GitError::Auth {
+                url,
+                hint: format!(
+                    ": the SSH key could not be used: wrong or missing passphrase, or \
+                     unsupported key ({})",
+                    self.scrub(detail)
+                ),
+            };
         }
         if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
             let mut cause = self.scrub(e.message());

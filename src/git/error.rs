@@ -19,6 +19,13 @@ pub enum GitError {
         branch: String,
         cause: String,
     },
+    /// Fetching a branch into an existing clone failed.
+    #[error("fetching branch '{branch}' from {url}: {cause}")]
+    Fetch {
+        url: String,
+        branch: String,
+        cause: String,
+    },
     /// The remote has no such branch.
     #[error("branch '{branch}' not found in {url}")]
     BranchNotFound { url: String, branch: String },
@@ -72,6 +79,7 @@ impl GitError {
             | GitError::Sign { .. } => false,
             GitError::Local { .. }
             | GitError::Clone { .. }
+            | GitError::Fetch { .. }
             | GitError::Checkout { .. }
             | GitError::Timeout { .. }
             | GitError::Commit { .. }

@@ -8,6 +8,19 @@
 //!   every change in the work tree, commits; None when nothing changed.
 //! - `Checkout::push(&self, &Remote, branch) -> Result<(), GitError>`: a rejected ref is an error.
 //!
+//! Added by the git owner:
+//! - `Auth::Ssh { identity, password, known_hosts }`; host keys are checked against
+//!   `known_hosts` only.
+//! - `GitError::{is_retryable, is_conflict}`; `redact_url`.
+//! - `Checkout::commit_at` (explicit time), `current_branch`, `head_commit`.
+//! - Review branch: `fetch(&Remote, branch) -> Option<tip>`, `switch_branch(branch, at)`,
+//!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
+//!   remote_tip, last_pushed) -> PushOutcome` (skips when the remote has the same tree on the
+//!   same parents).
+//! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
+//!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
+//!   change and pushes again (a bounded number of times).
+//!
 //! Nothing from the repository is executed: libgit2 runs no hooks and no external filter
 //! drivers, and the host's system/global git configuration is ignored.
 
@@ -79,6 +92,25 @@ pub struct Checkout {
     pub head: String,
 }
 
+/// What a forced push expects the remote branch to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The branch must not exist.
+    Absent,
+    /// The branch must point at this commit.
+    At(String),
+}
+
+/// What `Checkout::push_review` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// HEAD (this commit) was pushed.
+    Pushed(String),
+    /// The remote branch already had the same content on the same base (this commit);
+    /// nothing was pushed.
+    Unchanged(String),
+}
+
 /// Name of the remote recorded in the clone.
 const ORIGIN: &str = "origin";
 
@@ -91,6 +123,7 @@ fn tracking_ref(branch: &str) -> String {
 }
 
 fn check_branch_name(url: &str, branch: &str) -> Result<(), GitError> {
+    // `url` is only used in the error message.
     if branch.is_empty() || !git2::Reference::is_valid_name(&branch_ref(branch)) {
         return Err(GitError::Config {
             url: redact_url(url),
@@ -124,7 +157,12 @@ impl Checkout {
                 url: session.url(),
                 cause: session.scrub(e.message()),
             })?;
-        let tip = fetch_branch(&repo, &session, branch)?;
+        let tip = fetch_branch(&repo, &session, branch, true)?.ok_or_else(|| {
+            GitError::BranchNotFound {
+                url: session.url(),
+                branch: branch.to_string(),
+            }
+        })?;
         let checkout = Checkout {
             dir: dir.to_path_buf(),
             branch: branch.to_string(),
@@ -222,58 +260,224 @@ impl Checkout {
             })?
             .to_string();
         let dst = branch_ref(branch);
-        push_refspecs(&repo, remote, &[format!("{src}:{dst}")], &[])?;
+        push_refspecs(&repo, remote, &[format!("{src}:{dst}")], &[], &[])?;
         if let Some(oid) = head.target() {
             let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
         }
         Ok(())
     }
+
+    /// The branch HEAD is on.
+    pub fn current_branch(&self) -> Result<String, GitError> {
+        let repo = self.open()?;
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        head.name()
+            .ok()
+            .and_then(|n| n.strip_prefix("refs/heads/"))
+            .map(str::to_string)
+            .ok_or_else(|| GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            })
+    }
+
+    /// The commit HEAD points at.
+    pub fn head_commit(&self) -> Result<String, GitError> {
+        let repo = self.open()?;
+        let oid = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(local_err(&self.dir))?
+            .id();
+        Ok(oid.to_string())
+    }
+
+    /// Fetches `branch` of `remote` into `refs/remotes/origin/<branch>` and returns its tip,
+    /// None when the remote has no such branch. The work tree is not touched.
+    pub fn fetch(&self, remote: &Remote, branch: &str) -> Result<Option<String>, GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let session = Session::new(remote, "fetching from")?;
+        let repo = self.open()?;
+        Ok(fetch_branch(&repo, &session, branch, false)?.map(|o| o.to_string()))
+    }
+
+    /// Fetches the checkout branch again and resets the local branch, HEAD and the work tree
+    /// to its new tip (local commits and edits are dropped): the step before rebuilding the
+    /// changes after a push was rejected as a conflict. Returns the new tip (also `self.head`).
+    pub fn refresh(&mut self, remote: &Remote) -> Result<String, GitError> {
+        let session = Session::new(remote, "fetching from")?;
+        let repo = self.open()?;
+        let tip = fetch_branch(&repo, &session, &self.branch, false)?.ok_or_else(|| {
+            GitError::BranchNotFound {
+                url: session.url(),
+                branch: self.branch.clone(),
+            }
+        })?;
+        let branch = self.branch.clone();
+        self.reset_branch_to(&repo, &branch, tip)?;
+        self.head = tip.to_string();
+        Ok(self.head.clone())
+    }
+
+    /// Creates local `branch` at `at` (a commit of this clone, e.g. `self.head` or a tip
+    /// returned by `fetch`), replacing any local branch of that name, and checks it out
+    /// (work tree forced to match).
+    pub fn switch_branch(&self, branch: &str, at: &str) -> Result<(), GitError> {
+        check_branch_name("", branch)?;
+        let repo = self.open()?;
+        let oid = Oid::from_str(at).map_err(|e| GitError::Checkout {
+            branch: branch.to_string(),
+            cause: e.message().to_string(),
+        })?;
+        self.reset_branch_to(&repo, branch, oid)
+    }
+
+    /// Pushes HEAD to `refs/heads/<branch>`, forced, but only if the remote ref is as `lease`
+    /// says (like `git push --force-with-lease`); otherwise `GitError::Rejected` with
+    /// `is_conflict()`.
+    pub fn push_force_with_lease(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        lease: &Lease,
+    ) -> Result<(), GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let repo = self.open()?;
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        let src = head
+            .name()
+            .ok()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .ok_or_else(|| GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            })?
+            .to_string();
+        let dst = branch_ref(branch);
+        let expected = match lease {
+            Lease::Absent => None,
+            Lease::At(c) => Some(Oid::from_str(c).map_err(|e| GitError::Config {
+                url: redact_url(&remote.url),
+                cause: format!("lease '{c}': {}", e.message()),
+            })?),
+        };
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("+{src}:{dst}")],
+            &[],
+            &[(dst.clone(), expected)],
+        )?;
+        if let Some(oid) = head.target() {
+            let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
+        }
+        Ok(())
+    }
+
+    /// The review-branch push: HEAD (built on the checkout tip) goes to `branch`, forced with
+    /// a lease on `last_pushed` (what tagline last pushed there) or, when None, on
+    /// `remote_tip` (the tip `fetch` saw; None: the branch must not exist). Nothing is pushed
+    /// when the remote branch already holds the same content (tree) on top of the same
+    /// parents: `PushOutcome::Unchanged` names that remote commit.
+    pub fn push_review(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        remote_tip: Option<&str>,
+        last_pushed: Option<&str>,
+    ) -> Result<PushOutcome, GitError> {
+        let repo = self.open()?;
+        let head = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(local_err(&self.dir))?;
+        if let Some(tip) = remote_tip {
+            let theirs = Oid::from_str(tip)
+                .and_then(|o| repo.find_commit(o))
+                .map_err(|e| GitError::Local {
+                    dir: self.dir.display().to_string(),
+                    cause: format!("remote tip {tip} (fetch it first): {}", e.message()),
+                })?;
+            let same_parents = theirs.parent_ids().eq(head.parent_ids());
+            if theirs.id() == head.id() || (theirs.tree_id() == head.tree_id() && same_parents) {
+                return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
+            }
+        }
+        let lease = match last_pushed.or(remote_tip) {
+            Some(c) => Lease::At(c.to_string()),
+            None => Lease::Absent,
+        };
+        self.push_force_with_lease(remote, branch, &lease)?;
+        Ok(PushOutcome::Pushed(head.id().to_string()))
+    }
 }
 
-/// Fetches `branch` into its tracking ref and returns its tip.
-fn fetch_branch(repo: &Repository, session: &Session, branch: &str) -> Result<Oid, GitError> {
-    let mut remote = repo.find_remote(ORIGIN).map_err(|e| GitError::Local {
-        dir: repo.path().display().to_string(),
-        cause: e.message().to_string(),
-    })?;
+/// Fetches `branch` into its tracking ref (dropping a stale one first) and returns its tip,
+/// None when the remote has no such branch. `clone` says which error variant to use.
+fn fetch_branch(
+    repo: &Repository,
+    session: &Session,
+    branch: &str,
+    clone: bool,
+) -> Result<Option<Oid>, GitError> {
+    let mut remote = repo
+        .remote_anonymous(&session.remote.url)
+        .map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
     let headers = session.headers();
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut fo = FetchOptions::new();
     fo.remote_callbacks(session.callbacks())
         .download_tags(AutotagOption::None)
+        .update_fetchhead(false)
         .custom_headers(&header_refs);
-    let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-    let clone_err = |cause: String| GitError::Clone {
-        url: session.url(),
-        branch: branch.to_string(),
-        cause,
+    let tracking = tracking_ref(branch);
+    let fetch_err = |cause: String| {
+        if clone {
+            GitError::Clone {
+                url: session.url(),
+                branch: branch.to_string(),
+                cause,
+            }
+        } else {
+            GitError::Fetch {
+                url: session.url(),
+                branch: branch.to_string(),
+                cause,
+            }
+        }
     };
+    if let Ok(mut stale) = repo.find_reference(&tracking) {
+        stale
+            .delete()
+            .map_err(|e| fetch_err(e.message().to_string()))?;
+    }
+    let refspec = format!("+{}:{}", branch_ref(branch), tracking);
     remote
         .fetch(&[refspec.as_str()], Some(&mut fo), None)
-        .map_err(|e| session.error(&e, clone_err))?;
+        .map_err(|e| session.error(&e, fetch_err))?;
     if session.past_deadline() {
-        return Err(GitError::Timeout {
-            step: "cloning",
-            url: session.url(),
-            after: session.remote.timeout,
-        });
+        return Err(session.timeout());
     }
-    match repo.refname_to_id(&tracking_ref(branch)) {
-        Ok(oid) => Ok(oid),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => Err(GitError::BranchNotFound {
-            url: session.url(),
-            branch: branch.to_string(),
-        }),
-        Err(e) => Err(clone_err(e.message().to_string())),
+    match repo.refname_to_id(&tracking) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(fetch_err(e.message().to_string())),
     }
 }
 
-/// Pushes `refspecs` with `push_options`, failing on any ref the server refuses.
+/// Pushes `refspecs` with `push_options`, failing on any ref the server refuses. Each lease
+/// `(remote ref, expected)` cancels the push unless the server advertises that ref at
+/// `expected` (None: absent); the server then updates it only from that value (the old value
+/// of a ref update is compare-and-swap in the git protocol).
 fn push_refspecs(
     repo: &Repository,
     remote: &Remote,
     refspecs: &[String],
     push_options: &[String],
+    leases: &[(String, Option<Oid>)],
 ) -> Result<(), GitError> {
     let session = Session::new(remote, "pushing to")?;
     let refname = refspecs
@@ -297,6 +501,31 @@ fn push_refspecs(
         }
         Ok(())
     });
+    let stale: std::rc::Rc<std::cell::RefCell<Option<String>>> = Default::default();
+    let stale_sink = stale.clone();
+    let leases = leases.to_vec();
+    cb.push_negotiation(move |updates| {
+        for u in updates {
+            let Ok(dst) = u.dst_refname() else { continue };
+            for (name, expected) in &leases {
+                if name != dst {
+                    continue;
+                }
+                let actual = (!u.src().is_zero()).then(|| u.src());
+                if actual != *expected {
+                    let show = |o: Option<Oid>| o.map_or("nothing".to_string(), |o| o.to_string());
+                    let why = format!(
+                        "stale info: expected {} at {dst}, the remote has {}",
+                        show(*expected),
+                        show(actual)
+                    );
+                    *stale_sink.borrow_mut() = Some(why.clone());
+                    return Err(git2::Error::from_str(&why));
+                }
+            }
+        }
+        Ok(())
+    });
     let headers = session.headers();
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     let option_refs: Vec<&str> = push_options.iter().map(String::as_str).collect();
@@ -308,6 +537,13 @@ fn push_refspecs(
     let specs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
     let result = r.push(&specs, Some(&mut po));
     drop(po);
+    if let Some(reason) = stale.borrow().clone() {
+        return Err(GitError::Rejected {
+            url: session.url(),
+            refname: refname.clone(),
+            reason,
+        });
+    }
     if let Some((name, reason)) = rejected.borrow().first() {
         return Err(GitError::Rejected {
             url: session.url(),

@@ -125,6 +125,14 @@ impl<'r> Session<'r> {
         }
     }
 
+    pub fn timeout(&self) -> GitError {
+        GitError::Timeout {
+            step: self.step,
+            url: self.url(),
+            after: self.remote.timeout,
+        }
+    }
+
     pub fn past_deadline(&self) -> bool {
         Instant::now() >= self.deadline
     }

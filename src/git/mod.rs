@@ -7,16 +7,53 @@
 //! - `Checkout::commit(&self, &Author, message) -> Result<Option<String>, GitError>`: stages
 //!   every change in the work tree, commits; None when nothing changed.
 //! - `Checkout::push(&self, &Remote, branch) -> Result<(), GitError>`: a rejected ref is an error.
+//!
+//! Added by the git owner:
+//! - `Auth::Ssh { identity, password, known_hosts }`; host keys are checked against
+//!   `known_hosts` only.
+//! - `GitError::{is_retryable, is_conflict}`; `redact_url`.
+//! - `Checkout::commit_at` (explicit time), `current_branch`, `head_commit`.
+//! - Review branch: `fetch(&Remote, branch) -> Option<tip>`, `switch_branch(branch, at)`,
+//!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
+//!   remote_tip, last_pushed) -> PushOutcome` (skips when the remote has the same tree on the
+//!   same parents).
+//! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
+//!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
+//!   change and pushes again (a bounded number of times).
+//!
+//! Nothing from the repository is executed: libgit2 runs no hooks and no external filter
+//! drivers, and the host's system/global git configuration is ignored.
+
+mod error;
+mod ssh;
+mod transport;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use git2::build::CheckoutBuilder;
+use git2::{AutotagOption, FetchOptions, IndexAddOption, Oid, PushOptions, Repository};
+
+pub use error::{redact_url, GitError};
+use transport::Session;
 
 /// How to authenticate to a Git server (the GitRepository Secret's keys). `Debug` hides secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     Bearer(String),
+    /// SSH: `identity` is the private key text (PEM or OpenSSH format), `password` its
+    /// passphrase, `known_hosts` the only host keys accepted. The user comes from the URL
+    /// (`git` when absent).
+    Ssh {
+        identity: String,
+        password: Option<String>,
+        known_hosts: String,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -24,6 +61,7 @@ impl fmt::Debug for Auth {
         match self {
             Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             Auth::Bearer(_) => f.write_str("Bearer(***)"),
+            Auth::Ssh { .. } => f.write_str("Ssh(***)"),
         }
     }
 }
@@ -46,6 +84,7 @@ pub struct Author {
 }
 
 /// A clone with a branch checked out.
+#[derive(Debug, Clone)]
 pub struct Checkout {
     pub dir: PathBuf,
     pub branch: String,
@@ -53,22 +92,481 @@ pub struct Checkout {
     pub head: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    #[error("{0}")]
-    Other(String),
+/// What a forced push expects the remote branch to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The branch must not exist.
+    Absent,
+    /// The branch must point at this commit.
+    At(String),
+}
+
+/// What `Checkout::push_review` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// HEAD (this commit) was pushed.
+    Pushed(String),
+    /// The remote branch already had the same content on the same base (this commit);
+    /// nothing was pushed.
+    Unchanged(String),
+}
+
+/// Name of the remote recorded in the clone.
+const ORIGIN: &str = "origin";
+
+fn branch_ref(branch: &str) -> String {
+    format!("refs/heads/{branch}")
+}
+
+fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/{ORIGIN}/{branch}")
+}
+
+fn check_branch_name(url: &str, branch: &str) -> Result<(), GitError> {
+    // `url` is only used in the error message.
+    if branch.is_empty() || !git2::Reference::is_valid_name(&branch_ref(branch)) {
+        return Err(GitError::Config {
+            url: redact_url(url),
+            cause: format!("'{branch}' is not a valid branch name"),
+        });
+    }
+    Ok(())
+}
+
+fn local_err(dir: &Path) -> impl Fn(git2::Error) -> GitError + '_ {
+    move |e| GitError::Local {
+        dir: dir.display().to_string(),
+        cause: e.message().to_string(),
+    }
 }
 
 impl Checkout {
-    pub fn clone(_remote: &Remote, _branch: &str, _dir: &Path) -> Result<Checkout, GitError> {
-        todo!("git owner")
+    /// Clones `branch` of `remote` (that branch only, no tags) into `dir` (created if absent,
+    /// must be empty) and checks it out.
+    pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let session = Session::new(remote, "cloning")?;
+        std::fs::create_dir_all(dir).map_err(|e| GitError::Local {
+            dir: dir.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        let repo = Repository::init(dir).map_err(local_err(dir))?;
+        let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
+        repo.remote_with_fetch(ORIGIN, &remote.url, &refspec)
+            .map_err(|e| GitError::Config {
+                url: session.url(),
+                cause: session.scrub(e.message()),
+            })?;
+        let tip = fetch_branch(&repo, &session, branch, true)?.ok_or_else(|| {
+            GitError::BranchNotFound {
+                url: session.url(),
+                branch: branch.to_string(),
+            }
+        })?;
+        let checkout = Checkout {
+            dir: dir.to_path_buf(),
+            branch: branch.to_string(),
+            head: tip.to_string(),
+        };
+        checkout.reset_branch_to(&repo, branch, tip)?;
+        Ok(checkout)
     }
 
-    pub fn commit(&self, _author: &Author, _message: &str) -> Result<Option<String>, GitError> {
-        todo!("git owner")
+    fn open(&self) -> Result<Repository, GitError> {
+        Repository::open(&self.dir).map_err(local_err(&self.dir))
     }
 
-    pub fn push(&self, _remote: &Remote, _branch: &str) -> Result<(), GitError> {
-        todo!("git owner")
+    /// Points local `branch` at `tip`, makes it HEAD and forces the work tree to match.
+    fn reset_branch_to(&self, repo: &Repository, branch: &str, tip: Oid) -> Result<(), GitError> {
+        let co_err = |e: git2::Error| GitError::Checkout {
+            branch: branch.to_string(),
+            cause: e.message().to_string(),
+        };
+        let commit = repo.find_commit(tip).map_err(co_err)?;
+        repo.reference(&branch_ref(branch), tip, true, "tagline: checkout")
+            .map_err(co_err)?;
+        repo.set_head(&branch_ref(branch)).map_err(co_err)?;
+        let mut opts = CheckoutBuilder::new();
+        opts.force().remove_untracked(true);
+        repo.checkout_tree(commit.as_object(), Some(&mut opts))
+            .map_err(co_err)?;
+        Ok(())
     }
+
+    /// Stages every change in the work tree (additions, modifications, deletions) and commits
+    /// it with author = committer = `author`, at the current time. `None` (and no commit) when
+    /// the tree is unchanged.
+    pub fn commit(&self, author: &Author, message: &str) -> Result<Option<String>, GitError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.commit_at(author, message, now)
+    }
+
+    /// `commit` at the given time (seconds since the epoch, UTC).
+    pub fn commit_at(
+        &self,
+        author: &Author,
+        message: &str,
+        time: i64,
+    ) -> Result<Option<String>, GitError> {
+        let dir = self.dir.display().to_string();
+        let err = |e: git2::Error| GitError::Commit {
+            dir: dir.clone(),
+            cause: e.message().to_string(),
+        };
+        let repo = self.open()?;
+        let mut index = repo.index().map_err(err)?;
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .map_err(err)?;
+        index.update_all(["*"], None).map_err(err)?;
+        index.write().map_err(err)?;
+        let tree_id = index.write_tree().map_err(err)?;
+        let parent = match repo.head() {
+            Ok(h) => Some(h.peel_to_commit().map_err(err)?),
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => None,
+            Err(e) => return Err(err(e)),
+        };
+        match &parent {
+            Some(p) if p.tree_id() == tree_id => return Ok(None),
+            None if index.is_empty() => return Ok(None),
+            _ => {}
+        }
+        let tree = repo.find_tree(tree_id).map_err(err)?;
+        let sig = git2::Signature::new(&author.name, &author.email, &git2::Time::new(time, 0))
+            .map_err(err)?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let oid = repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .map_err(err)?;
+        Ok(Some(oid.to_string()))
+    }
+
+    /// Pushes HEAD to `refs/heads/<branch>` of `remote` (not forced). A ref the server refuses
+    /// (hook, protection, non-fast-forward) is `GitError::Rejected`.
+    pub fn push(&self, remote: &Remote, branch: &str) -> Result<(), GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let repo = self.open()?;
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        let src = head
+            .name()
+            .ok()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .ok_or_else(|| GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            })?
+            .to_string();
+        let dst = branch_ref(branch);
+        push_refspecs(&repo, remote, &[format!("{src}:{dst}")], &[], &[])?;
+        if let Some(oid) = head.target() {
+            let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
+        }
+        Ok(())
+    }
+
+    /// The branch HEAD is on.
+    pub fn current_branch(&self) -> Result<String, GitError> {
+        let repo = self.open()?;
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        head.name()
+            .ok()
+            .and_then(|n| n.strip_prefix("refs/heads/"))
+            .map(str::to_string)
+            .ok_or_else(|| GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            })
+    }
+
+    /// The commit HEAD points at.
+    pub fn head_commit(&self) -> Result<String, GitError> {
+        let repo = self.open()?;
+        let oid = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(local_err(&self.dir))?
+            .id();
+        Ok(oid.to_string())
+    }
+
+    /// Fetches `branch` of `remote` into `refs/remotes/origin/<branch>` and returns its tip,
+    /// None when the remote has no such branch. The work tree is not touched.
+    pub fn fetch(&self, remote: &Remote, branch: &str) -> Result<Option<String>, GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let session = Session::new(remote, "fetching from")?;
+        let repo = self.open()?;
+        Ok(fetch_branch(&repo, &session, branch, false)?.map(|o| o.to_string()))
+    }
+
+    /// Fetches the checkout branch again and resets the local branch, HEAD and the work tree
+    /// to its new tip (local commits and edits are dropped): the step before rebuilding the
+    /// changes after a push was rejected as a conflict. Returns the new tip (also `self.head`).
+    pub fn refresh(&mut self, remote: &Remote) -> Result<String, GitError> {
+        let session = Session::new(remote, "fetching from")?;
+        let repo = self.open()?;
+        let tip = fetch_branch(&repo, &session, &self.branch, false)?.ok_or_else(|| {
+            GitError::BranchNotFound {
+                url: session.url(),
+                branch: self.branch.clone(),
+            }
+        })?;
+        let branch = self.branch.clone();
+        self.reset_branch_to(&repo, &branch, tip)?;
+        self.head = tip.to_string();
+        Ok(self.head.clone())
+    }
+
+    /// Creates local `branch` at `at` (a commit of this clone, e.g. `self.head` or a tip
+    /// returned by `fetch`), replacing any local branch of that name, and checks it out
+    /// (work tree forced to match).
+    pub fn switch_branch(&self, branch: &str, at: &str) -> Result<(), GitError> {
+        check_branch_name("", branch)?;
+        let repo = self.open()?;
+        let oid = Oid::from_str(at).map_err(|e| GitError::Checkout {
+            branch: branch.to_string(),
+            cause: e.message().to_string(),
+        })?;
+        self.reset_branch_to(&repo, branch, oid)
+    }
+
+    /// Pushes HEAD to `refs/heads/<branch>`, forced, but only if the remote ref is as `lease`
+    /// says (like `git push --force-with-lease`); otherwise `GitError::Rejected` with
+    /// `is_conflict()`.
+    pub fn push_force_with_lease(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        lease: &Lease,
+    ) -> Result<(), GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let repo = self.open()?;
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        let src = head
+            .name()
+            .ok()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .ok_or_else(|| GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            })?
+            .to_string();
+        let dst = branch_ref(branch);
+        let expected = match lease {
+            Lease::Absent => None,
+            Lease::At(c) => Some(Oid::from_str(c).map_err(|e| GitError::Config {
+                url: redact_url(&remote.url),
+                cause: format!("lease '{c}': {}", e.message()),
+            })?),
+        };
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("+{src}:{dst}")],
+            &[],
+            &[(dst.clone(), expected)],
+        )?;
+        if let Some(oid) = head.target() {
+            let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
+        }
+        Ok(())
+    }
+
+    /// The review-branch push: HEAD (built on the checkout tip) goes to `branch`, forced with
+    /// a lease on `last_pushed` (what tagline last pushed there) or, when None, on
+    /// `remote_tip` (the tip `fetch` saw; None: the branch must not exist). Nothing is pushed
+    /// when the remote branch already holds the same content (tree) on top of the same
+    /// parents: `PushOutcome::Unchanged` names that remote commit.
+    pub fn push_review(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        remote_tip: Option<&str>,
+        last_pushed: Option<&str>,
+    ) -> Result<PushOutcome, GitError> {
+        let repo = self.open()?;
+        let head = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(local_err(&self.dir))?;
+        if let Some(tip) = remote_tip {
+            let theirs = Oid::from_str(tip)
+                .and_then(|o| repo.find_commit(o))
+                .map_err(|e| GitError::Local {
+                    dir: self.dir.display().to_string(),
+                    cause: format!("remote tip {tip} (fetch it first): {}", e.message()),
+                })?;
+            let same_parents = theirs.parent_ids().eq(head.parent_ids());
+            if theirs.id() == head.id() || (theirs.tree_id() == head.tree_id() && same_parents) {
+                return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
+            }
+        }
+        let lease = match last_pushed.or(remote_tip) {
+            Some(c) => Lease::At(c.to_string()),
+            None => Lease::Absent,
+        };
+        self.push_force_with_lease(remote, branch, &lease)?;
+        Ok(PushOutcome::Pushed(head.id().to_string()))
+    }
+}
+
+/// Fetches `branch` into its tracking ref (dropping a stale one first) and returns its tip,
+/// None when the remote has no such branch. `clone` says which error variant to use.
+fn fetch_branch(
+    repo: &Repository,
+    session: &Session,
+    branch: &str,
+    clone: bool,
+) -> Result<Option<Oid>, GitError> {
+    let mut remote = repo
+        .remote_anonymous(&session.remote.url)
+        .map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    let headers = session.headers();
+    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut fo = FetchOptions::new();
+    fo.remote_callbacks(session.callbacks())
+        .download_tags(AutotagOption::None)
+        .update_fetchhead(false)
+        .custom_headers(&header_refs);
+    let tracking = tracking_ref(branch);
+    let fetch_err = |cause: String| {
+        if clone {
+            GitError::Clone {
+                url: session.url(),
+                branch: branch.to_string(),
+                cause,
+            }
+        } else {
+            GitError::Fetch {
+                url: session.url(),
+                branch: branch.to_string(),
+                cause,
+            }
+        }
+    };
+    if let Ok(mut stale) = repo.find_reference(&tracking) {
+        stale
+            .delete()
+            .map_err(|e| fetch_err(e.message().to_string()))?;
+    }
+    let refspec = format!("+{}:{}", branch_ref(branch), tracking);
+    remote
+        .fetch(&[refspec.as_str()], Some(&mut fo), None)
+        .map_err(|e| session.error(&e, fetch_err))?;
+    if session.past_deadline() {
+        return Err(session.timeout());
+    }
+    match repo.refname_to_id(&tracking) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(fetch_err(e.message().to_string())),
+    }
+}
+
+/// Pushes `refspecs` with `push_options`, failing on any ref the server refuses. Each lease
+/// `(remote ref, expected)` cancels the push unless the server advertises that ref at
+/// `expected` (None: absent); the server then updates it only from that value (the old value
+/// of a ref update is compare-and-swap in the git protocol).
+fn push_refspecs(
+    repo: &Repository,
+    remote: &Remote,
+    refspecs: &[String],
+    push_options: &[String],
+    leases: &[(String, Option<Oid>)],
+) -> Result<(), GitError> {
+    let session = Session::new(remote, "pushing to")?;
+    let refname = refspecs
+        .iter()
+        .map(|r| r.rsplit(':').next().unwrap_or(r))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut r = repo
+        .remote_anonymous(&remote.url)
+        .map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    let rejected: std::rc::Rc<std::cell::RefCell<Vec<(String, String)>>> = Default::default();
+    let mut cb = session.callbacks();
+    let sink = rejected.clone();
+    cb.push_update_reference(move |name, status| {
+        if let Some(reason) = status {
+            sink.borrow_mut()
+                .push((name.to_string(), reason.to_string()));
+        }
+        Ok(())
+    });
+    let stale: std::rc::Rc<std::cell::RefCell<Option<String>>> = Default::default();
+    let stale_sink = stale.clone();
+    let leases = leases.to_vec();
+    cb.push_negotiation(move |updates| {
+        for u in updates {
+            let Ok(dst) = u.dst_refname() else { continue };
+            for (name, expected) in &leases {
+                if name != dst {
+                    continue;
+                }
+                let actual = (!u.src().is_zero()).then(|| u.src());
+                if actual != *expected {
+                    let show = |o: Option<Oid>| o.map_or("nothing".to_string(), |o| o.to_string());
+                    let why = format!(
+                        "stale info: expected {} at {dst}, the remote has {}",
+                        show(*expected),
+                        show(actual)
+                    );
+                    *stale_sink.borrow_mut() = Some(why.clone());
+                    return Err(git2::Error::from_str(&why));
+                }
+            }
+        }
+        Ok(())
+    });
+    let headers = session.headers();
+    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let option_refs: Vec<&str> = push_options.iter().map(String::as_str).collect();
+    let mut po = PushOptions::new();
+    po.remote_callbacks(cb).custom_headers(&header_refs);
+    if !option_refs.is_empty() {
+        po.remote_push_options(&option_refs);
+    }
+    let specs: Vec<&str> = refspecs.iter().map(String::as_str).collect();
+    let result = r.push(&specs, Some(&mut po));
+    drop(po);
+    if let Some(reason) = stale.borrow().clone() {
+        return Err(GitError::Rejected {
+            url: session.url(),
+            refname: refname.clone(),
+            reason,
+        });
+    }
+    if let Some((name, reason)) = rejected.borrow().first() {
+        return Err(GitError::Rejected {
+            url: session.url(),
+            refname: name.clone(),
+            reason: session.scrub(reason),
+        });
+    }
+    result.map_err(|e| {
+        let msg = e.message().to_string();
+        // libgit2 refuses a non-fast-forward update itself, before sending anything.
+        if e.code() == git2::ErrorCode::NotFastForward
+            || (error::is_conflict_reason(&msg) && !session.past_deadline())
+        {
+            return GitError::Rejected {
+                url: session.url(),
+                refname: refname.clone(),
+                reason: format!("non-fast-forward: {}", session.scrub(&msg)),
+            };
+        }
+        session.error(&e, |cause| GitError::Push {
+            url: session.url(),
+            refname: refname.clone(),
+            cause,
+        })
+    })
 }

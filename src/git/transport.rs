@@ -1,0 +1,355 @@
+//! One network session with a remote: credentials (capped), TLS CA / SSH host key checks,
+//! the deadline, and the mapping of libgit2 failures onto `GitError`.
+
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Once;
+use std::time::Instant;
+
+use git2::{CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode, RemoteCallbacks};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::{X509StoreContext, X509};
+
+use super::error::{redact_url, scrub};
+use super::{ssh, Auth, GitError, Remote};
+
+/// Makes libgit2 ignore the host's system / global / XDG git configuration (`url.insteadOf`,
+/// `core.autocrlf`, `http.sslCAInfo`...): only what the `GitRepository` says applies.
+pub(crate) fn isolate_from_host_config() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for level in [
+            git2::ConfigLevel::System,
+            git2::ConfigLevel::XDG,
+            git2::ConfigLevel::Global,
+            git2::ConfigLevel::ProgramData,
+        ] {
+            // SAFETY: called once, before any repository is opened by this module.
+            let _ = unsafe { git2::opts::set_search_path(level, "") };
+        }
+    });
+}
+
+/// State shared between the libgit2 callbacks of one operation and the code that reads their
+/// verdict afterwards.
+#[derive(Default)]
+struct Flags {
+    auth_failed: Cell<bool>,
+    timed_out: Cell<bool>,
+    cert_problem: RefCell<Option<String>>,
+}
+
+pub(crate) struct Session<'r> {
+    pub remote: &'r Remote,
+    step: &'static str,
+    deadline: Instant,
+    cas: Rc<Vec<X509>>,
+    known_hosts: Option<Rc<ssh::KnownHosts>>,
+    /// Held from before the SSH connection until its host key was seen.
+    home_lease: Rc<RefCell<Option<ssh::HomeLease>>>,
+    flags: Rc<Flags>,
+}
+
+impl<'r> Session<'r> {
+    pub fn new(remote: &'r Remote, step: &'static str) -> Result<Self, GitError> {
+        isolate_from_host_config();
+        let url = redact_url(&remote.url);
+        let cas = match &remote.ca_pem {
+            Some(pem) if !pem.iter().all(u8::is_ascii_whitespace) => X509::stack_from_pem(pem)
+                .ok()
+                .filter(|cas| !cas.is_empty())
+                .ok_or_else(|| GitError::Config {
+                    url: url.clone(),
+                    cause: "ca.crt holds no PEM certificate".into(),
+                })?,
+            _ => Vec::new(),
+        };
+        let known_hosts = match &remote.auth {
+            Some(Auth::Ssh { known_hosts, .. }) => Some(Rc::new(
+                ssh::KnownHosts::parse(known_hosts).map_err(|cause| GitError::Config {
+                    url: url.clone(),
+                    cause,
+                })?,
+            )),
+            _ => None,
+        };
+        let lease = match &known_hosts {
+            Some(kh) => Some(ssh::lease_home(kh).map_err(|cause| GitError::Local {
+                dir: "libgit2 home".into(),
+                cause,
+            })?),
+            None => None,
+        };
+        if let Some(Auth::Ssh { identity, .. }) = &remote.auth {
+            if identity.trim().is_empty() {
+                return Err(GitError::Config {
+                    url,
+                    cause: "the 'identity' key is empty".into(),
+                });
+            }
+        }
+        // Socket-level bound for a server that stops answering. This libgit2 option is
+        // process-wide: the last operation started sets it.
+        let ms = i32::try_from(remote.timeout.as_millis())
+            .unwrap_or(i32::MAX)
+            .max(1);
+        // SAFETY: plain integer options of libgit2.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+        }
+        let started = Instant::now();
+        Ok(Session {
+            remote,
+            step,
+            deadline: started + remote.timeout,
+            cas: Rc::new(cas),
+            known_hosts,
+            home_lease: Rc::new(RefCell::new(lease)),
+            flags: Rc::new(Flags::default()),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        redact_url(&self.remote.url)
+    }
+
+    /// Extra HTTP headers (bearer token).
+    pub fn headers(&self) -> Vec<String> {
+        match &self.remote.auth {
+            Some(Auth::Bearer(token)) => vec![format!("Authorization: Bearer {token}")],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn timeout(&self) -> GitError {
+        GitError::Timeout {
+            step: self.step,
+            url: self.url(),
+            after: self.remote.timeout,
+        }
+    }
+
+    pub fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Callbacks for fetch and push: credentials (one attempt per kind), certificate check,
+    /// deadline in the progress callbacks.
+    pub fn callbacks(&self) -> RemoteCallbacks<'static> {
+        let mut cb = RemoteCallbacks::new();
+
+        let auth = self.remote.auth.clone();
+        let flags = self.flags.clone();
+        let mut userpass_tries = 0u32;
+        let mut key_tries = 0u32;
+        let mut username_tries = 0u32;
+        cb.credentials(move |_url, user_from_url, allowed| {
+            let fail = |flags: &Flags| {
+                flags.auth_failed.set(true);
+                Err(git2::Error::new(
+                    ErrorCode::Auth,
+                    ErrorClass::Callback,
+                    "authentication failed",
+                ))
+            };
+            match &auth {
+                Some(Auth::Basic { username, password })
+                    if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) =>
+                {
+                    userpass_tries += 1;
+                    if userpass_tries > 1 {
+                        return fail(&flags);
+                    }
+                    Cred::userpass_plaintext(username, password)
+                }
+                Some(Auth::Ssh {
+                    identity, password, ..
+                }) => {
+                    let user = user_from_url.unwrap_or("git");
+                    if allowed.contains(CredentialType::USERNAME) {
+                        username_tries += 1;
+                        if username_tries > 1 {
+                            return fail(&flags);
+                        }
+                        return Cred::username(user);
+                    }
+                    if allowed.contains(CredentialType::SSH_MEMORY) {
+                        key_tries += 1;
+                        if key_tries > 1 {
+                            return fail(&flags);
+                        }
+                        return Cred::ssh_key_from_memory(
+                            user,
+                            None,
+                            identity,
+                            password.as_deref(),
+                        );
+                    }
+                    fail(&flags)
+                }
+                _ => fail(&flags),
+            }
+        });
+
+        let cas = self.cas.clone();
+        let known_hosts = self.known_hosts.clone();
+        let flags = self.flags.clone();
+        let port = ssh::port_of(&self.remote.url);
+        let home_lease = self.home_lease.clone();
+        cb.certificate_check(move |cert, host| {
+            if let Some(x509) = cert.as_x509() {
+                if cas.is_empty() {
+                    return Ok(CertificateCheckStatus::CertificatePassthrough);
+                }
+                return match verify_leaf(&cas, x509.data(), host) {
+                    Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
+                    Err(why) => {
+                        // Not signed by the configured CA: let the system store decide, as
+                        // Flux appends ca.crt to the system pool.
+                        *flags.cert_problem.borrow_mut() = Some(why);
+                        Ok(CertificateCheckStatus::CertificatePassthrough)
+                    }
+                };
+            }
+            if let Some(hostkey) = cert.as_hostkey() {
+                // The handshake is done: other sessions may set up theirs.
+                home_lease.borrow_mut().take();
+                let verdict = match (&known_hosts, hostkey.hostkey()) {
+                    (Some(kh), Some(key)) => kh.check(host, port, key),
+                    (None, _) => Err("no known_hosts configured for SSH".to_string()),
+                    (_, None) => Err("the server sent no host key".to_string()),
+                };
+                return match verdict {
+                    Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
+                    Err(why) => {
+                        *flags.cert_problem.borrow_mut() = Some(why.clone());
+                        Err(git2::Error::new(
+                            ErrorCode::Certificate,
+                            ErrorClass::Ssh,
+                            why,
+                        ))
+                    }
+                };
+            }
+            Ok(CertificateCheckStatus::CertificatePassthrough)
+        });
+
+        let deadline = self.deadline;
+        let flags = self.flags.clone();
+        cb.transfer_progress(move |_| {
+            if Instant::now() >= deadline {
+                flags.timed_out.set(true);
+                return false;
+            }
+            true
+        });
+        let flags = self.flags.clone();
+        cb.sideband_progress(move |_| {
+            if Instant::now() >= deadline {
+                flags.timed_out.set(true);
+                return false;
+            }
+            true
+        });
+        cb
+    }
+
+    /// Maps a libgit2 failure of this session onto a `GitError`; `other` builds the
+    /// step-specific variant from the (scrubbed) cause.
+    pub fn error(&self, e: &git2::Error, other: impl FnOnce(String) -> GitError) -> GitError {
+        let url = self.url();
+        if self.flags.timed_out.get() || self.past_deadline() || is_timeout(e) {
+            return GitError::Timeout {
+                step: self.step,
+                url,
+                after: self.remote.timeout,
+            };
+        }
+        if self.flags.auth_failed.get() || e.code() == ErrorCode::Auth {
+            return GitError::Auth {
+                url,
+                hint: String::new(),
+            };
+        }
+        if e.class() == ErrorClass::Ssh && e.message().contains("failed to authenticate SSH") {
+            // libssh2 could not use the private key (wrong passphrase, unsupported format).
+            let detail = e
+                .message()
+                .split_once(": ")
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            return GitError::Auth {
+                url,
+                hint: format!(
+                    ": the SSH key could not be used: wrong or missing passphrase, or \
+                     unsupported key ({})",
+                    self.scrub(detail)
+                ),
+            };
+        }
+        if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
+            let mut cause = self.scrub(e.message());
+            if let Some(why) = self.flags.cert_problem.borrow().as_ref() {
+                cause = format!("{cause} ({why})");
+            }
+            return GitError::Certificate { url, cause };
+        }
+        other(self.scrub(e.message()))
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<&str> = Vec::new();
+        match &self.remote.auth {
+            Some(Auth::Basic { password, .. }) => secrets.push(password),
+            Some(Auth::Bearer(t)) => secrets.push(t),
+            Some(Auth::Ssh {
+                password: Some(p), ..
+            }) => secrets.push(p),
+            Some(Auth::Ssh { .. }) | None => {}
+        }
+        scrub(text, &self.remote.url, &secrets)
+    }
+}
+
+fn is_timeout(e: &git2::Error) -> bool {
+    let m = e.message().to_ascii_lowercase();
+    m.contains("timed out") || m.contains("timeout")
+}
+
+/// Checks a server's leaf certificate (DER) against the configured CAs and the host name.
+fn verify_leaf(cas: &[X509], der: &[u8], host: &str) -> Result<(), String> {
+    let leaf = X509::from_der(der).map_err(|e| format!("unreadable server certificate: {e}"))?;
+    let mut builder = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+    for ca in cas {
+        builder.add_cert(ca.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut param = X509VerifyParam::new().map_err(|e| e.to_string())?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => param.set_ip(ip),
+        Err(_) => param.set_host(bare),
+    }
+    .map_err(|e| e.to_string())?;
+    builder.set_param(&param).map_err(|e| e.to_string())?;
+    let store = builder.build();
+    let chain = Stack::new().map_err(|e| e.to_string())?;
+    let mut ctx = X509StoreContext::new().map_err(|e| e.to_string())?;
+    let verdict = ctx
+        .init(&store, &leaf, &chain, |c| {
+            let ok = c.verify_cert()?;
+            Ok(if ok {
+                None
+            } else {
+                Some(c.error().error_string().to_string())
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    match verdict {
+        None => Ok(()),
+        Some(why) => Err(format!("not verified by the configured ca.crt: {why}")),
+    }
+}

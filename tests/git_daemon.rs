@@ -1,0 +1,162 @@
+//! `tagline::git` over the git protocol against a real `git daemon`: push lands, hooks and
+//! non-fast-forward rejections are errors, a silent server times out, and a wrong password
+//! is tried once.
+
+#[path = "git_harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::*;
+use tagline::git::{Auth, Checkout, GitError};
+
+const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
+
+#[test]
+fn clone_commit_push_over_git_daemon() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("clone");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    assert_eq!(co.head, w.rev(&bare, "main").unwrap());
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "bump").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "refs/heads/main").unwrap(), id);
+    assert_eq!(w.git(&bare, &["show", "main:app.yaml"]), "image: nginx:1.1");
+}
+
+#[test]
+fn pre_receive_rejection_is_an_error() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    w.hook(
+        &bare,
+        "pre-receive",
+        "#!/bin/sh\necho 'no bots here' >&2\nexit 1\n",
+    );
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("clone");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    co.commit(&author(), "bump").unwrap().unwrap();
+    let err = co.push(&r, "main").unwrap_err();
+    match &err {
+        GitError::Rejected {
+            refname, reason, ..
+        } => {
+            assert_eq!(refname, "refs/heads/main");
+            assert!(reason.contains("hook declined"), "{reason}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert!(!err.is_conflict());
+    assert_eq!(w.rev(&bare, "main").unwrap(), co.head);
+}
+
+#[test]
+fn non_fast_forward_push_is_a_conflict() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("clone");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    let theirs = w.commit_elsewhere(&bare, "main", &[("other.txt", "x\n")]);
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    co.commit(&author(), "bump").unwrap().unwrap();
+    let err = co.push(&r, "main").unwrap_err();
+    assert!(matches!(err, GitError::Rejected { .. }), "{err:?}");
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(w.rev(&bare, "main").unwrap(), theirs);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold connections without a byte of answer.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let w = World::new();
+    let mut r = remote(&format!("git://127.0.0.1:{port}/repo.git"));
+    r.timeout = Duration::from_secs(2);
+    let err = Checkout::clone(&r, "main", &w.path("clone")).unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}
+
+/// A server that answers every HTTP request with 401, counting the ones that carried
+/// credentials.
+fn always_401() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let with_auth = Arc::new(AtomicUsize::new(0));
+    let counter = with_auth.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                if line == "\r\n" {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    (port, with_auth)
+}
+
+#[test]
+fn wrong_password_fails_after_one_attempt_without_leaking_it() {
+    let (port, with_auth) = always_401();
+    let w = World::new();
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let mut r = remote(&url);
+    r.auth = Some(Auth::Basic {
+        username: "bob".into(),
+        password: "s3cret-pw".into(),
+    });
+    let err = Checkout::clone(&r, "main", &w.path("clone")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("authentication failed for {url}"));
+    assert!(!format!("{err:?}").contains("s3cret-pw"));
+    assert!(!err.is_retryable());
+    assert_eq!(with_auth.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn credentials_in_the_url_never_reach_the_error() {
+    let (port, _) = always_401();
+    let w = World::new();
+    let url = format!("http://bob:s3cret-pw@127.0.0.1:{port}/repo.git");
+    let err = Checkout::clone(&remote(&url), "main", &w.path("clone")).unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains(&format!("http://***@127.0.0.1:{port}/repo.git")),
+        "{shown}"
+    );
+}

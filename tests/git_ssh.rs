@@ -1,0 +1,154 @@
+//! `tagline::git` over SSH against a real `sshd`: ed25519 / ecdsa / rsa identities (OpenSSH and
+//! PEM formats, with and without passphrase), host keys checked against the configured
+//! known_hosts only.
+
+#[path = "git_harness.rs"]
+mod harness;
+
+use harness::*;
+use tagline::git::{Auth, Checkout, GitError, Remote};
+
+const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
+
+fn ssh_remote(
+    port: u16,
+    bare: &std::path::Path,
+    identity: &str,
+    password: Option<&str>,
+    known_hosts: &str,
+) -> Remote {
+    let mut r = remote(&format!("ssh://root@127.0.0.1:{port}{}", bare.display()));
+    r.auth = Some(Auth::Ssh {
+        identity: identity.to_string(),
+        password: password.map(str::to_string),
+        known_hosts: known_hosts.to_string(),
+    });
+    r
+}
+
+#[test]
+fn clone_commit_push_with_each_key_type() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let keys = w.path("keys");
+    let kinds = [
+        ("ed25519", ""),
+        ("ecdsa", ""),
+        ("rsa", ""),
+        ("rsa-pem", ""),
+        ("ed25519", "key pass phrase"),
+    ];
+    let generated: Vec<(String, String)> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, pass))| ssh_keygen(&keys, &format!("id{i}"), kind, pass))
+        .collect();
+    let pubs: Vec<&str> = generated.iter().map(|(_, p)| p.as_str()).collect();
+    let d = sshd(&w, "ed25519", &pubs);
+    for (i, ((kind, pass), (private, _))) in kinds.iter().zip(&generated).enumerate() {
+        let pass = (!pass.is_empty()).then_some(*pass);
+        let r = ssh_remote(d.server.port, &bare, private, pass, &d.known_hosts);
+        let dir = w.path(&format!("clone{i}"));
+        let co = Checkout::clone(&r, "main", &dir)
+            .unwrap_or_else(|e| panic!("clone with {kind} key: {e}"));
+        std::fs::write(dir.join("app.yaml"), format!("image: nginx:{i}\n")).unwrap();
+        let id = co.commit(&author(), kind).unwrap().unwrap();
+        co.push(&r, "main")
+            .unwrap_or_else(|e| panic!("push with {kind} key: {e}"));
+        assert_eq!(w.rev(&bare, "main").unwrap(), id, "{kind}");
+    }
+}
+
+#[test]
+fn ecdsa_and_rsa_host_keys() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    for host_kind in ["ecdsa", "rsa"] {
+        let d = sshd(&w, host_kind, &[&public]);
+        let r = ssh_remote(d.server.port, &bare, &private, None, &d.known_hosts);
+        Checkout::clone(&r, "main", &w.path(&format!("c-{host_kind}")))
+            .unwrap_or_else(|e| panic!("{host_kind} host key: {e}"));
+    }
+}
+
+#[test]
+fn changed_or_unknown_host_key_is_refused() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let d = sshd(&w, "ed25519", &[&public]);
+    let (_, other_host) = ssh_keygen(&w.path("keys"), "other-host", "ed25519", "");
+    let other: Vec<&str> = other_host.split_whitespace().take(2).collect();
+    let port = d.server.port;
+    let cases = [
+        // Same host, another key: the key changed.
+        (
+            format!("[127.0.0.1]:{port} {}\n", other.join(" ")),
+            "changed",
+        ),
+        // The right key, but for another port: unknown host.
+        (
+            d.known_hosts
+                .replace(&format!(":{port}]"), ":1]")
+                .replace(&format!("]:{port}"), "]:1"),
+            "not in known_hosts",
+        ),
+    ];
+    for (i, (known_hosts, expect)) in cases.iter().enumerate() {
+        let r = ssh_remote(port, &bare, &private, None, known_hosts);
+        let err = Checkout::clone(&r, "main", &w.path(&format!("c{i}"))).unwrap_err();
+        assert!(matches!(err, GitError::Certificate { .. }), "{err:?}");
+        assert!(err.to_string().contains(expect), "{err}");
+        assert!(!err.is_retryable());
+    }
+}
+
+#[test]
+fn unauthorized_key_or_wrong_passphrase_is_an_auth_error() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (_, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let (stranger, _) = ssh_keygen(&w.path("keys"), "stranger", "ed25519", "");
+    let (locked, locked_pub) = ssh_keygen(&w.path("keys"), "locked", "ed25519", "right-phrase");
+    let d = sshd(&w, "ed25519", &[&public, &locked_pub]);
+    for (key, pass) in [
+        (&stranger, None),
+        (&locked, Some("bad-phrase-42")),
+        (&locked, None),
+    ] {
+        let r = ssh_remote(d.server.port, &bare, key, pass, &d.known_hosts);
+        let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
+        assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("bad-phrase-42"),
+            "{shown}"
+        );
+        let _ = std::fs::remove_dir_all(w.path("c"));
+    }
+}
+
+#[test]
+fn empty_known_hosts_is_a_configuration_error() {
+    let w = World::new();
+    let (private, _) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let r = ssh_remote(1, &w.path("repo.git"), &private, None, "# nothing\n");
+    let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
+    assert!(matches!(err, GitError::Config { .. }), "{err:?}");
+}
+
+#[test]
+fn only_the_configured_host_key_type_is_asked_for() {
+    // The server has ecdsa, rsa and ed25519 host keys; known_hosts trusts only one of them.
+    // tagline must ask for that algorithm, whatever libssh2 would prefer by default.
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let d = sshd_with_host_keys(&w, &["ecdsa", "rsa", "ed25519"], &[&public]);
+    for (i, line) in d.host_lines.iter().enumerate() {
+        let r = ssh_remote(d.server.port, &bare, &private, None, line);
+        Checkout::clone(&r, "main", &w.path(&format!("c{i}")))
+            .unwrap_or_else(|e| panic!("known_hosts {line}: {e}"));
+    }
+}

@@ -8,6 +8,8 @@
 //!   every change in the work tree, commits; None when nothing changed.
 //! - `Checkout::push(&self, &Remote, branch) -> Result<(), GitError>`: a rejected ref is an error.
 
+pub mod template;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

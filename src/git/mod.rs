@@ -28,6 +28,8 @@ mod error;
 mod ssh;
 mod transport;
 
+pub mod template;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,472 @@
+//! The executor: walks a parsed template over the data as Go's `text/template` does (variables,
+//! pipelines, field chains, `if`/`with`/`range`, `break`/`continue`, `template`).
+
+use std::rc::Rc;
+
+use super::funcs;
+use super::gofmt;
+use super::parse::{Arg, Branch, Command, Node, Pipe, Pos, Tree};
+use super::value::Value;
+
+/// Output larger than this is an error, so a runaway template cannot exhaust memory.
+pub(crate) const MAX_OUTPUT: usize = 4 << 20;
+/// Nested `template` calls deeper than this are an error (Go allows 100000; Rust's stack not).
+const MAX_DEPTH: usize = 200;
+/// Evaluation steps allowed, so `range` over a huge integer cannot spin for ever.
+const MAX_STEPS: u64 = 10_000_000;
+
+/// Why execution stopped.
+#[derive(Debug, Clone)]
+pub(crate) enum ExecError {
+    /// A Go execute error: where, the node being evaluated, and what went wrong.
+    Failed {
+        pos: Pos,
+        context: String,
+        message: String,
+    },
+    /// A field that Flux removed (`.Updated`, `.Changed.ImageResult`).
+    Removed { pos: Pos, field: &'static str },
+}
+
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+pub(crate) struct Exec<'t> {
+    tree: &'t Tree,
+    pub out: String,
+    vars: Vec<(String, Value)>,
+    depth: usize,
+    steps: u64,
+    /// The node being evaluated, for error messages.
+    at: (Pos, String),
+}
+
+type R<T> = Result<T, ExecError>;
+
+impl<'t> Exec<'t> {
+    pub fn new(tree: &'t Tree, data: Value) -> Self {
+        Exec {
+            tree,
+            out: String::new(),
+            vars: vec![("$".to_string(), data)],
+            depth: 0,
+            steps: 0,
+            at: (0, String::new()),
+        }
+    }
+
+    pub fn run(&mut self) -> R<()> {
+        let dot = self.vars[0].1.clone();
+        let root = &self.tree.root;
+        self.walk_list(&dot, root)?;
+        Ok(())
+    }
+
+    fn fail<T>(&self, message: impl Into<String>) -> R<T> {
+        Err(ExecError::Failed {
+            pos: self.at.0,
+            context: self.at.1.clone(),
+            message: message.into(),
+        })
+    }
+
+    fn step(&mut self) -> R<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return self.fail(format!("template took more than {MAX_STEPS} steps"));
+        }
+        if self.out.len() > MAX_OUTPUT {
+            return self.fail(format!("output exceeds {MAX_OUTPUT} bytes"));
+        }
+        Ok(())
+    }
+
+    fn walk_list(&mut self, dot: &Value, list: &[Node]) -> R<Flow> {
+        for node in list {
+            match self.walk(dot, node)? {
+                Flow::Normal => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn walk(&mut self, dot: &Value, node: &Node) -> R<Flow> {
+        self.step()?;
+        match node {
+            Node::Text(t) => self.out.push_str(t),
+            Node::Action(pipe) => {
+                let v = self.eval_pipeline(dot, pipe)?;
+                if pipe.decl.is_empty() {
+                    self.print(&v);
+                }
+            }
+            Node::If(b) | Node::With(b) => {
+                let is_with = matches!(node, Node::With(_));
+                let mark = self.vars.len();
+                let v = self.eval_pipeline(dot, &b.pipe)?;
+                let flow = if v.truth() {
+                    if is_with {
+                        self.walk_list(&v, &b.list)?
+                    } else {
+                        self.walk_list(dot, &b.list)?
+                    }
+                } else if let Some(e) = &b.else_list {
+                    self.walk_list(dot, e)?
+                } else {
+                    Flow::Normal
+                };
+                self.vars.truncate(mark);
+                return Ok(flow);
+            }
+            Node::Range(b) => {
+                let mark = self.vars.len();
+                let r = self.walk_range(dot, b);
+                self.vars.truncate(mark);
+                r?;
+            }
+            Node::Template { pos, name, pipe } => {
+                self.at = (
+                    *pos,
+                    format!("{{{{template {}}}}}", gofmt::go_quote(name, false)),
+                );
+                let Some(body) = self.tree.defines.get(name) else {
+                    return self.fail(format!(
+                        "template {} not defined",
+                        gofmt::go_quote(name, false)
+                    ));
+                };
+                if self.depth >= MAX_DEPTH {
+                    return self.fail(format!("exceeded maximum template depth ({MAX_DEPTH})"));
+                }
+                let new_dot = match pipe {
+                    Some(p) => self.eval_pipeline(dot, p)?,
+                    None => Value::Invalid,
+                };
+                let saved =
+                    std::mem::replace(&mut self.vars, vec![("$".to_string(), new_dot.clone())]);
+                self.depth += 1;
+                let r = self.walk_list(&new_dot, body);
+                self.depth -= 1;
+                self.vars = saved;
+                r?;
+            }
+            Node::Break => return Ok(Flow::Break),
+            Node::Continue => return Ok(Flow::Continue),
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn walk_range(&mut self, dot: &Value, b: &Branch) -> R<()> {
+        let v = self.eval_pipeline(dot, &b.pipe)?;
+        let decl = &b.pipe.decl;
+        let mut items: Vec<(Value, Value)> = Vec::new();
+        match &v {
+            Value::List(l) => {
+                for (i, it) in l.items.iter().enumerate() {
+                    items.push((Value::Int(i as i64), it.clone()));
+                }
+            }
+            Value::Map(m) => items.extend(m.entries.iter().cloned()),
+            Value::Int(n) => {
+                if decl.len() > 1 {
+                    return self.fail("can't use 2 variables when ranging over an integer");
+                }
+                for i in 0..(*n).max(0) {
+                    self.step()?;
+                    items.push((Value::Int(i), Value::Int(i)));
+                }
+            }
+            Value::Invalid | Value::Nil => {}
+            other => {
+                return self.fail(format!(
+                    "range can't iterate over {}",
+                    gofmt::sprint_value(other)
+                ));
+            }
+        }
+        if items.is_empty() {
+            if let Some(e) = &b.else_list {
+                self.walk_list(dot, e)?;
+            }
+            return Ok(());
+        }
+        for (key, elem) in items {
+            match decl.len() {
+                0 => {}
+                1 => self.set_range_var(&decl[0], elem.clone(), b.pipe.is_assign),
+                _ => {
+                    self.set_range_var(&decl[0], key, b.pipe.is_assign);
+                    self.set_range_var(&decl[1], elem.clone(), b.pipe.is_assign);
+                }
+            }
+            let mark = self.vars.len();
+            let flow = self.walk_list(&elem, &b.list);
+            self.vars.truncate(mark);
+            match flow? {
+                Flow::Break => break,
+                Flow::Continue | Flow::Normal => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Range variables were pushed by the pipeline; each iteration sets them.
+    fn set_range_var(&mut self, name: &str, v: Value, _assign: bool) {
+        self.set_var(name, v);
+    }
+
+    fn set_var(&mut self, name: &str, v: Value) {
+        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            slot.1 = v;
+        }
+    }
+
+    fn var(&self, name: &str) -> R<Value> {
+        match self.vars.iter().rev().find(|(n, _)| n == name) {
+            Some((_, v)) => Ok(v.clone()),
+            None => self.fail(format!("undefined variable: {name}")),
+        }
+    }
+
+    fn print(&mut self, v: &Value) {
+        match v {
+            Value::Invalid => self.out.push_str("<no value>"),
+            Value::Str(s) => self.out.push_str(s),
+            other => self.out.push_str(&gofmt::sprint_value(other)),
+        }
+    }
+
+    pub(crate) fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> R<Value> {
+        let mut value: Option<Value> = None;
+        for cmd in &pipe.cmds {
+            // A nil interface result is an invalid value to the next stage, as in Go.
+            value = Some(match self.eval_command(dot, cmd, value)? {
+                Value::Nil => Value::Invalid,
+                v => v,
+            });
+        }
+        let value = value.unwrap_or(Value::Invalid);
+        for d in &pipe.decl {
+            if pipe.is_assign {
+                self.set_var(d, value.clone());
+            } else {
+                self.vars.push((d.clone(), value.clone()));
+            }
+        }
+        Ok(value)
+    }
+
+    fn eval_command(&mut self, dot: &Value, cmd: &Command, fin: Option<Value>) -> R<Value> {
+        let first = &cmd.args[0];
+        self.at = (first.pos(), cmd.to_string());
+        match first {
+            Arg::Field(_, fields) => {
+                self.eval_chain(dot.clone(), fields, &cmd.args[1..], fin, dot, true)
+            }
+            Arg::Variable(_, name, fields) => {
+                let v = self.var(name)?;
+                if fields.is_empty() {
+                    self.not_a_function(cmd, &fin)?;
+                    return Ok(v);
+                }
+                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+            }
+            Arg::Pipe(_, pipe, fields) => {
+                let v = self.eval_pipeline(dot, pipe)?;
+                self.at = (first.pos(), cmd.to_string());
+                if fields.is_empty() {
+                    self.not_a_function(cmd, &fin)?;
+                    return Ok(v);
+                }
+                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+            }
+            Arg::Ident(_, name) => self.eval_function(dot, name, &cmd.args[1..], fin),
+            Arg::Nil(_) => self.fail("nil is not a command"),
+            Arg::Dot(_) => {
+                self.not_a_function(cmd, &fin)?;
+                Ok(dot.clone())
+            }
+            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
+                self.not_a_function(cmd, &fin)?;
+                Ok(self.literal(first))
+            }
+        }
+    }
+
+    fn not_a_function(&self, cmd: &Command, fin: &Option<Value>) -> R<()> {
+        if cmd.args.len() > 1 || fin.is_some() {
+            return self.fail(format!(
+                "can't give argument to non-function {}",
+                cmd.args[0]
+            ));
+        }
+        Ok(())
+    }
+
+    fn literal(&self, arg: &Arg) -> Value {
+        match arg {
+            Arg::Bool(_, b) => Value::Bool(*b),
+            Arg::Str(_, s) => Value::str(s.as_str()),
+            Arg::Number(_, n) => {
+                let floaty = !n.is_char
+                    && !n.text.to_ascii_lowercase().contains("0x")
+                    && n.text.contains(['.', 'e', 'E', 'p', 'P']);
+                match (n.int, n.float) {
+                    (_, Some(f)) if floaty => Value::Float(f),
+                    (Some(i), _) => Value::Int(i),
+                    (None, Some(f)) => Value::Float(f),
+                    (None, None) => Value::Invalid,
+                }
+            }
+            Arg::Nil(_) => Value::Nil,
+            _ => Value::Invalid,
+        }
+    }
+
+    /// Evaluates `.A.B.C` starting at `receiver`; the last field gets the arguments.
+    fn eval_chain(
+        &mut self,
+        mut receiver: Value,
+        fields: &[String],
+        args: &[Arg],
+        fin: Option<Value>,
+        dot: &Value,
+        from_dot: bool,
+    ) -> R<Value> {
+        let _ = (dot, from_dot);
+        let n = fields.len();
+        for (i, f) in fields.iter().enumerate() {
+            let last = i + 1 == n;
+            let has_args = last && (!args.is_empty() || fin.is_some());
+            receiver = self.eval_field(&receiver, f, has_args)?;
+        }
+        Ok(receiver)
+    }
+
+    fn eval_field(&mut self, receiver: &Value, name: &str, has_args: bool) -> R<Value> {
+        match receiver {
+            Value::Invalid => Ok(Value::Invalid),
+            Value::Nil => self.fail(format!("nil pointer evaluating interface {{}}.{name}")),
+            Value::Struct(s) => {
+                if s.type_name == "source.TemplateData" && name == "Updated" {
+                    return Err(ExecError::Removed {
+                        pos: self.at.0,
+                        field: ".Updated",
+                    });
+                }
+                if s.type_name == "update.Result" && name == "ImageResult" {
+                    return Err(ExecError::Removed {
+                        pos: self.at.0,
+                        field: ".Changed.ImageResult",
+                    });
+                }
+                let is_method = s.fields.iter().any(|f| f.name == name && f.method);
+                match receiver.struct_field(name) {
+                    Some(v) => {
+                        if has_args {
+                            if is_method {
+                                return self.fail(format!(
+                                    "wrong number of args for {name}: want 0 got 1"
+                                ));
+                            }
+                            return self.fail(format!(
+                                "{name} has arguments but cannot be invoked as function"
+                            ));
+                        }
+                        Ok(v)
+                    }
+                    None => self.fail(format!(
+                        "can't evaluate field {name} in type {}",
+                        s.type_name
+                    )),
+                }
+            }
+            Value::Map(m) if m.string_keys || m.type_name.starts_with("map[string]") => {
+                if has_args {
+                    return self.fail(format!("{name} is not a method but has arguments"));
+                }
+                Ok(receiver
+                    .map_get(&Value::str(name))
+                    .unwrap_or(Value::Invalid))
+            }
+            other => self.fail(format!(
+                "can't evaluate field {name} in type {}",
+                other.type_name()
+            )),
+        }
+    }
+
+    /// Evaluates one argument of a function call.
+    fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> R<Value> {
+        self.at = (arg.pos(), arg.to_string());
+        match arg {
+            Arg::Dot(_) => Ok(dot.clone()),
+            Arg::Nil(_) => Ok(Value::Nil),
+            Arg::Field(_, fields) => self.eval_chain(dot.clone(), fields, &[], None, dot, true),
+            Arg::Variable(_, name, fields) => {
+                let v = self.var(name)?;
+                self.eval_chain(v, fields, &[], None, dot, false)
+            }
+            Arg::Pipe(_, pipe, fields) => {
+                let v = self.eval_pipeline(dot, pipe)?;
+                self.eval_chain(v, fields, &[], None, dot, false)
+            }
+            Arg::Ident(_, name) => self.eval_function(dot, name, &[], None),
+            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => Ok(self.literal(arg)),
+        }
+    }
+
+    fn eval_function(
+        &mut self,
+        dot: &Value,
+        name: &str,
+        args: &[Arg],
+        fin: Option<Value>,
+    ) -> R<Value> {
+        let here = self.at.clone();
+        // `and` and `or` evaluate their arguments lazily.
+        if name == "and" || name == "or" {
+            let total = args.len() + usize::from(fin.is_some());
+            if total == 0 {
+                self.at = here;
+                return self.fail(format!(
+                    "wrong number of args for {name}: want at least 1 got 0"
+                ));
+            }
+            let mut last = Value::Invalid;
+            for a in args {
+                last = self.eval_arg(dot, a)?;
+                if last.truth() == (name == "or") {
+                    return Ok(last);
+                }
+            }
+            if let Some(f) = fin {
+                last = f;
+            }
+            return Ok(last);
+        }
+        let mut values = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            values.push(self.eval_arg(dot, a)?);
+        }
+        if let Some(f) = fin {
+            values.push(f);
+        }
+        self.at = here;
+        match funcs::call(name, &values) {
+            Ok(v) => Ok(v),
+            Err(funcs::CallError::Message(m)) => self.fail(m),
+            Err(funcs::CallError::Calling(m)) => self.fail(format!("error calling {name}: {m}")),
+        }
+    }
+}
+
+/// Convenience for tests of the executor alone.
+#[allow(dead_code)]
+pub(crate) fn rc_str(s: &str) -> Rc<str> {
+    Rc::from(s)
+}

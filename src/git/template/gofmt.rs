@@ -1,0 +1,647 @@
+//! Go's `fmt` printing for template values: `%v`, `Sprint`, `Sprintln` and `Sprintf` with the
+//! verbs and flags commit templates use.
+
+use super::value::Value;
+
+/// `fmt.Sprint(v)` for one value, i.e. `%v`.
+pub(crate) fn sprint_value(v: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v, 'v', false, 0);
+    out
+}
+
+/// `fmt.Sprint(args...)`: spaces between operands when neither side is a string.
+pub(crate) fn sprint(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        let is_str = matches!(a, Value::Str(_));
+        if i > 0 && !is_str && !matches!(args[i - 1], Value::Str(_)) {
+            out.push(' ');
+        }
+        write_value(&mut out, a, 'v', false, 0);
+    }
+    out
+}
+
+/// `fmt.Sprintln(args...)`: always spaces, then a newline.
+pub(crate) fn sprintln(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        write_value(&mut out, a, 'v', false, 0);
+    }
+    out.push('\n');
+    out
+}
+
+/// The value as printed with `%v` (or `%+v` when `plus`), or with another verb applied to each
+/// element of a container, as Go's `printValue` does.
+fn write_value(out: &mut String, v: &Value, verb: char, plus: bool, depth: usize) {
+    let spec = Spec {
+        plus_v: plus,
+        ..Spec::default()
+    };
+    print_arg(out, v, verb, &spec, depth);
+}
+
+/// Go's float formatting for `%v`: `strconv.FormatFloat(f, 'g', -1, 64)`, the shortest digits
+/// that round-trip, in exponent form when the exponent is below -4 or at least 6.
+pub(crate) fn format_float_g(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Shortest round-trip digits and exponent from Rust's `{:e}`.
+    let e = format!("{f:e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    // strconv's shortest %g: exponent form when exp < -4 or exp >= 6.
+    if !(-4..6).contains(&exp) {
+        return format_exp(sign, &digits, exp);
+    }
+    format_fixed(sign, &digits, exp)
+}
+
+fn format_exp(sign: &str, digits: &str, exp: i32) -> String {
+    let mut s = String::from(sign);
+    s.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        s.push('.');
+        s.push_str(&digits[1..]);
+    }
+    s.push('e');
+    s.push(if exp < 0 { '-' } else { '+' });
+    s.push_str(&format!("{:02}", exp.abs()));
+    s
+}
+
+fn format_fixed(sign: &str, digits: &str, exp: i32) -> String {
+    let mut s = String::from(sign);
+    if exp < 0 {
+        s.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            s.push('0');
+        }
+        s.push_str(digits);
+    } else {
+        let point = exp as usize + 1;
+        if digits.len() <= point {
+            s.push_str(digits);
+            for _ in digits.len()..point {
+                s.push('0');
+            }
+        } else {
+            s.push_str(&digits[..point]);
+            s.push('.');
+            s.push_str(&digits[point..]);
+        }
+    }
+    s
+}
+
+/// A parsed `%` directive.
+#[derive(Default, Clone)]
+struct Spec {
+    minus: bool,
+    plus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    width: Option<usize>,
+    prec: Option<usize>,
+    /// `%+v`: field names in structs.
+    plus_v: bool,
+}
+
+/// `fmt.Sprintf(format, args...)`.
+pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut argi = 0usize;
+    let chars: Vec<char> = format.chars().collect();
+    let mut i = 0;
+    let mut reordered = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '%' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut spec = Spec::default();
+        // flags
+        while i < chars.len() {
+            match chars[i] {
+                '-' => {
+                    spec.minus = true;
+                    spec.zero = false;
+                }
+                '+' => spec.plus = true,
+                '#' => spec.sharp = true,
+                ' ' => spec.space = true,
+                '0' => spec.zero = !spec.minus,
+                _ => break,
+            }
+            i += 1;
+        }
+        // width
+        if i < chars.len() && chars[i] == '*' {
+            i += 1;
+            match args.get(argi) {
+                Some(Value::Int(n)) => {
+                    let n = *n;
+                    if n < 0 {
+                        spec.minus = true;
+                        spec.zero = false;
+                    }
+                    spec.width = Some(n.unsigned_abs() as usize);
+                }
+                _ => out.push_str("%!(BADWIDTH)"),
+            }
+            argi += 1;
+        } else {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i > start {
+                spec.width = chars[start..i].iter().collect::<String>().parse().ok();
+            }
+        }
+        // precision
+        if i < chars.len() && chars[i] == '.' {
+            i += 1;
+            if i < chars.len() && chars[i] == '*' {
+                i += 1;
+                match args.get(argi) {
+                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+                argi += 1;
+            } else {
+                let start = i;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+                spec.prec = Some(
+                    chars[start..i]
+                        .iter()
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(0),
+                );
+            }
+        }
+        if i >= chars.len() {
+            out.push_str("%!(NOVERB)");
+            break;
+        }
+        let verb = chars[i];
+        i += 1;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        if verb == '[' {
+            // Explicit argument indexes are rare in commit templates; treat as bad.
+            reordered = true;
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(BADINDEX)");
+            continue;
+        }
+        let Some(arg) = args.get(argi) else {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(MISSING)");
+            continue;
+        };
+        argi += 1;
+        if verb == 'v' && spec.plus {
+            spec.plus_v = true;
+            spec.plus = false;
+        }
+        if verb == 'T' {
+            let t = arg.type_name();
+            pad(&mut out, t, &spec);
+            continue;
+        }
+        print_arg(&mut out, arg, verb, &spec, 0);
+    }
+    if !reordered && argi < args.len() {
+        out.push_str("%!(EXTRA ");
+        for (n, a) in args[argi..].iter().enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(a.type_name());
+            out.push('=');
+            write_value(&mut out, a, 'v', false, 0);
+        }
+        out.push(')');
+    }
+    out
+}
+
+fn pad(out: &mut String, s: &str, spec: &Spec) {
+    pad_with(out, s, spec, spec.zero && !spec.minus)
+}
+
+fn pad_with(out: &mut String, s: &str, spec: &Spec, zeros: bool) {
+    let len = s.chars().count();
+    let width = spec.width.unwrap_or(0);
+    if len >= width {
+        out.push_str(s);
+        return;
+    }
+    let fill = width - len;
+    if spec.minus {
+        out.push_str(s);
+        out.extend(std::iter::repeat_n(' ', fill));
+    } else if zeros {
+        // Zero padding goes after the sign.
+        let (sign, rest) = match s.chars().next() {
+            Some(c @ ('-' | '+' | ' ')) => (Some(c), &s[1..]),
+            _ => (None, s),
+        };
+        if let Some(c) = sign {
+            out.push(c);
+        }
+        out.extend(std::iter::repeat_n('0', fill));
+        out.push_str(rest);
+    } else {
+        out.extend(std::iter::repeat_n(' ', fill));
+        out.push_str(s);
+    }
+}
+
+fn bad_verb(out: &mut String, v: &Value, verb: char) {
+    out.push_str("%!");
+    out.push(verb);
+    out.push('(');
+    match v {
+        Value::Nil | Value::Invalid => out.push_str("<nil>"),
+        _ => {
+            out.push_str(v.type_name());
+            out.push('=');
+            write_value(out, v, 'v', false, 0);
+        }
+    }
+    out.push(')');
+}
+
+/// Go's `printArg` / `printValue` for one argument and verb.
+fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize) {
+    match v {
+        Value::Invalid => {
+            if depth == 0 {
+                // fmt prints an invalid reflect.Value as <invalid reflect.Value>; a template
+                // hands printf nil in its place.
+                fmt_nil(out, verb, spec);
+            } else {
+                pad(out, "<invalid reflect.Value>", spec);
+            }
+        }
+        Value::Nil => fmt_nil(out, verb, spec),
+        Value::Bool(b) => match verb {
+            'v' | 't' => pad(out, if *b { "true" } else { "false" }, spec),
+            _ => bad_verb(out, v, verb),
+        },
+        Value::Int(i) => fmt_int(out, *i, verb, spec, v),
+        Value::Byte(b) => fmt_int(out, i64::from(*b), verb, spec, v),
+        Value::Float(f) => fmt_float(out, *f, verb, spec, v),
+        Value::Str(s) => fmt_str(out, s, verb, spec, v),
+        Value::Struct(s) => {
+            if let Some(text) = &s.stringer {
+                if matches!(verb, 'v' | 's' | 'x' | 'X' | 'q') {
+                    fmt_str(out, text, verb, spec, v);
+                    return;
+                }
+            }
+            out.push('{');
+            let mut first = true;
+            for f in s.fields.iter().filter(|f| !f.method) {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                if spec.plus_v {
+                    out.push_str(f.name);
+                    out.push(':');
+                }
+                print_arg(out, &f.value, verb, spec, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::List(l) => {
+            if matches!(verb, 's' | 'q' | 'x' | 'X') && l.type_name == "[]uint8" {
+                // []byte prints as a string for these verbs.
+                let bytes: Vec<u8> = l
+                    .items
+                    .iter()
+                    .map(|i| match i {
+                        Value::Byte(b) => *b,
+                        _ => 0,
+                    })
+                    .collect();
+                fmt_str(out, &String::from_utf8_lossy(&bytes), verb, spec, v);
+                return;
+            }
+            out.push('[');
+            for (n, item) in l.items.iter().enumerate() {
+                if n > 0 {
+                    out.push(' ');
+                }
+                print_arg(out, item, verb, spec, depth + 1);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push_str("map[");
+            for (n, (k, val)) in m.entries.iter().enumerate() {
+                if n > 0 {
+                    out.push(' ');
+                }
+                print_arg(out, k, verb, spec, depth + 1);
+                out.push(':');
+                print_arg(out, val, verb, spec, depth + 1);
+            }
+            out.push(']');
+        }
+    }
+}
+
+fn fmt_nil(out: &mut String, verb: char, spec: &Spec) {
+    match verb {
+        'v' => pad(out, "<nil>", spec),
+        _ => {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(<nil>)");
+        }
+    }
+}
+
+fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
+    let neg = i < 0;
+    let mag = i.unsigned_abs();
+    let mut digits = match verb {
+        'v' | 'd' => mag.to_string(),
+        'b' => format!("{mag:b}"),
+        'o' | 'O' => format!("{mag:o}"),
+        'x' => format!("{mag:x}"),
+        'X' => format!("{mag:X}"),
+        'c' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
+            pad_with(out, &c.to_string(), spec, false);
+            return;
+        }
+        'q' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
+            pad_with(out, &quote_rune(c), spec, false);
+            return;
+        }
+        'U' => {
+            let s = format!("U+{:04X}", i);
+            pad_with(out, &s, spec, false);
+            return;
+        }
+        _ => {
+            bad_verb(out, v, verb);
+            return;
+        }
+    };
+    if let Some(p) = spec.prec {
+        while digits.len() < p {
+            digits.insert(0, '0');
+        }
+        if p == 0 && mag == 0 {
+            digits.clear();
+        }
+    }
+    let prefix = if spec.sharp {
+        match verb {
+            'x' => "0x",
+            'X' => "0X",
+            'o' => "0",
+            'b' => "0b",
+            _ => "",
+        }
+    } else if verb == 'O' {
+        "0o"
+    } else {
+        ""
+    };
+    let sign = if neg {
+        "-"
+    } else if spec.plus {
+        "+"
+    } else if spec.space {
+        " "
+    } else {
+        ""
+    };
+    let body = format!("{prefix}{digits}");
+    let zeros = spec.zero && !spec.minus && spec.prec.is_none();
+    let width = spec.width.unwrap_or(0);
+    let len = sign.len() + body.chars().count();
+    if zeros && len < width {
+        out.push_str(sign);
+        out.extend(std::iter::repeat_n('0', width - len));
+        out.push_str(&body);
+    } else {
+        pad_with(out, &format!("{sign}{body}"), spec, false);
+    }
+}
+
+fn fmt_float(out: &mut String, f: f64, verb: char, spec: &Spec, v: &Value) {
+    let body = match verb {
+        'v' | 'g' | 'G' => match spec.prec {
+            None => format_float_g(f),
+            Some(p) => {
+                let p = p.max(1);
+                let s = format!("{:.*e}", p - 1, f);
+                let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+                let exp: i32 = exp.parse().unwrap_or(0);
+                if exp < -4 || exp >= p as i32 {
+                    let mant = if spec.sharp {
+                        mant.to_string()
+                    } else {
+                        trim_zeros(mant)
+                    };
+                    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+                } else {
+                    let decimals = (p as i32 - 1 - exp).max(0) as usize;
+                    let s = format!("{f:.decimals$}");
+                    if spec.sharp {
+                        s
+                    } else {
+                        trim_zeros(&s)
+                    }
+                }
+            }
+        },
+        'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f),
+        'e' | 'E' => {
+            let s = format!("{:.*e}", spec.prec.unwrap_or(6), f);
+            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let s = format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+            if verb == 'E' {
+                s.to_uppercase()
+            } else {
+                s
+            }
+        }
+        _ => {
+            bad_verb(out, v, verb);
+            return;
+        }
+    };
+    let body = if verb == 'G' {
+        body.to_uppercase()
+    } else {
+        body
+    };
+    let body = if !body.starts_with('-') && spec.plus {
+        format!("+{body}")
+    } else if !body.starts_with('-') && spec.space {
+        format!(" {body}")
+    } else {
+        body
+    };
+    pad(out, &body, spec);
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, v: &Value) {
+    let truncated: String = match spec.prec {
+        Some(p) if matches!(verb, 'v' | 's' | 'q') => s.chars().take(p).collect(),
+        _ => s.to_string(),
+    };
+    match verb {
+        'v' | 's' => pad_with(out, &truncated, spec, spec.zero && !spec.minus),
+        'q' => {
+            let q = if spec.sharp && !truncated.contains('`') {
+                format!("`{truncated}`")
+            } else {
+                go_quote(&truncated, spec.plus)
+            };
+            pad_with(out, &q, spec, false)
+        }
+        'x' | 'X' => {
+            let bytes = match spec.prec {
+                Some(p) => &s.as_bytes()[..p.min(s.len())],
+                None => s.as_bytes(),
+            };
+            let mut h = String::new();
+            for (n, b) in bytes.iter().enumerate() {
+                if spec.space && n > 0 {
+                    h.push(' ');
+                }
+                if spec.sharp && (spec.space || n == 0) {
+                    h.push_str(if verb == 'x' { "0x" } else { "0X" });
+                }
+                if verb == 'x' {
+                    h.push_str(&format!("{b:02x}"));
+                } else {
+                    h.push_str(&format!("{b:02X}"));
+                }
+            }
+            pad_with(out, &h, spec, false)
+        }
+        _ => bad_verb(out, v, verb),
+    }
+}
+
+/// Go's `strconv.Quote` (or `QuoteToASCII` when `ascii`).
+pub(crate) fn go_quote(s: &str, ascii: bool) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        push_escaped(&mut q, c, '"', ascii);
+    }
+    q.push('"');
+    q
+}
+
+fn quote_rune(c: char) -> String {
+    let mut q = String::from("'");
+    push_escaped(&mut q, c, '\'', false);
+    q.push('\'');
+    q
+}
+
+fn push_escaped(q: &mut String, c: char, quote: char, ascii: bool) {
+    match c {
+        '\x07' => q.push_str("\\a"),
+        '\x08' => q.push_str("\\b"),
+        '\x0c' => q.push_str("\\f"),
+        '\n' => q.push_str("\\n"),
+        '\r' => q.push_str("\\r"),
+        '\t' => q.push_str("\\t"),
+        '\x0b' => q.push_str("\\v"),
+        '\\' => q.push_str("\\\\"),
+        c if c == quote => {
+            q.push('\\');
+            q.push(c);
+        }
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => q.push_str(&format!("\\x{:02x}", c as u32)),
+        c if ascii && (c as u32) > 0x7e => {
+            if (c as u32) < 0x10000 {
+                q.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                q.push_str(&format!("\\U{:08x}", c as u32));
+            }
+        }
+        c if !is_go_printable(c) => {
+            if (c as u32) < 0x10000 {
+                q.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                q.push_str(&format!("\\U{:08x}", c as u32));
+            }
+        }
+        c => q.push(c),
+    }
+}
+
+/// An approximation of Go's `strconv.IsPrint`: control and format characters, separators other
+/// than U+0020 and private-use characters are escaped.
+fn is_go_printable(c: char) -> bool {
+    let u = c as u32;
+    !(u < 0x20
+        || (0x7f..0xa0).contains(&u)
+        || u == 0xad
+        || (0x2000..=0x200f).contains(&u)
+        || (0x2028..=0x202e).contains(&u)
+        || (0x2060..=0x206f).contains(&u)
+        || u == 0xfeff
+        || (0xfff9..=0xfffb).contains(&u)
+        || (0xe000..=0xf8ff).contains(&u)
+        || (0xd800..=0xdfff).contains(&u))
+}

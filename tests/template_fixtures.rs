@@ -1,0 +1,118 @@
+//! Golden tests for commit-message templates: every `tests/fixtures/templates/<case>/` holds a
+//! `template.tmpl`, optional `data.json` (else `default-data.json`), and either `expected.txt`
+//! (the exact text Go's text/template + Sprig rendered, see `oracle/oracle.go`) or
+//! `go-error.txt` (Go's error: the same kind and position must be reported here).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use tagline::git::template::{self, TemplateData, TemplateError};
+use tagline::writer::{Change, ChangeSet, ObjectId};
+
+struct Data {
+    namespace: String,
+    name: String,
+    changes: ChangeSet,
+    values: BTreeMap<String, String>,
+}
+
+fn load(path: &Path) -> Data {
+    let text = fs::read_to_string(path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let mut changes = ChangeSet::new();
+    for (file, objects) in v["files"].as_object().unwrap() {
+        let entry = changes.entry(file.clone()).or_default();
+        for o in objects.as_array().unwrap() {
+            let id = ObjectId {
+                api_version: s(&o["object"], "apiVersion"),
+                kind: s(&o["object"], "kind"),
+                namespace: s(&o["object"], "namespace"),
+                name: s(&o["object"], "name"),
+            };
+            let list = entry.entry(id).or_default();
+            for c in o["changes"].as_array().unwrap() {
+                list.push(Change {
+                    old_value: s(c, "old"),
+                    new_value: s(c, "new"),
+                    setter: s(c, "setter"),
+                });
+            }
+        }
+    }
+    let values = v["values"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Data {
+        namespace: s(&v["automation"], "namespace"),
+        name: s(&v["automation"], "name"),
+        changes,
+        values,
+    }
+}
+
+/// `template: commit message:LINE[:COL]: ...` → (line, col).
+fn go_position(err: &str) -> (usize, Option<usize>) {
+    let rest = err.split("commit message:").nth(1).expect("Go position");
+    let mut parts = rest.split(':');
+    let line = parts.next().unwrap().trim().parse().unwrap();
+    let col = parts.next().and_then(|c| c.trim().parse().ok());
+    (line, col)
+}
+
+#[test]
+fn templates_render_as_go_and_sprig_do() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("template.tmpl").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "fixtures missing: {cases:?}");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let tmpl = fs::read_to_string(case.join("template.tmpl")).unwrap();
+        let data_path = if case.join("data.json").exists() {
+            case.join("data.json")
+        } else {
+            root.join("default-data.json")
+        };
+        let d = load(&data_path);
+        let data = TemplateData {
+            automation_namespace: &d.namespace,
+            automation_name: &d.name,
+            changes: &d.changes,
+            values: &d.values,
+        };
+        let got = template::render(&tmpl, &data);
+        if let Ok(expected) = fs::read_to_string(case.join("expected.txt")) {
+            match got {
+                Ok(text) if text == expected => {}
+                Ok(text) => failures.push(format!(
+                    "{name}: output differs\n--- expected\n{expected}\n--- got\n{text}\n"
+                )),
+                Err(e) => failures.push(format!("{name}: unexpected error {e}")),
+            }
+            continue;
+        }
+        let go_err = fs::read_to_string(case.join("go-error.txt"))
+            .unwrap_or_else(|_| panic!("{name}: no expected.txt nor go-error.txt"));
+        let (go_line, go_col) = go_position(&go_err);
+        match (got, go_err.starts_with("PARSE")) {
+            (Err(TemplateError::Parse { line, .. }), true) if line == go_line => {}
+            // Go's column is a 0-based byte offset; ours is 1-based (ASCII fixtures).
+            (Err(TemplateError::Execute { line, col, .. }), false)
+                if line == go_line && Some(col - 1) == go_col => {}
+            (other, _) => failures.push(format!("{name}: expected like {go_err:?}, got {other:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

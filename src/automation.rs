@@ -12,9 +12,10 @@ use crate::api::{
     Config, GitRef, GitRepository, ImagePolicy, ImageRepository, ImageUpdateAutomation, Kind,
     NamespacedName, Secret,
 };
+use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, Remote};
 use crate::image::ImageRef;
-use crate::scanner::{self, Credentials, ScanOptions};
+use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
 use crate::store::Store;
 use crate::writer::{self, fs::Update, Setters};
 
@@ -210,18 +211,34 @@ fn scan_options(
         }
         None => None,
     };
-    let ca_pem = match &repo.cert_secret_ref {
+    let (ca_pem, client_identity) = match &repo.cert_secret_ref {
         Some(name) => {
             let s = secret(secrets, ns, name, "spec.certSecretRef")?;
-            let ca = s.data.get("ca.crt").or_else(|| s.data.get("caFile"));
-            if ca.is_none() {
+            let ca = s
+                .data
+                .get("ca.crt")
+                .or_else(|| s.data.get("caFile"))
+                .cloned();
+            let identity = match (s.data.get("tls.crt"), s.data.get("tls.key")) {
+                (Some(cert), Some(key)) => Some(ClientIdentity {
+                    cert_pem: cert.clone(),
+                    key_pem: key.clone(),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(format!(
+                        "spec.certSecretRef: Secret {ns}/{name} needs both 'tls.crt' and 'tls.key'"
+                    ))
+                }
+            };
+            if ca.is_none() && identity.is_none() {
                 return Err(format!(
-                    "spec.certSecretRef: Secret {ns}/{name} has no 'ca.crt' key"
+                    "spec.certSecretRef: Secret {ns}/{name} has neither 'ca.crt' nor 'tls.crt' and 'tls.key'"
                 ));
             }
-            ca.cloned()
+            (ca, identity)
         }
-        None => None,
+        None => (None, None),
     };
     Ok(ScanOptions {
         credentials,
@@ -229,6 +246,8 @@ fn scan_options(
         insecure: repo.insecure,
         timeout: repo.timeout,
         exclusion: repo.exclusion.clone(),
+        client_identity,
+        ..ScanOptions::default()
     })
 }
 
@@ -324,20 +343,49 @@ fn remote(
                 .get(k)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         };
-        auth = match (text("username"), text("password"), text("bearerToken")) {
-            (_, _, Some(token)) => Some(git::Auth::Bearer(token)),
-            (Some(username), Some(password), None) => Some(git::Auth::Basic { username, password }),
-            (None, Some(_), None) => {
-                return Err(format!(
-                    "GitRepository {}: Secret {ns}/{name} has a 'password' but no 'username'",
-                    source.id
-                ))
+        let is_ssh = source.url.starts_with("ssh://")
+            || (!source.url.contains("://") && source.url.contains('@'));
+        auth = if is_ssh {
+            match (text("identity"), text("known_hosts")) {
+                (Some(identity), Some(known_hosts)) => Some(git::Auth::Ssh {
+                    identity,
+                    password: text("password"),
+                    known_hosts,
+                }),
+                (None, _) => {
+                    return Err(format!(
+                        "GitRepository {}: Secret {ns}/{name} has no 'identity' key for SSH",
+                        source.id
+                    ))
+                }
+                (_, None) => {
+                    return Err(format!(
+                        "GitRepository {}: Secret {ns}/{name} has no 'known_hosts' key for SSH",
+                        source.id
+                    ))
+                }
             }
-            (Some(username), None, None) => Some(git::Auth::Basic {
-                username,
-                password: String::new(),
-            }),
-            (None, None, None) => None,
+        } else {
+            match (text("username"), text("password"), text("bearerToken")) {
+                (Some(_), _, Some(_)) => {
+                    return Err(format!(
+                        "GitRepository {}: Secret {ns}/{name} has both 'bearerToken' and 'username'; use one",
+                        source.id
+                    ))
+                }
+                (None, _, Some(token)) => Some(git::Auth::Bearer(token)),
+                (Some(username), password, None) => Some(git::Auth::Basic {
+                    username,
+                    password: password.unwrap_or_default(),
+                }),
+                (None, Some(_), None) => {
+                    return Err(format!(
+                        "GitRepository {}: Secret {ns}/{name} has a 'password' but no 'username'",
+                        source.id
+                    ))
+                }
+                (None, None, None) => None,
+            }
         };
         ca_pem = s
             .data
@@ -369,12 +417,20 @@ fn setters(config: &Config, automation: &ImageUpdateAutomation, store: &Store) -
         .collect()
 }
 
-/// Renders the commit message.
-fn message(automation: &ImageUpdateAutomation, _update: &Update) -> String {
-    automation
-        .message_template
-        .clone()
-        .unwrap_or_else(|| "Update from image update automation".to_string())
+/// Renders the commit message over the change set.
+fn message(automation: &ImageUpdateAutomation, update: &Update) -> Result<String, String> {
+    let Some(template) = &automation.message_template else {
+        return Ok(template::DEFAULT_MESSAGE.to_string());
+    };
+    let data = TemplateData {
+        automation_namespace: &automation.id.namespace,
+        automation_name: &automation.id.name,
+        changes: &update.changes,
+        values: &automation.message_template_values,
+    };
+    template
+        .render(&data)
+        .map_err(|e| format!("spec.git.commit.messageTemplate: {e}"))
 }
 
 fn summary(update: &Update) -> String {
@@ -426,8 +482,9 @@ async fn update(
         if dry_run {
             return Ok((format!("would commit to {push_branch}: {summary}"), update));
         }
+        // Render before writing: a template that fails must leave the checkout untouched.
+        let message = message(&automation, &update)?;
         update.write().map_err(|e| e.to_string())?;
-        let message = message(&automation, &update);
         let Some(commit) = checkout
             .commit(&author, &message)
             .map_err(|e| e.to_string())?

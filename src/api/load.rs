@@ -67,8 +67,7 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Flux's default exclusion list: cosign signature tags.
-pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
+pub use crate::scanner::DEFAULT_EXCLUSION;
 
 /// Loads and checks every Flux object under `dir`.
 pub fn load_dir(dir: &Path) -> Result<Config, LoadError> {
@@ -516,6 +515,19 @@ impl Loader {
             );
             return;
         }
+        let message_template = match git
+            .commit
+            .message_template
+            .as_deref()
+            .map(crate::git::template::parse)
+        {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                self.object_problem(&h, "spec.git.commit.messageTemplate", e.to_string());
+                return;
+            }
+            None => None,
+        };
         let update = spec.update.unwrap_or_default();
         if let Some(s) = update.strategy.as_deref().filter(|s| *s != "Setters") {
             self.object_problem(&h, "spec.update.strategy", format!("'{s}' is not Setters"));
@@ -547,7 +559,7 @@ impl Loader {
                 push_branch,
                 author_name: git.commit.author.name,
                 author_email: git.commit.author.email,
-                message_template: git.commit.message_template,
+                message_template,
                 message_template_values: git.commit.message_template_values,
                 update_path: update.path.unwrap_or_default(),
                 suspend: spec.suspend,

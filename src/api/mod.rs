@@ -121,7 +121,8 @@ pub struct ImageUpdateAutomation {
     pub push_branch: Option<String>,
     pub author_name: String,
     pub author_email: String,
-    pub message_template: Option<String>,
+    /// `git.commit.messageTemplate`, parsed; None: Flux's default message.
+    pub message_template: Option<crate::git::template::Template>,
     pub message_template_values: BTreeMap<String, String>,
     /// `update.path`, as written (the writer confines it to the checkout).
     pub update_path: String,

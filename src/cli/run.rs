@@ -84,7 +84,7 @@ pub async fn plan(
     print_outcomes(&report);
     for (id, update) in &report.updates {
         writeln!(out, "# ImageUpdateAutomation {id}")?;
-        out.write_all(crate::writer::diff(update).as_bytes())?;
+        out.write_all(crate::writer::render_plan(update).as_bytes())?;
     }
     Ok(if report.failed() { EXIT_FAILED } else { 0 })
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use regex::Regex;
 
-use crate::api::{parse_duration, DEFAULT_EXCLUSION};
+use crate::api::parse_duration;
 use crate::image::ImageName;
-use crate::scanner::{self, Credentials, ScanOptions};
+use crate::scanner::{self, Credentials, ScanOptions, DEFAULT_EXCLUSION};
 
 #[derive(Debug, clap::Args)]
 pub struct TagsArgs {
@@ -64,6 +64,7 @@ pub async fn run(args: &TagsArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         insecure: args.insecure,
         timeout,
         exclusion,
+        ..ScanOptions::default()
     };
     let result = scanner::scan(&image, &options).await?;
     for tag in &result.tags {

@@ -5,13 +5,36 @@
 //! - `Credentials::from_docker_config(json_bytes, registry_host)` picks the entry Docker would.
 //! - `scan(&ImageName, &ScanOptions).await -> Result<ScanResult, ScanError>`.
 //! - `ScanResult.tags`: after exclusion, sorted descending byte-wise, each once.
+//!
+//! Why our own distribution client on `reqwest` rather than `oci-client`: listing tags is one
+//! endpoint, but doing it right for real registries needs control `oci-client` does not give.
+//! It does not follow `Link` pagination (so Docker Hub, GHCR, ECR, Quay lists beyond one page
+//! are silently cut), it does not expose `Retry-After` or the rate-limit headers (so 429s cannot
+//! be honoured or reported), and it reads whole bodies without a size cap (a hostile or broken
+//! registry can make us allocate without bound). The client here is a few hundred lines on
+//! `reqwest`: the bearer/basic challenge flow, same-origin pagination with a budget, capped
+//! streaming reads, retries with backoff, and errors that name the step that failed.
 
+mod auth;
+mod client;
+mod docker_config;
+mod error;
+mod pagination;
+mod tls;
+
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
 use regex::Regex;
+use reqwest::{Method, StatusCode};
+use url::Url;
 
 use crate::image::ImageName;
+
+use client::{read_capped, Session, Target};
+pub use error::ScanError;
+pub use pagination::{is_valid_tag, Limits};
 
 /// Registry credentials. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,6 +56,19 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A TLS client identity for mTLS (`tls.crt` + `tls.key` of the `certSecretRef` Secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientIdentity(cert, key ***)")
+    }
+}
+
 /// How to reach one registry repository.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -45,34 +81,357 @@ pub struct ScanOptions {
     pub timeout: Duration,
     /// `exclusionList`, compiled; a tag matching any is dropped.
     pub exclusion: Vec<Regex>,
+    /// mTLS client certificate and key (`tls.crt` + `tls.key`), if any.
+    pub client_identity: Option<ClientIdentity>,
+    /// Budget for one listing.
+    pub limits: Limits,
+}
+
+/// Flux's default exclusion list: cosign signature tags.
+pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
+
+impl Default for ScanOptions {
+    /// Anonymous HTTPS, system roots, a one-minute timeout, Flux's default exclusion list.
+    fn default() -> Self {
+        ScanOptions {
+            credentials: None,
+            ca_pem: None,
+            insecure: false,
+            timeout: Duration::from_secs(60),
+            exclusion: vec![Regex::new(DEFAULT_EXCLUSION).expect("valid regex")],
+            client_identity: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The registry's rate-limit headers on the last response that carried them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `RateLimit-Limit` (Docker Hub: `ratelimit-limit: 100;w=21600`), the quota.
+    pub limit: Option<u64>,
+    /// `RateLimit-Remaining` / `X-RateLimit-Remaining`, what is left.
+    pub remaining: Option<u64>,
 }
 
 /// A successful, complete listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanResult {
     /// After exclusion, sorted descending byte-wise, each once.
     pub tags: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("docker config: {0}")]
-    DockerConfig(String),
-    #[error("{0}")]
-    Other(String),
+    /// Pages fetched.
+    pub pages: u32,
+    /// Tags the registry sent that are not valid tag names (dropped, never stored).
+    pub invalid_tags: usize,
+    /// Rate-limit headers seen, if the registry sends them.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Credentials {
     /// The credentials a `kubernetes.io/dockerconfigjson` Secret holds for `registry_host`.
     pub fn from_docker_config(
-        _json: &[u8],
-        _registry_host: &str,
+        json: &[u8],
+        registry_host: &str,
     ) -> Result<Option<Credentials>, ScanError> {
-        todo!("scanner owner")
+        docker_config::from_docker_config(json, registry_host)
     }
 }
 
 /// Lists every tag of `image`.
-pub async fn scan(_image: &ImageName, _options: &ScanOptions) -> Result<ScanResult, ScanError> {
-    todo!("scanner owner")
+pub async fn scan(image: &ImageName, options: &ScanOptions) -> Result<ScanResult, ScanError> {
+    let target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    let timeout_error = ScanError::Timeout {
+        registry: target.registry.clone(),
+        repository: target.repository.clone(),
+        after: options.timeout,
+    };
+    match tokio::time::timeout(options.timeout, list(target, options)).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error),
+    }
+}
+
+async fn list(target: Target, options: &ScanOptions) -> Result<ScanResult, ScanError> {
+    let http = client::build_http(&target, options)?;
+    let mut session = Session {
+        http,
+        target,
+        credentials: options.credentials.as_ref(),
+        authorization: None,
+    };
+    let raw = list_raw(&mut session, &options.limits).await?;
+    let mut tags: Vec<String> = raw
+        .tags
+        .into_iter()
+        .filter(|t| !options.exclusion.iter().any(|re| re.is_match(t)))
+        .collect();
+    tags.sort_unstable_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+    tags.dedup();
+    Ok(ScanResult {
+        tags,
+        pages: raw.pages,
+        invalid_tags: raw.invalid_tags,
+        rate_limit: raw.rate_limit,
+    })
+}
+
+/// What the pages held, before exclusion and sorting: each valid tag once, first-seen order.
+struct RawListing {
+    tags: Vec<String>,
+    pages: u32,
+    invalid_tags: usize,
+    rate_limit: Option<RateLimit>,
+}
+
+#[derive(serde::Deserialize)]
+struct TagsPage {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+fn tags_url(target: &Target, n: u32, last: Option<&str>) -> Url {
+    let mut u = target.url(&format!("/v2/{}/tags/list", target.repository));
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("n", &n.to_string());
+        if let Some(l) = last {
+            q.append_pair("last", l);
+        }
+    }
+    u
+}
+
+fn query_n(u: &Url) -> Option<usize> {
+    u.query_pairs()
+        .find(|(k, _)| k == "n")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// The page cap a registry announces when it refuses `n` (Quay: `TOO_MANY_TAGS_REQUESTED`,
+/// "... max is 100"), if this error body is such a refusal.
+fn refused_page_size(body: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("TOO_MANY_TAGS_REQUESTED") && !text.to_ascii_lowercase().contains("max is") {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("max is")? + "max is".len();
+    let digits: String = lower[at..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
+fn parse_leading_u64(v: &str) -> Option<u64> {
+    let d: String = v
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    d.parse().ok()
+}
+
+fn record_rate_limit(headers: &reqwest::header::HeaderMap, into: &mut Option<RateLimit>) {
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| headers.get(*n))
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_leading_u64)
+    };
+    let limit = get(&["ratelimit-limit", "x-ratelimit-limit"]);
+    let remaining = get(&["ratelimit-remaining", "x-ratelimit-remaining"]);
+    if limit.is_some() || remaining.is_some() {
+        *into = Some(RateLimit { limit, remaining });
+    }
+}
+
+async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListing, ScanError> {
+    let truncated = |session: &Session<'_>, tags: usize, reason: String| ScanError::Truncated {
+        registry: session.target.registry.clone(),
+        repository: session.target.repository.clone(),
+        tags,
+        reason,
+    };
+    let mut url = tags_url(&session.target, limits.page_size, None);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut visited: HashSet<String> = HashSet::new();
+    let mut invalid_tags = 0usize;
+    let mut rate_limit = None;
+    let mut pages = 0u32;
+    let mut bytes = 0u64;
+    let mut page_size_retried = false;
+    loop {
+        if pages >= limits.max_pages {
+            return Err(truncated(
+                session,
+                order.len(),
+                format!("page budget of {} pages exhausted", limits.max_pages),
+            ));
+        }
+        visited.insert(url.to_string());
+        let resp = session
+            .request(Method::GET, &url, &["application/json"], "tags/list")
+            .await?;
+        record_rate_limit(resp.headers(), &mut rate_limit);
+        let status = resp.status();
+        let link = resp
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| pagination::next_link(v).map(str::to_string));
+        let remaining = limits.max_bytes.saturating_sub(bytes);
+        let body = match read_capped(resp, remaining, &session.target).await {
+            Ok(b) => b,
+            Err(ScanError::TooLarge { .. }) if pages > 0 => {
+                return Err(truncated(
+                    session,
+                    order.len(),
+                    format!("byte budget of {} bytes exhausted", limits.max_bytes),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        bytes += body.len() as u64;
+        if status == StatusCode::BAD_REQUEST && !page_size_retried {
+            // Quay refuses `n` above its cap instead of truncating: ask again with its cap.
+            if let Some(cap) = refused_page_size(&body) {
+                let asked = query_n(&url).unwrap_or(usize::MAX);
+                if (cap as usize) < asked {
+                    page_size_retried = true;
+                    let last = url
+                        .query_pairs()
+                        .find(|(k, _)| k == "last")
+                        .map(|(_, v)| v.into_owned());
+                    url = tags_url(&session.target, cap, last.as_deref());
+                    continue;
+                }
+            }
+        }
+        if !status.is_success() {
+            return Err(session.target.status_error("tags/list", status, &body));
+        }
+        pages += 1;
+        let page: TagsPage = serde_json::from_slice(&body).map_err(|e| {
+            session.target.decode_error(
+                "tags/list",
+                format!(
+                    "not a tag list ({:?} error at column {})",
+                    e.classify(),
+                    e.column()
+                ),
+            )
+        })?;
+        let page_tags = page.tags.unwrap_or_default();
+        let page_len = page_tags.len();
+        let mut new = 0usize;
+        let mut last_tag = None;
+        for t in page_tags {
+            if !is_valid_tag(&t) {
+                invalid_tags += 1;
+                continue;
+            }
+            last_tag = Some(t.clone());
+            if seen.insert(t.clone()) {
+                order.push(t);
+                new += 1;
+                if order.len() > limits.max_tags {
+                    return Err(truncated(
+                        session,
+                        limits.max_tags,
+                        format!("tag budget of {} tags exhausted", limits.max_tags),
+                    ));
+                }
+            }
+        }
+        // A page that brings nothing new ends the listing: a looping or repeating registry
+        // has nothing more to give.
+        if new == 0 && pages > 1 {
+            break;
+        }
+        let next = if let Some(link) = link {
+            let next = url.join(&link).map_err(|_| {
+                session
+                    .target
+                    .decode_error("tags/list", "the Link header is not a valid URL".into())
+            })?;
+            if !session.target.same_origin(&next) {
+                return Err(ScanError::CrossOriginLink {
+                    registry: session.target.registry.clone(),
+                    repository: session.target.repository.clone(),
+                    origin: next.origin().ascii_serialization(),
+                });
+            }
+            Some(next)
+        } else {
+            // No Link: a full page may still have a successor (Nexus); ask with `last`.
+            match (query_n(&url), last_tag) {
+                (Some(n), Some(last)) if n > 0 && page_len >= n => {
+                    Some(tags_url(&session.target, n as u32, Some(&last)))
+                }
+                _ => None,
+            }
+        };
+        match next {
+            Some(n) if !visited.contains(n.as_str()) => url = n,
+            _ => break,
+        }
+    }
+    Ok(RawListing {
+        tags: order,
+        pages,
+        invalid_tags,
+        rate_limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quay_refusal_names_its_cap() {
+        let body = br#"{"errors":[{"code":"TOO_MANY_TAGS_REQUESTED","message":"Requested page size is too large: max is 100","detail":{}}]}"#;
+        assert_eq!(refused_page_size(body), Some(100));
+        assert_eq!(
+            refused_page_size(br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
+        h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
+        let mut r = None;
+        record_rate_limit(&h, &mut r);
+        assert_eq!(
+            r,
+            Some(RateLimit {
+                limit: Some(100),
+                remaining: Some(76)
+            })
+        );
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let c = Credentials::IdentityToken("tok-hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let id = ClientIdentity {
+            cert_pem: b"c".to_vec(),
+            key_pem: b"KEY-hunter2".to_vec(),
+        };
+        assert!(!format!("{id:?}").contains("hunter2"));
+    }
 }

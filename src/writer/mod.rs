@@ -84,8 +84,3 @@ pub fn apply(text: &[u8], setters: &Setters) -> Result<Applied, Problem> {
 pub fn apply_report(text: &[u8], setters: &Setters) -> Result<Report, Problem> {
     edit::apply(text, setters)
 }
-
-/// Renders an update as a unified diff (for `tagline plan`).
-pub fn diff(_update: &fs::Update) -> String {
-    todo!("writer owner")
-}

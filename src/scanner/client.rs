@@ -1,0 +1,454 @@
+//! One session with one registry repository: the HTTP client (TLS roots, client identity),
+//! requests with the auth challenge flow, capped body reads, and error classification.
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use url::Url;
+
+use super::auth::{parse_challenges, Challenge, TokenResponse};
+use super::{Credentials, ScanError, ScanOptions};
+
+/// Largest token response accepted.
+const TOKEN_BODY_LIMIT: u64 = 1 << 20;
+
+/// Where the session points: the API host and the repository path.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub registry: String,
+    pub repository: String,
+    /// `https://host[:port]` or `http://...` when insecure.
+    pub base: Url,
+}
+
+impl Target {
+    pub fn new(api_host: &str, repository: &str, insecure: bool) -> Result<Target, ScanError> {
+        let scheme = if insecure { "http" } else { "https" };
+        let base =
+            Url::parse(&format!("{scheme}://{api_host}/")).map_err(|e| ScanError::Options {
+                registry: api_host.to_string(),
+                reason: format!("registry host is not a valid URL authority: {e}"),
+            })?;
+        Ok(Target {
+            registry: api_host.to_string(),
+            repository: repository.to_string(),
+            base,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        let mut u = self.base.clone();
+        u.set_path(path);
+        u
+    }
+
+    /// Same scheme, host and port as the registry.
+    pub fn same_origin(&self, u: &Url) -> bool {
+        u.scheme() == self.base.scheme()
+            && u.host_str() == self.base.host_str()
+            && u.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    pub fn options_error(&self, reason: String) -> ScanError {
+        ScanError::Options {
+            registry: self.registry.clone(),
+            reason,
+        }
+    }
+
+    pub fn decode_error(&self, step: &'static str, reason: String) -> ScanError {
+        ScanError::Decode {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            step,
+            reason,
+        }
+    }
+
+    pub fn auth_error(&self, reason: String) -> ScanError {
+        ScanError::Auth {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            reason,
+        }
+    }
+
+    /// Classifies a transport error by walking its source chain (TLS vs connection).
+    pub fn transport_error(&self, e: &reqwest::Error) -> ScanError {
+        let mut chain = Vec::new();
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            chain.push(err.to_string());
+            cur = err.source();
+        }
+        let all = chain.join(": ").to_ascii_lowercase();
+        let tls_reason = if all.contains("certificate verify failed")
+            || all.contains("unable to get local issuer")
+            || all.contains("self-signed certificate")
+            || all.contains("self signed certificate")
+            || all.contains("unknownissuer")
+            || all.contains("invalid peer certificate")
+        {
+            Some("certificate not trusted".to_string())
+        } else if all.contains("hostname mismatch") || all.contains("not valid for name") {
+            Some("certificate does not match the host name".to_string())
+        } else if all.contains("certificate required")
+            || all.contains("alert bad certificate")
+            || all.contains("alert unknown ca")
+            || all.contains("handshake failure")
+        {
+            Some("handshake refused (client certificate missing or not accepted)".to_string())
+        } else if all.contains("ssl") || all.contains("tls") || all.contains("handshake") {
+            Some(format!(
+                "handshake failed ({})",
+                chain.last().cloned().unwrap_or_default()
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = tls_reason {
+            return ScanError::Tls {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+                reason,
+            };
+        }
+        // The innermost cause is the informative one (e.g. "Connection refused").
+        let reason = if e.is_timeout() {
+            "request timed out".to_string()
+        } else {
+            chain
+                .iter()
+                .rev()
+                .find(|s| !s.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "transport error".into())
+        };
+        ScanError::Connect {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            reason,
+        }
+    }
+
+    pub fn status_error(&self, step: &'static str, status: StatusCode, body: &[u8]) -> ScanError {
+        match status.as_u16() {
+            401 | 403 => self.auth_error(format!("{step} answered HTTP {}", status.as_u16())),
+            404 => ScanError::NotFound {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+            },
+            s => ScanError::Status {
+                registry: self.registry.clone(),
+                repository: self.repository.clone(),
+                step,
+                status: s,
+                detail: error_detail(body),
+            },
+        }
+    }
+}
+
+/// The first `code: message` of a distribution error body, shortened; empty if none.
+pub(super) fn error_detail(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(e) = serde_json::from_slice::<Errors>(body) else {
+        return String::new();
+    };
+    let Some(first) = e.errors.first() else {
+        return String::new();
+    };
+    let mut s = format!(": {} {}", first.code, first.message);
+    if s.len() > 200 {
+        let mut cut = 200;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s.trim_end().to_string()
+}
+
+/// Builds the HTTP client: system roots plus the user CA, optional client identity.
+pub(super) fn build_http(
+    target: &Target,
+    options: &ScanOptions,
+) -> Result<reqwest::Client, ScanError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("tagline/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .connect_timeout(options.timeout.min(std::time::Duration::from_secs(30)))
+        .tls_backend_native();
+    if let Some(pem) = &options.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+            target.options_error("ca.crt is not a valid PEM certificate bundle".into())
+        })?;
+        if certs.is_empty() {
+            return Err(target.options_error("ca.crt holds no PEM certificate".into()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let Some(id) = &options.client_identity {
+        let key = super::tls::pkcs8_key_pem(&id.key_pem)
+            .map_err(|reason| target.options_error(format!("tls.key: {reason}")))?;
+        let identity = reqwest::Identity::from_pkcs8_pem(&id.cert_pem, &key).map_err(|_| {
+            target.options_error("tls.crt/tls.key are not a usable certificate and key".into())
+        })?;
+        b = b.identity(identity);
+    }
+    b.build()
+        .map_err(|e| target.options_error(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A session: the client, the target, and the current `Authorization` header.
+pub(super) struct Session<'a> {
+    pub http: reqwest::Client,
+    pub target: Target,
+    pub credentials: Option<&'a Credentials>,
+    pub authorization: Option<HeaderValue>,
+}
+
+impl<'a> Session<'a> {
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &Url,
+        accept: &[&str],
+    ) -> Result<Response, ScanError> {
+        let mut req = self.http.request(method, url.clone());
+        if !accept.is_empty() {
+            req = req.header(ACCEPT, accept.join(", "));
+        }
+        // Credentials go to the registry's own origin only.
+        if let Some(a) = &self.authorization {
+            if self.target.same_origin(url) {
+                req = req.header(AUTHORIZATION, a.clone());
+            }
+        }
+        req.send()
+            .await
+            .map_err(|e| self.target.transport_error(&e))
+    }
+
+    /// Sends a request, answering one auth challenge (401) if the registry sends one.
+    /// A 401/403 after that is an `Auth` error; other statuses are returned to the caller.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        url: &Url,
+        accept: &[&str],
+        step: &'static str,
+    ) -> Result<Response, ScanError> {
+        let resp = self.send_once(method.clone(), url, accept).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            if resp.status() == StatusCode::FORBIDDEN {
+                return Err(self.target.auth_error(format!("{step} answered HTTP 403")));
+            }
+            return Ok(resp);
+        }
+        let challenges = challenges(resp.headers());
+        drop(resp);
+        self.answer(&challenges, step).await?;
+        let resp = self.send_once(method, url, accept).await?;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(self
+                .target
+                .auth_error(format!("{step} answered HTTP {}", resp.status().as_u16()))),
+            _ => Ok(resp),
+        }
+    }
+
+    /// Sets `authorization` from the challenge: a bearer token or Basic credentials.
+    async fn answer(
+        &mut self,
+        challenges: &[Challenge],
+        step: &'static str,
+    ) -> Result<(), ScanError> {
+        let bearer = challenges.iter().find_map(|c| match c {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => Some((realm, service, scope)),
+            Challenge::Basic => None,
+        });
+        if let Some((realm, service, scope)) = bearer {
+            let token = self
+                .fetch_token(realm, service.as_deref(), scope.as_deref())
+                .await?;
+            self.authorization = Some(header_value(&format!("Bearer {token}"), &self.target)?);
+            return Ok(());
+        }
+        if challenges.contains(&Challenge::Basic) {
+            return match self.credentials {
+                Some(Credentials::Basic { username, password }) => {
+                    self.authorization = Some(basic_header(username, password, &self.target)?);
+                    Ok(())
+                }
+                Some(Credentials::IdentityToken(_)) => Err(self.target.auth_error(
+                    "the registry asks for Basic auth; an identity token cannot answer it".into(),
+                )),
+                None => Err(self.target.auth_error(format!(
+                    "{step} needs credentials (Basic challenge), none given"
+                ))),
+            };
+        }
+        Err(self.target.auth_error(format!(
+            "{step} answered HTTP 401 without a usable challenge"
+        )))
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<String, ScanError> {
+        let mut url = Url::parse(realm).map_err(|_| {
+            self.target
+                .auth_error("the bearer challenge's realm is not a URL".into())
+        })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(self
+                .target
+                .auth_error("the bearer challenge's realm is not an http(s) URL".into()));
+        }
+        let default_scope = format!("repository:{}:pull", self.target.repository);
+        let scope = scope.unwrap_or(&default_scope);
+        let realm_host = url.host_str().unwrap_or_default().to_string();
+        let req = match self.credentials {
+            Some(Credentials::IdentityToken(token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "tagline"),
+                    ("refresh_token", token.as_str()),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
+                self.http
+                    .post(url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body)
+            }
+            creds => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let mut req = self.http.get(url);
+                if let Some(Credentials::Basic { username, password }) = creds {
+                    req = req.header(
+                        AUTHORIZATION,
+                        basic_header(username, password, &self.target)?,
+                    );
+                }
+                req
+            }
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.target.transport_error(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_capped(resp, 64 * 1024, &self.target)
+                .await
+                .unwrap_or_default();
+            let msg = format!(
+                "token request to {realm_host} answered HTTP {}{}",
+                status.as_u16(),
+                error_detail(&body)
+            );
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(ScanError::Status {
+                    registry: self.target.registry.clone(),
+                    repository: self.target.repository.clone(),
+                    step: "token request",
+                    status: status.as_u16(),
+                    detail: format!(" ({msg})"),
+                });
+            }
+            return Err(self.target.auth_error(msg));
+        }
+        let body = read_capped(resp, TOKEN_BODY_LIMIT, &self.target).await?;
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            self.target
+                .decode_error("token response", "not a JSON token object".into())
+        })?;
+        parsed.into_token().ok_or_else(|| {
+            self.target
+                .auth_error(format!("token response from {realm_host} holds no token"))
+        })
+    }
+}
+
+fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_challenges)
+        .collect()
+}
+
+fn header_value(s: &str, target: &Target) -> Result<HeaderValue, ScanError> {
+    let mut v = HeaderValue::from_str(s).map_err(|_| {
+        target.auth_error("credentials hold characters not allowed in a header".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn basic_header(user: &str, pass: &str, target: &Target) -> Result<HeaderValue, ScanError> {
+    let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    header_value(&format!("Basic {enc}"), target)
+}
+
+/// Reads a body, stopping with `TooLarge` as soon as it exceeds `limit` bytes.
+pub(super) async fn read_capped(
+    mut resp: Response,
+    limit: u64,
+    target: &Target,
+) -> Result<Vec<u8>, ScanError> {
+    let too_large = || ScanError::TooLarge {
+        registry: target.registry.clone(),
+        repository: target.repository.clone(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(|e| target.transport_error(&e))? {
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}

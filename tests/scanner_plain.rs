@@ -1,0 +1,119 @@
+//! Scanner against a real `docker-registry` over plain HTTP, anonymous: listing, sorting,
+//! exclusion, empty and missing repositories, connection failures.
+
+mod scanner_support;
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+use scanner_support::{Mode, Registry};
+use tagline::image::ImageName;
+use tagline::scanner::{scan, ScanError, ScanOptions};
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::start(Mode::Plain));
+
+fn options() -> ScanOptions {
+    ScanOptions {
+        insecure: true,
+        timeout: Duration::from_secs(20),
+        ..ScanOptions::default()
+    }
+}
+
+fn image(repo: &str) -> ImageName {
+    ImageName::parse(&format!("{}/{repo}", REGISTRY.host())).unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_listing_is_sorted_descending_without_signatures() {
+    REGISTRY
+        .push(
+            "team/app",
+            &[
+                "1.0.0",
+                "1.2.0",
+                "latest",
+                "0.9.0",
+                "sha256-abc.sig",
+                "1.10.0",
+            ],
+        )
+        .await;
+    let r = scan(&image("team/app"), &options()).await.unwrap();
+    assert_eq!(r.tags, ["latest", "1.2.0", "1.10.0", "1.0.0", "0.9.0"]);
+    assert_eq!(r.pages, 1);
+    assert_eq!(r.invalid_tags, 0);
+}
+
+#[tokio::test]
+async fn a_user_exclusion_list_replaces_the_default() {
+    REGISTRY
+        .push(
+            "team/excl",
+            &["1.0.0", "0.9.0", "sha256-abc.sig", "1.0.0-rc.1"],
+        )
+        .await;
+    let opts = ScanOptions {
+        exclusion: vec![Regex::new(r"^0\.").unwrap(), Regex::new("rc").unwrap()],
+        ..options()
+    };
+    let r = scan(&image("team/excl"), &opts).await.unwrap();
+    assert_eq!(r.tags, ["sha256-abc.sig", "1.0.0"]);
+    // No exclusion at all keeps everything.
+    let opts = ScanOptions {
+        exclusion: vec![],
+        ..options()
+    };
+    let r = scan(&image("team/excl"), &opts).await.unwrap();
+    assert_eq!(r.tags, ["sha256-abc.sig", "1.0.0-rc.1", "1.0.0", "0.9.0"]);
+}
+
+#[tokio::test]
+async fn a_missing_repository_is_not_found() {
+    let e = scan(&image("team/nothing-here"), &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ScanError::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains(&REGISTRY.host()), "{e}");
+    assert!(e.to_string().contains("team/nothing-here"), "{e}");
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn a_repository_whose_manifests_were_deleted_lists_no_tags() {
+    let digest = REGISTRY.push("team/emptied", &["1.0.0", "2.0.0"]).await;
+    let url = format!(
+        "http://{}/v2/team/emptied/manifests/{digest}",
+        REGISTRY.host()
+    );
+    let resp = reqwest::Client::new().delete(url).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let r = scan(&image("team/emptied"), &options()).await.unwrap();
+    assert!(r.tags.is_empty(), "{:?}", r.tags);
+}
+
+#[tokio::test]
+async fn https_against_a_plain_http_registry_fails_clearly() {
+    REGISTRY.push("team/tlsmix", &["1"]).await;
+    let opts = ScanOptions {
+        insecure: false,
+        ..options()
+    };
+    let e = scan(&image("team/tlsmix"), &opts).await.unwrap_err();
+    assert!(
+        matches!(e, ScanError::Tls { .. } | ScanError::Connect { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&REGISTRY.host()), "{e}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_retryable_connect_error() {
+    let port = scanner_support::free_port();
+    let img = ImageName::parse(&format!("127.0.0.1:{port}/team/app")).unwrap();
+    let e = scan(&img, &options()).await.unwrap_err();
+    assert!(matches!(e, ScanError::Connect { .. }), "{e:?}");
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+}

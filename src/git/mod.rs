@@ -17,6 +17,8 @@
 //!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
 //!   remote_tip, last_pushed) -> PushOutcome` (skips when the remote has the same tree on the
 //!   same parents).
+//! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
+//!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
 //!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
 //!   change and pushes again (a bounded number of times).
@@ -25,6 +27,7 @@
 //! drivers, and the host's system/global git configuration is ignored.
 
 mod error;
+mod sign;
 mod ssh;
 mod transport;
 
@@ -36,6 +39,7 @@ use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, FetchOptions, IndexAddOption, Oid, PushOptions, Repository};
 
 pub use error::{redact_url, GitError};
+pub use sign::{Signer, SigningKey};
 use transport::Session;
 
 /// How to authenticate to a Git server (the GitRepository Secret's keys). `Debug` hides secrets.
@@ -211,6 +215,17 @@ impl Checkout {
         message: &str,
         time: i64,
     ) -> Result<Option<String>, GitError> {
+        self.commit_with(author, message, time, None)
+    }
+
+    /// `commit_at`, signed by `signer` when given (`gpgsig` header: OpenPGP or SSH).
+    pub fn commit_with(
+        &self,
+        author: &Author,
+        message: &str,
+        time: i64,
+        signer: Option<&Signer>,
+    ) -> Result<Option<String>, GitError> {
         let dir = self.dir.display().to_string();
         let err = |e: git2::Error| GitError::Commit {
             dir: dir.clone(),
@@ -238,9 +253,35 @@ impl Checkout {
         let sig = git2::Signature::new(&author.name, &author.email, &git2::Time::new(time, 0))
             .map_err(err)?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .map_err(err)?;
+        let oid = match signer {
+            None => repo
+                .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+                .map_err(err)?,
+            Some(signer) => {
+                let buf = repo
+                    .commit_create_buffer(&sig, &sig, message, &tree, &parents)
+                    .map_err(err)?;
+                let signature = signer.sign(&buf)?;
+                let content = std::str::from_utf8(&buf).map_err(|e| GitError::Commit {
+                    dir: dir.clone(),
+                    cause: format!("commit is not UTF-8: {e}"),
+                })?;
+                let oid = repo
+                    .commit_signed(content, &signature, Some("gpgsig"))
+                    .map_err(err)?;
+                // commit_signed writes the object only: move the branch HEAD is on.
+                let head = repo.find_reference("HEAD").map_err(err)?;
+                let head_ref = head
+                    .symbolic_target()
+                    .ok()
+                    .flatten()
+                    .map(str::to_string)
+                    .ok_or_else(|| err(git2::Error::from_str("HEAD is not on a branch")))?;
+                repo.reference(&head_ref, oid, true, "tagline: signed commit")
+                    .map_err(err)?;
+                oid
+            }
+        };
         Ok(Some(oid.to_string()))
     }
 

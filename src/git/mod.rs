@@ -17,6 +17,8 @@
 //!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
 //!   remote_tip, last_pushed) -> PushOutcome` (skips when the remote has the same tree on the
 //!   same parents).
+//! - `push_with_options(&Remote, branch, options)`, `push_refspec(&Remote, refspec,
+//!   options)` (`git.push.refspec`, `git.push.options`), `push_options(map)`.
 //! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
 //!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
@@ -113,6 +115,12 @@ pub enum PushOutcome {
     /// The remote branch already had the same content on the same base (this commit);
     /// nothing was pushed.
     Unchanged(String),
+}
+
+/// `git.push.options` as git push options, `key=value` in key order (an empty value gives
+/// `key=`, as go-git sends it for Flux; GitLab reads `merge_request.create=` as set).
+pub fn push_options(options: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    options.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// Name of the remote recorded in the clone.
@@ -306,6 +314,94 @@ impl Checkout {
             let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
         }
         Ok(())
+    }
+
+    /// `push` with git push options (`git.push.options`, e.g. `merge_request.create`); the
+    /// server must advertise push options when any are given.
+    pub fn push_with_options(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        options: &[String],
+    ) -> Result<(), GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let repo = self.open()?;
+        let (src, head) = self.head_branch_ref(&repo)?;
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("{src}:{}", branch_ref(branch))],
+            options,
+            &[],
+        )?;
+        let _ = repo.reference(&tracking_ref(branch), head, true, "tagline: pushed");
+        Ok(())
+    }
+
+    /// Pushes `refspec` (`git.push.refspec`: `[+]<src>:<dst>`, `src` a local ref such as
+    /// `refs/heads/<push branch>` or `HEAD`), with push options. A leading `+` forces.
+    pub fn push_refspec(
+        &self,
+        remote: &Remote,
+        refspec: &str,
+        options: &[String],
+    ) -> Result<(), GitError> {
+        let repo = self.open()?;
+        let bad = |why: &str| GitError::Config {
+            url: redact_url(&remote.url),
+            cause: format!("push refspec '{refspec}': {why}"),
+        };
+        let (force, spec) = match refspec.strip_prefix('+') {
+            Some(rest) => ("+", rest),
+            None => ("", refspec),
+        };
+        let (src, dst) = spec
+            .split_once(':')
+            .ok_or_else(|| bad("expected <src>:<dst>"))?;
+        if src.is_empty() || dst.is_empty() || dst.contains(':') || spec.contains('*') {
+            return Err(bad("expected <src>:<dst> without wildcards"));
+        }
+        let src = if src == "HEAD" {
+            self.head_branch_ref(&repo)?.0
+        } else if src.starts_with("refs/") {
+            src.to_string()
+        } else {
+            branch_ref(src)
+        };
+        repo.refname_to_id(&src)
+            .map_err(|_| bad(&format!("no local ref '{src}'")))?;
+        let dst = if dst.starts_with("refs/") {
+            dst.to_string()
+        } else {
+            branch_ref(dst)
+        };
+        if !git2::Reference::is_valid_name(&dst) {
+            return Err(bad(&format!("'{dst}' is not a valid ref name")));
+        }
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("{force}{src}:{dst}")],
+            options,
+            &[],
+        )
+    }
+
+    /// HEAD's branch ref name and commit.
+    fn head_branch_ref(&self, repo: &Repository) -> Result<(String, Oid), GitError> {
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        let name = head
+            .name()
+            .ok()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .map(str::to_string);
+        match (name, head.target()) {
+            (Some(name), Some(oid)) => Ok((name, oid)),
+            _ => Err(GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            }),
+        }
     }
 
     /// The branch HEAD is on.

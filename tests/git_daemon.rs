@@ -160,3 +160,30 @@ fn credentials_in_the_url_never_reach_the_error() {
         "{shown}"
     );
 }
+
+#[test]
+fn network_clones_are_shallow_and_still_push() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let first = w.rev(&bare, "main").unwrap();
+    w.commit_elsewhere(&bare, "main", &[("b.txt", "b\n")]);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("clone");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    assert_eq!(
+        w.git(&dir, &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    let has_first = w
+        .git_cmd(&dir, &["cat-file", "-e", &first])
+        .status()
+        .unwrap()
+        .success();
+    assert!(!has_first, "older history not fetched");
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "bump").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "main").unwrap(), id);
+    w.git(&bare, &["fsck", "--strict"]);
+}

@@ -535,7 +535,9 @@ impl Checkout {
                     dir: self.dir.display().to_string(),
                     cause: format!("remote tip {tip} (fetch it first): {}", e.message()),
                 })?;
-            let same_parents = theirs.parent_ids().eq(head.parent_ids());
+            // From the commit objects: in a shallow clone the boundary commits show no
+            // parents through libgit2's grafts.
+            let same_parents = raw_parents(&repo, theirs.id()) == raw_parents(&repo, head.id());
             if theirs.id() == head.id() || (theirs.tree_id() == head.tree_id() && same_parents) {
                 return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
             }
@@ -547,6 +549,27 @@ impl Checkout {
         self.push_force_with_lease(remote, branch, &lease)?;
         Ok(PushOutcome::Pushed(head.id().to_string()))
     }
+}
+
+/// The parent ids written in a commit object (ignoring shallow grafts).
+fn raw_parents(repo: &Repository, commit: Oid) -> Vec<Oid> {
+    let Ok(odb) = repo.odb() else {
+        return Vec::new();
+    };
+    let Ok(obj) = odb.read(commit) else {
+        return Vec::new();
+    };
+    obj.data()
+        .split(|b| *b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .filter_map(|hex| std::str::from_utf8(hex).ok())
+        .filter_map(|hex| Oid::from_str(hex.trim()).ok())
+        .collect()
+}
+
+fn is_local_url(url: &str) -> bool {
+    url.starts_with("file://") || (!url.contains("://") && Path::new(url).exists())
 }
 
 /// Fetches `branch` into its tracking ref (dropping a stale one first) and returns its tip,
@@ -570,6 +593,10 @@ fn fetch_branch(
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .custom_headers(&header_refs);
+    // Shallow (depth 1) like Flux, except where libgit2 cannot (local paths / file://).
+    if !is_local_url(&session.remote.url) {
+        fo.depth(1);
+    }
     let tracking = tracking_ref(branch);
     let fetch_err = |cause: String| {
         if clone {

@@ -158,13 +158,22 @@ impl Checkout {
     pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
         check_branch_name(&remote.url, branch)?;
         let session = Session::new(remote, "cloning")?;
-        std::fs::create_dir_all(dir).map_err(|e| GitError::Local {
+        let io_err = |e: std::io::Error| GitError::Local {
             dir: dir.display().to_string(),
             cause: e.to_string(),
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
+            return Err(GitError::Local {
+                dir: dir.display().to_string(),
+                cause: "the clone directory is not empty".into(),
+            });
+        }
         let repo = Repository::init(dir).map_err(local_err(dir))?;
         let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        repo.remote_with_fetch(ORIGIN, &remote.url, &refspec)
+        // Recorded for people looking at the clone; fetches and pushes use `remote` itself,
+        // so credentials in the URL are not written to .git/config.
+        repo.remote_with_fetch(ORIGIN, &redact_url(&remote.url), &refspec)
             .map_err(|e| GitError::Config {
                 url: session.url(),
                 cause: session.scrub(e.message()),

@@ -160,3 +160,118 @@ fn credentials_in_the_url_never_reach_the_error() {
         "{shown}"
     );
 }
+
+#[test]
+fn network_clones_are_shallow_and_still_push() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let first = w.rev(&bare, "main").unwrap();
+    w.commit_elsewhere(&bare, "main", &[("b.txt", "b\n")]);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("clone");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    assert_eq!(
+        w.git(&dir, &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    let has_first = w
+        .git_cmd(&dir, &["cat-file", "-e", &first])
+        .status()
+        .unwrap()
+        .success();
+    assert!(!has_first, "older history not fetched");
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "bump").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "main").unwrap(), id);
+    w.git(&bare, &["fsck", "--strict"]);
+}
+
+#[test]
+fn a_push_to_a_server_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let dir = w.path("clone");
+    let co = Checkout::clone(&remote(&file_url(&bare)), "main", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "x\n").unwrap();
+    co.commit(&author(), "m").unwrap().unwrap();
+    let mut r = remote(&format!("git://127.0.0.1:{port}/repo.git"));
+    r.timeout = Duration::from_secs(2);
+    let err = co.push(&r, "main").unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
+}
+
+/// A server answering 401 to everything, recording the Authorization headers it got.
+fn recording_401() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    sink.lock().unwrap().push(line.trim().to_string());
+                }
+                if line == "\r\n" {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn bearer_token_is_sent_as_authorization_header() {
+    let (port, seen) = recording_401();
+    let w = World::new();
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let mut r = remote(&url);
+    r.auth = Some(Auth::Bearer("tok-123456".into()));
+    let err = Checkout::clone(&r, "main", &w.path("clone")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("tok-123456"));
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|h| h == "Authorization: Bearer tok-123456"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn clone_refuses_a_non_empty_directory_and_keeps_no_credentials_on_disk() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let dir = w.path("clone");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("stray"), "x").unwrap();
+    let err = Checkout::clone(&remote(&file_url(&bare)), "main", &dir).unwrap_err();
+    assert!(matches!(err, GitError::Local { .. }), "{err:?}");
+
+    // Credentials in the URL are not written into the clone's configuration.
+    let d = git_daemon(&w, w.tmp.path());
+    let url = format!("git://bob:s3cret-pw@127.0.0.1:{}/repo.git", d.port);
+    let dir = w.path("clone2");
+    Checkout::clone(&remote(&url), "main", &dir).unwrap();
+    let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
+    assert!(!config.contains("s3cret-pw"), "{config}");
+}

@@ -17,6 +17,10 @@
 //!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
 //!   remote_tip, last_pushed) -> PushOutcome` (skips when the remote has the same tree on the
 //!   same parents).
+//! - `push_with_options(&Remote, branch, options)`, `push_refspec(&Remote, refspec,
+//!   options)` (`git.push.refspec`, `git.push.options`), `push_options(map)`.
+//! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
+//!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
 //!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
 //!   change and pushes again (a bounded number of times).
@@ -25,6 +29,7 @@
 //! drivers, and the host's system/global git configuration is ignored.
 
 mod error;
+mod sign;
 mod ssh;
 mod transport;
 
@@ -38,6 +43,7 @@ use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, FetchOptions, IndexAddOption, Oid, PushOptions, Repository};
 
 pub use error::{redact_url, GitError};
+pub use sign::{Signer, SigningKey};
 use transport::Session;
 
 /// How to authenticate to a Git server (the GitRepository Secret's keys). `Debug` hides secrets.
@@ -113,6 +119,12 @@ pub enum PushOutcome {
     Unchanged(String),
 }
 
+/// `git.push.options` as git push options, `key=value` in key order (an empty value gives
+/// `key=`, as go-git sends it for Flux; GitLab reads `merge_request.create=` as set).
+pub fn push_options(options: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    options.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 /// Name of the remote recorded in the clone.
 const ORIGIN: &str = "origin";
 
@@ -148,13 +160,22 @@ impl Checkout {
     pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
         check_branch_name(&remote.url, branch)?;
         let session = Session::new(remote, "cloning")?;
-        std::fs::create_dir_all(dir).map_err(|e| GitError::Local {
+        let io_err = |e: std::io::Error| GitError::Local {
             dir: dir.display().to_string(),
             cause: e.to_string(),
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
+            return Err(GitError::Local {
+                dir: dir.display().to_string(),
+                cause: "the clone directory is not empty".into(),
+            });
+        }
         let repo = Repository::init(dir).map_err(local_err(dir))?;
         let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        repo.remote_with_fetch(ORIGIN, &remote.url, &refspec)
+        // Recorded for people looking at the clone; fetches and pushes use `remote` itself,
+        // so credentials in the URL are not written to .git/config.
+        repo.remote_with_fetch(ORIGIN, &redact_url(&remote.url), &refspec)
             .map_err(|e| GitError::Config {
                 url: session.url(),
                 cause: session.scrub(e.message()),
@@ -213,6 +234,17 @@ impl Checkout {
         message: &str,
         time: i64,
     ) -> Result<Option<String>, GitError> {
+        self.commit_with(author, message, time, None)
+    }
+
+    /// `commit_at`, signed by `signer` when given (`gpgsig` header: OpenPGP or SSH).
+    pub fn commit_with(
+        &self,
+        author: &Author,
+        message: &str,
+        time: i64,
+        signer: Option<&Signer>,
+    ) -> Result<Option<String>, GitError> {
         let dir = self.dir.display().to_string();
         let err = |e: git2::Error| GitError::Commit {
             dir: dir.clone(),
@@ -240,9 +272,35 @@ impl Checkout {
         let sig = git2::Signature::new(&author.name, &author.email, &git2::Time::new(time, 0))
             .map_err(err)?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .map_err(err)?;
+        let oid = match signer {
+            None => repo
+                .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+                .map_err(err)?,
+            Some(signer) => {
+                let buf = repo
+                    .commit_create_buffer(&sig, &sig, message, &tree, &parents)
+                    .map_err(err)?;
+                let signature = signer.sign(&buf)?;
+                let content = std::str::from_utf8(&buf).map_err(|e| GitError::Commit {
+                    dir: dir.clone(),
+                    cause: format!("commit is not UTF-8: {e}"),
+                })?;
+                let oid = repo
+                    .commit_signed(content, &signature, Some("gpgsig"))
+                    .map_err(err)?;
+                // commit_signed writes the object only: move the branch HEAD is on.
+                let head = repo.find_reference("HEAD").map_err(err)?;
+                let head_ref = head
+                    .symbolic_target()
+                    .ok()
+                    .flatten()
+                    .map(str::to_string)
+                    .ok_or_else(|| err(git2::Error::from_str("HEAD is not on a branch")))?;
+                repo.reference(&head_ref, oid, true, "tagline: signed commit")
+                    .map_err(err)?;
+                oid
+            }
+        };
         Ok(Some(oid.to_string()))
     }
 
@@ -267,6 +325,94 @@ impl Checkout {
             let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
         }
         Ok(())
+    }
+
+    /// `push` with git push options (`git.push.options`, e.g. `merge_request.create`); the
+    /// server must advertise push options when any are given.
+    pub fn push_with_options(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        options: &[String],
+    ) -> Result<(), GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let repo = self.open()?;
+        let (src, head) = self.head_branch_ref(&repo)?;
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("{src}:{}", branch_ref(branch))],
+            options,
+            &[],
+        )?;
+        let _ = repo.reference(&tracking_ref(branch), head, true, "tagline: pushed");
+        Ok(())
+    }
+
+    /// Pushes `refspec` (`git.push.refspec`: `[+]<src>:<dst>`, `src` a local ref such as
+    /// `refs/heads/<push branch>` or `HEAD`), with push options. A leading `+` forces.
+    pub fn push_refspec(
+        &self,
+        remote: &Remote,
+        refspec: &str,
+        options: &[String],
+    ) -> Result<(), GitError> {
+        let repo = self.open()?;
+        let bad = |why: &str| GitError::Config {
+            url: redact_url(&remote.url),
+            cause: format!("push refspec '{refspec}': {why}"),
+        };
+        let (force, spec) = match refspec.strip_prefix('+') {
+            Some(rest) => ("+", rest),
+            None => ("", refspec),
+        };
+        let (src, dst) = spec
+            .split_once(':')
+            .ok_or_else(|| bad("expected <src>:<dst>"))?;
+        if src.is_empty() || dst.is_empty() || dst.contains(':') || spec.contains('*') {
+            return Err(bad("expected <src>:<dst> without wildcards"));
+        }
+        let src = if src == "HEAD" {
+            self.head_branch_ref(&repo)?.0
+        } else if src.starts_with("refs/") {
+            src.to_string()
+        } else {
+            branch_ref(src)
+        };
+        repo.refname_to_id(&src)
+            .map_err(|_| bad(&format!("no local ref '{src}'")))?;
+        let dst = if dst.starts_with("refs/") {
+            dst.to_string()
+        } else {
+            branch_ref(dst)
+        };
+        if !git2::Reference::is_valid_name(&dst) {
+            return Err(bad(&format!("'{dst}' is not a valid ref name")));
+        }
+        push_refspecs(
+            &repo,
+            remote,
+            &[format!("{force}{src}:{dst}")],
+            options,
+            &[],
+        )
+    }
+
+    /// HEAD's branch ref name and commit.
+    fn head_branch_ref(&self, repo: &Repository) -> Result<(String, Oid), GitError> {
+        let head = repo.head().map_err(local_err(&self.dir))?;
+        let name = head
+            .name()
+            .ok()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .map(str::to_string);
+        match (name, head.target()) {
+            (Some(name), Some(oid)) => Ok((name, oid)),
+            _ => Err(GitError::Local {
+                dir: self.dir.display().to_string(),
+                cause: "HEAD is not on a branch".into(),
+            }),
+        }
     }
 
     /// The branch HEAD is on.
@@ -400,7 +546,9 @@ impl Checkout {
                     dir: self.dir.display().to_string(),
                     cause: format!("remote tip {tip} (fetch it first): {}", e.message()),
                 })?;
-            let same_parents = theirs.parent_ids().eq(head.parent_ids());
+            // From the commit objects: in a shallow clone the boundary commits show no
+            // parents through libgit2's grafts.
+            let same_parents = raw_parents(&repo, theirs.id()) == raw_parents(&repo, head.id());
             if theirs.id() == head.id() || (theirs.tree_id() == head.tree_id() && same_parents) {
                 return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
             }
@@ -412,6 +560,27 @@ impl Checkout {
         self.push_force_with_lease(remote, branch, &lease)?;
         Ok(PushOutcome::Pushed(head.id().to_string()))
     }
+}
+
+/// The parent ids written in a commit object (ignoring shallow grafts).
+fn raw_parents(repo: &Repository, commit: Oid) -> Vec<Oid> {
+    let Ok(odb) = repo.odb() else {
+        return Vec::new();
+    };
+    let Ok(obj) = odb.read(commit) else {
+        return Vec::new();
+    };
+    obj.data()
+        .split(|b| *b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .filter_map(|hex| std::str::from_utf8(hex).ok())
+        .filter_map(|hex| Oid::from_str(hex.trim()).ok())
+        .collect()
+}
+
+fn is_local_url(url: &str) -> bool {
+    url.starts_with("file://") || (!url.contains("://") && Path::new(url).exists())
 }
 
 /// Fetches `branch` into its tracking ref (dropping a stale one first) and returns its tip,
@@ -435,6 +604,10 @@ fn fetch_branch(
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .custom_headers(&header_refs);
+    // Shallow (depth 1) like Flux, except where libgit2 cannot (local paths / file://).
+    if !is_local_url(&session.remote.url) {
+        fo.depth(1);
+    }
     let tracking = tracking_ref(branch);
     let fetch_err = |cause: String| {
         if clone {

@@ -50,7 +50,50 @@ pub(crate) struct Session<'r> {
     known_hosts: Option<Rc<ssh::KnownHosts>>,
     /// Held from before the SSH connection until its host key was seen.
     home_lease: Rc<RefCell<Option<ssh::HomeLease>>>,
+    _socket_timeout: SocketTimeout,
     flags: Rc<Flags>,
+}
+
+/// libgit2's socket timeouts (connect, and each read: what stops a server that goes silent)
+/// are process-wide and read when a connection is made. While sessions run concurrently, the
+/// option holds the smallest of their timeouts, so no session waits on a silent server
+/// longer than its own `Remote.timeout`; one may give up on a silent server sooner.
+struct SocketTimeout {
+    id: u64,
+}
+
+static ACTIVE_TIMEOUTS: std::sync::Mutex<Vec<(u64, i32)>> = std::sync::Mutex::new(Vec::new());
+
+impl SocketTimeout {
+    fn register(timeout: std::time::Duration) -> SocketTimeout {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ms = i32::try_from(timeout.as_millis())
+            .unwrap_or(i32::MAX)
+            .max(1);
+        let mut active = ACTIVE_TIMEOUTS.lock().unwrap_or_else(|p| p.into_inner());
+        active.push((id, ms));
+        Self::apply(&active);
+        SocketTimeout { id }
+    }
+
+    fn apply(active: &[(u64, i32)]) {
+        if let Some(ms) = active.iter().map(|(_, ms)| *ms).min() {
+            // SAFETY: plain integer options of libgit2.
+            unsafe {
+                let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+                let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+            }
+        }
+    }
+}
+
+impl Drop for SocketTimeout {
+    fn drop(&mut self) {
+        let mut active = ACTIVE_TIMEOUTS.lock().unwrap_or_else(|p| p.into_inner());
+        active.retain(|(id, _)| *id != self.id);
+        Self::apply(&active);
+    }
 }
 
 impl<'r> Session<'r> {
@@ -91,16 +134,7 @@ impl<'r> Session<'r> {
                 });
             }
         }
-        // Socket-level bound for a server that stops answering. This libgit2 option is
-        // process-wide: the last operation started sets it.
-        let ms = i32::try_from(remote.timeout.as_millis())
-            .unwrap_or(i32::MAX)
-            .max(1);
-        // SAFETY: plain integer options of libgit2.
-        unsafe {
-            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
-            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
-        }
+        let socket_timeout = SocketTimeout::register(remote.timeout);
         let started = Instant::now();
         Ok(Session {
             remote,
@@ -109,6 +143,7 @@ impl<'r> Session<'r> {
             cas: Rc::new(cas),
             known_hosts,
             home_lease: Rc::new(RefCell::new(lease)),
+            _socket_timeout: socket_timeout,
             flags: Rc::new(Flags::default()),
         })
     }

@@ -10,10 +10,10 @@ use std::fmt;
 
 use crate::api::{
     Config, GitRef, GitRepository, ImagePolicy, ImageRepository, ImageUpdateAutomation, Kind,
-    NamespacedName, Secret,
+    NamespacedName, Secret, SigningKeyType,
 };
 use crate::git::template::{self, TemplateData};
-use crate::git::{self, Author, Checkout, Remote};
+use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
 use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
 use crate::store::Store;
@@ -445,6 +445,49 @@ fn summary(update: &Update) -> String {
     parts.join(", ")
 }
 
+/// How many times a push that lost a race (the branch moved between fetch and push) is
+/// rebuilt on the new tip and tried again.
+const PUSH_ATTEMPTS: usize = 3;
+
+/// The commit signer for `git.commit.signingKey`, from its Secret.
+fn signer(
+    automation: &ImageUpdateAutomation,
+    secrets: &BTreeMap<NamespacedName, Secret>,
+) -> Result<Option<Signer>, String> {
+    let Some((name, key_type)) = &automation.signing_key else {
+        return Ok(None);
+    };
+    let ns = &automation.id.namespace;
+    let s = secret(secrets, ns, name, "spec.git.commit.signingKey.secretRef")?;
+    let text = |k: &str| {
+        s.data
+            .get(k)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let (key_field, pass_field) = match key_type {
+        SigningKeyType::Gpg => ("git.asc", "passphrase"),
+        SigningKeyType::Ssh => ("identity", "password"),
+    };
+    let Some(key) = text(key_field) else {
+        return Err(format!(
+            "spec.git.commit.signingKey: Secret {ns}/{name} does not contain a '{key_field}' key"
+        ));
+    };
+    let key = match key_type {
+        SigningKeyType::Gpg => SigningKey::OpenPgp {
+            armored: key,
+            passphrase: text(pass_field),
+        },
+        SigningKeyType::Ssh => SigningKey::Ssh {
+            private_key: key,
+            passphrase: text(pass_field),
+        },
+    };
+    Signer::new(&key)
+        .map(Some)
+        .map_err(|e| format!("spec.git.commit.signingKey: Secret {ns}/{name}: {e}"))
+}
+
 async fn update(
     config: &Config,
     automation: &ImageUpdateAutomation,
@@ -459,6 +502,7 @@ async fn update(
     };
     let (checkout_branch, push_branch) = branches(automation, source)?;
     let remote = remote(source, &config.secrets)?;
+    let signer = signer(automation, &config.secrets)?;
     let setters = setters(config, automation, store);
     let author = Author {
         name: automation.author_name.clone(),
@@ -471,34 +515,82 @@ async fn update(
             .prefix("tagline-checkout-")
             .tempdir()
             .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
-        let checkout =
+        let mut checkout =
             Checkout::clone(&remote, &checkout_branch, dir.path()).map_err(|e| e.to_string())?;
-        let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
-            .map_err(|e| e.to_string())?;
-        if update.files.is_empty() {
-            return Ok((format!("no changes on {checkout_branch}"), update));
+        let review = push_branch != checkout_branch;
+        let push_options = git::push_options(&automation.push_options);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A review branch is rebuilt from the checkout tip on every run: it holds exactly
+            // the automation's changes on top of the current tip.
+            let review_tip = if review {
+                let tip = checkout
+                    .fetch(&remote, &push_branch)
+                    .map_err(|e| e.to_string())?;
+                checkout
+                    .switch_branch(&push_branch, &checkout.head.clone())
+                    .map_err(|e| e.to_string())?;
+                tip
+            } else {
+                None
+            };
+            let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
+                .map_err(|e| e.to_string())?;
+            if update.files.is_empty() {
+                return Ok((format!("no changes on {checkout_branch}"), update));
+            }
+            let summary = summary(&update);
+            if dry_run {
+                return Ok((format!("would commit to {push_branch}: {summary}"), update));
+            }
+            // Render before writing: a template that fails must leave the checkout untouched.
+            let message = message(&automation, &update)?;
+            update.write().map_err(|e| e.to_string())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let Some(commit) = checkout
+                .commit_with(&author, &message, now, signer.as_ref())
+                .map_err(|e| e.to_string())?
+            else {
+                return Ok((format!("no changes on {checkout_branch}"), update));
+            };
+            let short = commit[..commit.len().min(7)].to_string();
+            let pushed = if review {
+                checkout
+                    .push_review(&remote, &push_branch, review_tip.as_deref(), None)
+                    .map(|outcome| match outcome {
+                        PushOutcome::Pushed(_) => {
+                            format!("pushed commit {short} to {push_branch}: {summary}")
+                        }
+                        PushOutcome::Unchanged(c) => format!(
+                            "{push_branch} already holds these changes ({}): {summary}",
+                            &c[..c.len().min(7)]
+                        ),
+                    })
+            } else {
+                checkout
+                    .push_with_options(&remote, &push_branch, &push_options)
+                    .map(|()| format!("pushed commit {short} to {push_branch}: {summary}"))
+            };
+            let pushed = pushed.and_then(|text| match &automation.push_refspec {
+                Some(refspec) => checkout
+                    .push_refspec(&remote, refspec, &push_options)
+                    .map(|()| format!("{text} (and refspec {refspec})")),
+                None => Ok(text),
+            });
+            match pushed {
+                Ok(text) => return Ok((text, update)),
+                // The branch moved between fetch and push: start again from its new tip.
+                Err(e) if e.is_conflict() && attempt < PUSH_ATTEMPTS => {
+                    tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");
+                    checkout.refresh(&remote).map_err(|e| e.to_string())?;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         }
-        let summary = summary(&update);
-        if dry_run {
-            return Ok((format!("would commit to {push_branch}: {summary}"), update));
-        }
-        // Render before writing: a template that fails must leave the checkout untouched.
-        let message = message(&automation, &update)?;
-        update.write().map_err(|e| e.to_string())?;
-        let Some(commit) = checkout
-            .commit(&author, &message)
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok((format!("no changes on {checkout_branch}"), update));
-        };
-        checkout
-            .push(&remote, &push_branch)
-            .map_err(|e| e.to_string())?;
-        let short = &commit[..commit.len().min(7)];
-        Ok((
-            format!("pushed commit {short} to {push_branch}: {summary}"),
-            update,
-        ))
     })
     .await
     .map_err(|e| format!("update task failed: {e}"))?

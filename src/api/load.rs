@@ -15,7 +15,7 @@ use serde_yaml_ng::Value;
 
 use super::{
     parse_duration, types, Config, GitRef, GitRepository, ImagePolicy, ImageRepository,
-    ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector,
+    ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector, SigningKeyType,
 };
 use crate::image::ImageName;
 use crate::policy::{Choice, FilterTags, Order, Policy};
@@ -481,14 +481,23 @@ impl Loader {
             self.object_problem(&h, "spec.git.commit.author.email", "missing");
             return;
         }
-        if git.commit.signing_key.is_some() {
-            self.object_problem(
-                &h,
-                "spec.git.commit.signingKey",
-                "commit signing is not supported yet",
-            );
-            return;
-        }
+        let signing_key = match &git.commit.signing_key {
+            Some(k) => match k.key_type.as_deref() {
+                None | Some("") | Some("gpg") => {
+                    Some((k.secret_ref.name.clone(), SigningKeyType::Gpg))
+                }
+                Some("ssh") => Some((k.secret_ref.name.clone(), SigningKeyType::Ssh)),
+                Some(other) => {
+                    self.object_problem(
+                        &h,
+                        "spec.git.commit.signingKey.type",
+                        format!("'{other}' is not 'gpg' or 'ssh'"),
+                    );
+                    return;
+                }
+            },
+            None => None,
+        };
         let selector = match spec.policy_selector.as_ref().map(Selector::new).transpose() {
             Ok(s) => s.unwrap_or_default(),
             Err(e) => {
@@ -503,18 +512,7 @@ impl Loader {
             },
             None => None,
         };
-        let (push_branch, refspec) = match &git.push {
-            Some(p) => (p.branch.clone(), p.refspec.clone()),
-            None => (None, None),
-        };
-        if refspec.is_some() || git.push.as_ref().is_some_and(|p| !p.options.is_empty()) {
-            self.object_problem(
-                &h,
-                "spec.git.push",
-                "refspec and options are not supported yet",
-            );
-            return;
-        }
+        let push = git.push.clone().unwrap_or_default();
         let message_template = match git
             .commit
             .message_template
@@ -556,7 +554,10 @@ impl Loader {
                 interval,
                 selector,
                 checkout,
-                push_branch,
+                push_branch: push.branch,
+                push_refspec: push.refspec,
+                push_options: push.options,
+                signing_key,
                 author_name: git.commit.author.name,
                 author_email: git.commit.author.email,
                 message_template,

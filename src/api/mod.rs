@@ -109,6 +109,15 @@ pub enum GitRef {
     Commit(String),
 }
 
+/// `git.commit.signingKey.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKeyType {
+    /// `git.asc` (+ `passphrase`) in the Secret.
+    Gpg,
+    /// `identity` (+ `password`) in the Secret.
+    Ssh,
+}
+
 /// A checked `ImageUpdateAutomation`.
 #[derive(Debug, Clone)]
 pub struct ImageUpdateAutomation {
@@ -119,6 +128,12 @@ pub struct ImageUpdateAutomation {
     pub selector: Selector,
     pub checkout: Option<GitRef>,
     pub push_branch: Option<String>,
+    /// `git.push.refspec`: pushed in addition to the branch.
+    pub push_refspec: Option<String>,
+    /// `git.push.options`.
+    pub push_options: BTreeMap<String, String>,
+    /// `git.commit.signingKey`: the Secret's name and the key type.
+    pub signing_key: Option<(String, SigningKeyType)>,
     pub author_name: String,
     pub author_email: String,
     /// `git.commit.messageTemplate`, parsed; None: Flux's default message.

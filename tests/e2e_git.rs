@@ -1,0 +1,193 @@
+//! Git write-back end to end: review branches, push options seen by the server's hook, and
+//! signed commits checked by `git verify-commit`, with the real registry and git http-backend.
+
+mod common;
+mod e2e_support;
+
+use std::process::Command;
+
+use common::*;
+use e2e_support::*;
+
+fn plain() -> Setup {
+    setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    )
+}
+
+fn configure(s: &Setup, extra: &Extra) {
+    s.config.write(
+        "objects.yaml",
+        &objects_with(s.registry, s.git, &s.image, &s.fleet, "^1.0.0", extra),
+    );
+}
+
+#[test]
+fn review_branch_is_created_kept_and_rebuilt_when_the_checkout_branch_moves() {
+    let s = plain();
+    configure(
+        &s,
+        &Extra {
+            git: "    push:\n      branch: tagline/updates\n".into(),
+            ..Default::default()
+        },
+    );
+
+    let first = run_once(&s.config);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        s.git.head(&s.fleet, "main").as_deref(),
+        Some(s.initial_head.as_str()),
+        "main untouched"
+    );
+    let review = s.git.log(&s.fleet, "tagline/updates");
+    assert_eq!(review.len(), 2, "one commit on top of main: {review:#?}");
+    assert_eq!(review[0].parents, vec![s.initial_head.clone()]);
+    assert!(s
+        .git
+        .file(&s.fleet, "tagline/updates", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
+
+    // Nothing changed: the branch is not pushed again.
+    let second = run_once(&s.config);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        s.git.head(&s.fleet, "tagline/updates").as_deref(),
+        Some(review[0].sha.as_str())
+    );
+    assert!(
+        line(&second, "ImageUpdateAutomation default/fleet")
+            .contains("already holds these changes"),
+        "{}",
+        second.stderr
+    );
+
+    // Someone pushes to main: the review branch is rebuilt on the new tip, still one commit.
+    s.git.commit(
+        &s.fleet,
+        "main",
+        &[("README.md", "hello\n")],
+        "docs: readme",
+    );
+    let new_main = s.git.head(&s.fleet, "main").unwrap();
+    assert_ne!(new_main, s.initial_head);
+    let third = run_once(&s.config);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    let review = s.git.log(&s.fleet, "tagline/updates");
+    assert_eq!(
+        review[0].parents,
+        vec![new_main.clone()],
+        "rebuilt on the new tip"
+    );
+    assert_eq!(
+        s.git.file(&s.fleet, "tagline/updates", "README.md"),
+        "hello\n"
+    );
+    assert_eq!(
+        s.git.head(&s.fleet, "main").as_deref(),
+        Some(new_main.as_str()),
+        "main untouched"
+    );
+}
+
+#[test]
+fn push_options_reach_the_server() {
+    let s = plain();
+    let record = s.git.git_dir(&s.fleet).join("push-options.log");
+    s.git.set_hook(
+        &s.fleet,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh\ni=0\nwhile [ $i -lt ${{GIT_PUSH_OPTION_COUNT:-0}} ]; do\n  eval echo \\$GIT_PUSH_OPTION_$i >> {}\n  i=$((i+1))\ndone\ncat >/dev/null\nexit 0\n",
+            record.display()
+        ),
+    );
+    git()
+        .arg("--git-dir")
+        .arg(s.git.git_dir(&s.fleet))
+        .args(["config", "receive.advertisePushOptions", "true"])
+        .status()
+        .unwrap();
+    configure(
+        &s,
+        &Extra {
+            git: "    push:\n      options:\n        merge_request.create: ''\n        merge_request.target: main\n".into(),
+            ..Default::default()
+        },
+    );
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let seen = std::fs::read_to_string(&record).expect("the hook recorded push options");
+    assert_eq!(seen, "merge_request.create=\nmerge_request.target=main\n");
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+}
+
+#[test]
+fn a_rejected_push_is_a_failure_and_nothing_lands() {
+    let s = plain();
+    s.git.set_hook(
+        &s.fleet,
+        "pre-receive",
+        "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n",
+    );
+    let run = run_once(&s.config);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let l = line(&run, "ImageUpdateAutomation default/fleet");
+    assert!(l.contains("failed") && l.contains("main"), "{l}");
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+}
+
+#[test]
+fn ssh_signed_commits_verify_with_git() {
+    let s = plain();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("signing");
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "bot@example.com",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let private = std::fs::read_to_string(&key).unwrap();
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    s.config.write(
+        "signing.yaml",
+        &secret("signing", "Opaque", &[("identity", &private)]),
+    );
+    configure(
+        &s,
+        &Extra {
+            commit: "      signingKey:\n        type: ssh\n        secretRef:\n          name: signing\n".into(),
+            ..Default::default()
+        },
+    );
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("PRIVATE KEY"));
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("bot@example.com {public}")).unwrap();
+    let out = git()
+        .arg("--git-dir")
+        .arg(s.git.git_dir(&s.fleet))
+        .args(["-c", "gpg.format=ssh", "-c"])
+        .arg(format!("gpg.ssh.allowedSignersFile={}", signers.display()))
+        .args(["verify-commit", "-v", "main"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify-commit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+}

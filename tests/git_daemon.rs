@@ -275,3 +275,24 @@ fn clone_refuses_a_non_empty_directory_and_keeps_no_credentials_on_disk() {
     let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
     assert!(!config.contains("s3cret-pw"), "{config}");
 }
+
+#[test]
+fn a_tls_connection_cut_short_is_a_retryable_clone_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hang up at once, before any TLS byte.
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    let w = World::new();
+    let err = Checkout::clone(
+        &remote(&format!("https://127.0.0.1:{port}/repo.git")),
+        "main",
+        &w.path("clone"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}

@@ -326,7 +326,10 @@ impl<'r> Session<'r> {
                 ),
             };
         }
-        if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
+        // Only a refused certificate or host key: other TLS failures (reset, EOF) are
+        // network errors, worth retrying.
+        let cert_words = e.message().contains("certificate") || e.message().contains("hostkey");
+        if e.code() == ErrorCode::Certificate || (e.class() == ErrorClass::Ssl && cert_words) {
             let mut cause = self.scrub(e.message());
             if let Some(why) = self.flags.cert_problem.borrow().as_ref() {
                 cause = format!("{cause} ({why})");

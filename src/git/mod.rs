@@ -23,7 +23,7 @@
 //!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
 //!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
-//!   change and pushes again (a bounded number of times).
+//!   change and pushes again (a bounded number of times); `push_with_retries` does that loop.
 //!
 //! Nothing from the repository is executed: libgit2 runs no hooks and no external filter
 //! drivers, and the host's system/global git configuration is ignored.
@@ -463,6 +463,36 @@ impl Checkout {
         self.reset_branch_to(&repo, &branch, tip)?;
         self.head = tip.to_string();
         Ok(self.head.clone())
+    }
+
+    /// Commit-and-push with bounded conflict retries: `rebuild` applies the change to the
+    /// work tree and commits (returning the commit, or None when there is nothing to commit);
+    /// then HEAD is pushed to `branch`. When the push is refused because the branch moved
+    /// (`is_conflict`), the clone is `refresh`ed to the new tip and `rebuild` runs again, at
+    /// most `attempts` times in all. Returns the pushed commit, or None if nothing changed.
+    /// Meant for pushes to the checkout branch (`refresh` resets to it); a review branch is
+    /// protected by its lease instead (`push_review`).
+    pub fn push_with_retries<E: From<GitError>>(
+        &mut self,
+        remote: &Remote,
+        branch: &str,
+        attempts: u32,
+        mut rebuild: impl FnMut(&Checkout) -> Result<Option<String>, E>,
+    ) -> Result<Option<String>, E> {
+        let mut attempt = 1;
+        loop {
+            let Some(commit) = rebuild(self)? else {
+                return Ok(None);
+            };
+            match self.push(remote, branch) {
+                Ok(()) => return Ok(Some(commit)),
+                Err(e) if e.is_conflict() && attempt < attempts => {
+                    attempt += 1;
+                    self.refresh(remote)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Creates local `branch` at `at` (a commit of this clone, e.g. `self.head` or a tip

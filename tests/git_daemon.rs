@@ -296,3 +296,44 @@ fn a_tls_connection_cut_short_is_a_retryable_clone_error() {
     assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
+
+/// A server answering every HTTP request with `status`.
+fn always(status: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line == "\r\n" {
+                    let _ = stream.write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                    );
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn http_403_is_an_access_error_and_404_a_missing_repository() {
+    let w = World::new();
+    let port = always("403 Forbidden");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let err = Checkout::clone(&remote(&url), "main", &w.path("a")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(!err.is_retryable());
+
+    let port = always("404 Not Found");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let err = Checkout::clone(&remote(&url), "main", &w.path("b")).unwrap_err();
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(err.to_string().contains("repository not found"), "{err}");
+}

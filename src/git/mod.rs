@@ -12,6 +12,8 @@
 //! - `Auth::Ssh { identity, password, known_hosts }`; host keys are checked against
 //!   `known_hosts` only.
 //! - `GitError::{is_retryable, is_conflict}`; `redact_url`.
+//! - `Checkout::clone_tag(&Remote, tag, dir)`, `clone_commit(&Remote, branch, sha, dir)`:
+//!   detached checkouts (then `switch_branch` to the push branch before pushing).
 //! - `Checkout::commit_at` (explicit time), `current_branch`, `head_commit`.
 //! - Review branch: `fetch(&Remote, branch) -> Option<tip>`, `switch_branch(branch, at)`,
 //!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
@@ -158,26 +160,8 @@ impl Checkout {
     pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
         check_branch_name(&remote.url, branch)?;
         let session = Session::new(remote, "cloning")?;
-        let io_err = |e: std::io::Error| GitError::Local {
-            dir: dir.display().to_string(),
-            cause: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-        if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
-            return Err(GitError::Local {
-                dir: dir.display().to_string(),
-                cause: "the clone directory is not empty".into(),
-            });
-        }
-        let repo = Repository::init(dir).map_err(local_err(dir))?;
         let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        // Recorded for people looking at the clone; fetches and pushes use `remote` itself,
-        // so credentials in the URL are not written to .git/config.
-        repo.remote_with_fetch(ORIGIN, &redact_url(&remote.url), &refspec)
-            .map_err(|e| GitError::Config {
-                url: session.url(),
-                cause: session.scrub(e.message()),
-            })?;
+        let repo = init_clone(&session, dir, &refspec)?;
         let tip = fetch_branch(&repo, &session, branch, true)?.ok_or_else(|| {
             GitError::BranchNotFound {
                 url: session.url(),
@@ -191,6 +175,99 @@ impl Checkout {
         };
         checkout.reset_branch_to(&repo, branch, tip)?;
         Ok(checkout)
+    }
+
+    /// Clones the tag `tag` (Flux's `checkout.ref.tag`) and checks out its commit with a
+    /// detached HEAD; `branch` is empty. Commits go on top of it; pushing needs a branch:
+    /// `switch_branch(push_branch, &head)` first.
+    pub fn clone_tag(remote: &Remote, tag: &str, dir: &Path) -> Result<Checkout, GitError> {
+        let refname = format!("refs/tags/{tag}");
+        if tag.is_empty() || !git2::Reference::is_valid_name(&refname) {
+            return Err(GitError::Config {
+                url: redact_url(&remote.url),
+                cause: format!("'{tag}' is not a valid tag name"),
+            });
+        }
+        let session = Session::new(remote, "cloning")?;
+        let repo = init_clone(&session, dir, &format!("+{refname}:{refname}"))?;
+        let target =
+            fetch_ref(&repo, &session, &refname, &refname, tag, true, true)?.ok_or_else(|| {
+                GitError::RefNotFound {
+                    url: session.url(),
+                    what: format!("tag '{tag}'"),
+                }
+            })?;
+        let commit = repo
+            .find_object(target, None)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| GitError::Checkout {
+                branch: tag.to_string(),
+                cause: e.message().to_string(),
+            })?
+            .id();
+        Self::detached(&repo, dir, tag, commit)
+    }
+
+    /// Clones `branch` with its history and checks out `commit` (Flux's `checkout.ref.commit`)
+    /// with a detached HEAD; `branch` is empty. The commit must be on that branch.
+    pub fn clone_commit(
+        remote: &Remote,
+        branch: &str,
+        commit: &str,
+        dir: &Path,
+    ) -> Result<Checkout, GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let wanted = Oid::from_str(commit).map_err(|_| GitError::Config {
+            url: redact_url(&remote.url),
+            cause: format!("'{commit}' is not a commit id"),
+        })?;
+        let session = Session::new(remote, "cloning")?;
+        let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
+        let repo = init_clone(&session, dir, &refspec)?;
+        let tip = fetch_ref(
+            &repo,
+            &session,
+            &branch_ref(branch),
+            &tracking_ref(branch),
+            branch,
+            true,
+            false,
+        )?
+        .ok_or_else(|| GitError::BranchNotFound {
+            url: session.url(),
+            branch: branch.to_string(),
+        })?;
+        let on_branch = tip == wanted || repo.graph_descendant_of(tip, wanted).unwrap_or(false);
+        if !on_branch {
+            return Err(GitError::RefNotFound {
+                url: session.url(),
+                what: format!("commit {commit} on branch '{branch}'"),
+            });
+        }
+        Self::detached(&repo, dir, commit, wanted)
+    }
+
+    fn detached(
+        repo: &Repository,
+        dir: &Path,
+        label: &str,
+        commit: Oid,
+    ) -> Result<Checkout, GitError> {
+        let co_err = |e: git2::Error| GitError::Checkout {
+            branch: label.to_string(),
+            cause: e.message().to_string(),
+        };
+        let object = repo.find_object(commit, None).map_err(co_err)?;
+        repo.set_head_detached(commit).map_err(co_err)?;
+        let mut opts = CheckoutBuilder::new();
+        opts.force().remove_untracked(true);
+        repo.checkout_tree(&object, Some(&mut opts))
+            .map_err(co_err)?;
+        Ok(Checkout {
+            dir: dir.to_path_buf(),
+            branch: String::new(),
+            head: commit.to_string(),
+        })
     }
 
     fn open(&self) -> Result<Repository, GitError> {
@@ -619,6 +696,29 @@ fn fetch_branch(
     branch: &str,
     clone: bool,
 ) -> Result<Option<Oid>, GitError> {
+    fetch_ref(
+        repo,
+        session,
+        &branch_ref(branch),
+        &tracking_ref(branch),
+        branch,
+        clone,
+        true,
+    )
+}
+
+/// Fetches the remote ref `src` into the local ref `dst` (dropping a stale one first), depth 1
+/// when `shallow` (and the transport allows it), and returns its target, None when the remote
+/// has no such ref. `label` names it in errors.
+fn fetch_ref(
+    repo: &Repository,
+    session: &Session,
+    src: &str,
+    dst: &str,
+    label: &str,
+    clone: bool,
+    shallow: bool,
+) -> Result<Option<Oid>, GitError> {
     let mut remote = repo
         .remote_anonymous(&session.remote.url)
         .map_err(|e| GitError::Config {
@@ -633,42 +733,65 @@ fn fetch_branch(
         .update_fetchhead(false)
         .custom_headers(&header_refs);
     // Shallow (depth 1) like Flux, except where libgit2 cannot (local paths / file://).
-    if !is_local_url(&session.remote.url) {
+    if shallow && !is_local_url(&session.remote.url) {
         fo.depth(1);
     }
-    let tracking = tracking_ref(branch);
     let fetch_err = |cause: String| {
         if clone {
             GitError::Clone {
                 url: session.url(),
-                branch: branch.to_string(),
+                branch: label.to_string(),
                 cause,
             }
         } else {
             GitError::Fetch {
                 url: session.url(),
-                branch: branch.to_string(),
+                branch: label.to_string(),
                 cause,
             }
         }
     };
-    if let Ok(mut stale) = repo.find_reference(&tracking) {
+    if let Ok(mut stale) = repo.find_reference(dst) {
         stale
             .delete()
             .map_err(|e| fetch_err(e.message().to_string()))?;
     }
-    let refspec = format!("+{}:{}", branch_ref(branch), tracking);
+    let refspec = format!("+{src}:{dst}");
     remote
         .fetch(&[refspec.as_str()], Some(&mut fo), None)
         .map_err(|e| session.error(&e, fetch_err))?;
     if session.past_deadline() {
         return Err(session.timeout());
     }
-    match repo.refname_to_id(&tracking) {
+    match repo.refname_to_id(dst) {
         Ok(oid) => Ok(Some(oid)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
         Err(e) => Err(fetch_err(e.message().to_string())),
     }
+}
+
+/// Creates the repository of a clone in `dir` (created if absent, must be empty), with an
+/// `origin` remote fetching `refspec` recorded for people looking at the clone; fetches and
+/// pushes use the `Remote` itself, so credentials in the URL are not written to .git/config.
+fn init_clone(session: &Session, dir: &Path, refspec: &str) -> Result<Repository, GitError> {
+    let io_err = |e: std::io::Error| GitError::Local {
+        dir: dir.display().to_string(),
+        cause: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
+        return Err(GitError::Local {
+            dir: dir.display().to_string(),
+            cause: "the clone directory is not empty".into(),
+        });
+    }
+    let repo = Repository::init(dir).map_err(local_err(dir))?;
+    repo.remote_with_fetch(ORIGIN, &session.url(), refspec)
+        .map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    Ok(repo)
 }
 
 /// Pushes `refspecs` with `push_options`, failing on any ref the server refuses. Each lease

@@ -57,6 +57,14 @@ fn clone_commit_push_with_each_key_type() {
             .unwrap_or_else(|e| panic!("push with {kind} key: {e}"));
         assert_eq!(w.rev(&bare, "main").unwrap(), id, "{kind}");
     }
+    // The private libgit2 home (known_hosts) is gone once the handshakes are over.
+    let prefix = format!("tagline-libgit2-home-{}-", std::process::id());
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -108,3 +108,29 @@ fn wrong_password_against_a_real_server() {
     let err = Checkout::clone(&remote(&url), "main", &w.path("d")).unwrap_err();
     assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
 }
+
+#[test]
+fn credentials_in_the_url_are_used_when_the_secret_has_none() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (_, pem) = make_tls(&w, "a");
+    let h = lighttpd(&w, w.tmp.path(), "bot", "pw-1234", &pem);
+    let r = remote(&format!(
+        "http://bot:pw-1234@127.0.0.1:{}/git/repo.git",
+        h.server.port
+    ));
+    let dir = w.path("c");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "m").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "main").unwrap(), id);
+    // A wrong one in the URL fails cleanly, once, without showing it.
+    let r = remote(&format!(
+        "http://bot:wrong-pw-77@127.0.0.1:{}/git/repo.git",
+        h.server.port
+    ));
+    let err = Checkout::clone(&r, "main", &w.path("d")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw-77"));
+}

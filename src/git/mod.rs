@@ -27,8 +27,10 @@
 //!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
 //!   change and pushes again (a bounded number of times); `push_with_retries` does that loop.
 //!
-//! Nothing from the repository is executed: libgit2 runs no hooks and no external filter
-//! drivers, and the host's system/global git configuration is ignored.
+//! Clones fetch only the branch (or tag), no other tags, depth 1 over the network (local paths
+//! and file:// fetch whole history: libgit2 has no shallow local transport). Nothing from the
+//! repository is executed: libgit2 runs no hooks and no external filter drivers, and the
+//! host's system/global/XDG git configuration and `$HOME/.ssh` are ignored.
 
 mod error;
 mod sign;

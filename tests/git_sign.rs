@@ -334,3 +334,30 @@ fn ssh_key_errors() {
         "{debug}"
     );
 }
+
+#[test]
+fn signed_commit_on_a_detached_tag_checkout() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    w.git(&bare, &["tag", "v1", "main"]);
+    let (private, public) = ssh_keygen(&w.path("keys"), "k", "ed25519", "");
+    let signer = Signer::new(&SigningKey::Ssh {
+        private_key: private,
+        passphrase: None,
+    })
+    .unwrap();
+    let dir = w.path("c");
+    let co = Checkout::clone_tag(&remote(&file_url(&bare)), "v1", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "x\n").unwrap();
+    let id = co
+        .commit_with(&author(), "m", 1_700_000_000, Some(&signer))
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.rev(&dir, "HEAD").unwrap(), id);
+    assert_eq!(w.rev(&dir, "HEAD^").unwrap(), co.head);
+    let signers = w.path("allowed");
+    std::fs::write(&signers, format!("bot@example.com {public}\n")).unwrap();
+    let cfg = format!("gpg.ssh.allowedSignersFile={}", signers.display());
+    let (ok, out) = verify_commit(&w, &dir, &["-c", "gpg.format=ssh", "-c", &cfg], None);
+    assert!(ok, "{out}");
+}

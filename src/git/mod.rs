@@ -367,14 +367,15 @@ impl Checkout {
                     .map_err(err)?;
                 // commit_signed writes the object only: move the branch HEAD is on.
                 let head = repo.find_reference("HEAD").map_err(err)?;
-                let head_ref = head
-                    .symbolic_target()
-                    .ok()
-                    .flatten()
-                    .map(str::to_string)
-                    .ok_or_else(|| err(git2::Error::from_str("HEAD is not on a branch")))?;
-                repo.reference(&head_ref, oid, true, "tagline: signed commit")
-                    .map_err(err)?;
+                match head.symbolic_target().ok().flatten() {
+                    Some(branch) => {
+                        let branch = branch.to_string();
+                        repo.reference(&branch, oid, true, "tagline: signed commit")
+                            .map_err(err)?;
+                    }
+                    // Detached (tag or commit checkout).
+                    None => repo.set_head_detached(oid).map_err(err)?,
+                }
                 oid
             }
         };

@@ -30,6 +30,10 @@ fn http_and_https_with_basic_auth_and_a_private_ca() {
         format!("http://127.0.0.1:{}/git/repo.git", h.server.port),
         "pw-1234",
     );
+    let refs = tagline::git::ls_remote(&r).unwrap();
+    assert!(refs.iter().any(|(n, _)| n == "refs/heads/main"), "{refs:?}");
+    let err = tagline::git::ls_remote(&basic(r.url.clone(), "bad-pw-31")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
     let dir = w.path("http");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();

@@ -73,3 +73,35 @@ fn commit_checkout_within_a_branch() {
     let err = Checkout::clone_commit(&r, "main", "not-a-sha", &w.path("e")).unwrap_err();
     assert!(matches!(err, GitError::Config { .. }), "{err:?}");
 }
+
+#[test]
+fn ls_remote_lists_heads_and_tags_without_cloning() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    w.git(&bare, &["branch", "other", "main"]);
+    w.git(&bare, &["tag", "-a", "-m", "t", "v1", "main"]);
+    let main = w.rev(&bare, "main").unwrap();
+    let tag_object = w.rev(&bare, "refs/tags/v1").unwrap();
+    let d = git_daemon(&w, w.tmp.path());
+    for url in [
+        format!("git://127.0.0.1:{}/repo.git", d.port),
+        file_url(&bare),
+    ] {
+        let refs = tagline::git::ls_remote(&remote(&url)).unwrap();
+        let get = |name: &str| {
+            refs.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| id.clone())
+        };
+        assert_eq!(
+            get("refs/heads/main"),
+            Some(main.clone()),
+            "{url}: {refs:?}"
+        );
+        assert_eq!(get("refs/heads/other"), Some(main.clone()));
+        assert_eq!(get("refs/tags/v1"), Some(tag_object.clone()));
+        assert_eq!(get("refs/heads/nope"), None);
+    }
+    let err = tagline::git::ls_remote(&remote(&file_url(&w.path("absent.git")))).unwrap_err();
+    assert!(matches!(err, GitError::Fetch { .. }), "{err:?}");
+}

@@ -57,14 +57,6 @@ fn clone_commit_push_with_each_key_type() {
             .unwrap_or_else(|e| panic!("push with {kind} key: {e}"));
         assert_eq!(w.rev(&bare, "main").unwrap(), id, "{kind}");
     }
-    // The private libgit2 home (known_hosts) is gone once the handshakes are over.
-    let prefix = format!("tagline-libgit2-home-{}-", std::process::id());
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -77,6 +69,12 @@ fn ecdsa_and_rsa_host_keys() {
         let r = ssh_remote(d.server.port, &bare, &private, None, &d.known_hosts);
         Checkout::clone(&r, "main", &w.path(&format!("c-{host_kind}")))
             .unwrap_or_else(|e| panic!("{host_kind} host key: {e}"));
+        let refs = tagline::git::ls_remote(&r).unwrap();
+        assert!(
+            refs.iter()
+                .any(|(n, id)| n == "refs/heads/main" && Some(id.clone()) == w.rev(&bare, "main")),
+            "{refs:?}"
+        );
     }
 }
 
@@ -220,8 +218,12 @@ fn the_service_accounts_ssh_dir_is_never_read() {
         .env("TAGLINE_TEST_KEY", keys.join("id"))
         .env("TAGLINE_TEST_KNOWN_HOSTS", &d.host_lines[0])
         .env("TAGLINE_TEST_DIR", w.path("clone"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let child_pid = out.id();
+    let out = out.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
@@ -229,4 +231,12 @@ fn the_service_accounts_ssh_dir_is_never_read() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(w.path("clone/app.yaml").exists());
+    // The child's private libgit2 home (its known_hosts) did not outlive the handshake.
+    let prefix = format!("tagline-libgit2-home-{child_pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -21,6 +21,7 @@
 //!   same parents).
 //! - `push_with_options(&Remote, branch, options)`, `push_refspec(&Remote, refspec,
 //!   options)` (`git.push.refspec`, `git.push.options`), `push_options(map)`.
+//! - `ls_remote(&Remote) -> [(ref, id)]` (no download; not with a bearer token).
 //! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
 //!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
@@ -668,6 +669,41 @@ impl Checkout {
         self.push_force_with_lease(remote, branch, &lease)?;
         Ok(PushOutcome::Pushed(head.id().to_string()))
     }
+}
+
+/// The refs the remote advertises (`git ls-remote`): `(name, commit id)` pairs, in the
+/// server's order; a ref without an id is skipped. Nothing is downloaded: enough to see
+/// whether a branch moved since the last run (Flux's short-circuit). Not available with a
+/// bearer token (libgit2's connect call takes no extra HTTP headers).
+pub fn ls_remote(remote: &Remote) -> Result<Vec<(String, String)>, GitError> {
+    let session = Session::new(remote, "listing")?;
+    if matches!(remote.auth, Some(Auth::Bearer(_))) {
+        return Err(GitError::Config {
+            url: session.url(),
+            cause: "listing remote refs is not supported with a bearer token".into(),
+        });
+    }
+    let mut detached =
+        git2::Remote::create_detached(remote.url.as_str()).map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    let list_err = |cause: String| GitError::Fetch {
+        url: session.url(),
+        branch: "(ref listing)".into(),
+        cause,
+    };
+    let connection = detached
+        .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
+        .map_err(|e| session.error(&e, list_err))?;
+    let heads = connection
+        .list()
+        .map_err(|e| session.error(&e, list_err))?
+        .iter()
+        .filter(|h| !h.oid().is_zero())
+        .map(|h| (h.name().to_string(), h.oid().to_string()))
+        .collect();
+    Ok(heads)
 }
 
 /// The parent ids written in a commit object (ignoring shallow grafts).

@@ -1,6 +1,7 @@
-//! `tagline::git` over the git protocol against a real `git daemon`: push lands, hooks and
-//! non-fast-forward rejections are errors, a silent server times out, and a wrong password
-//! is tried once.
+//! `tagline::git` over the git protocol against a real `git daemon` (push lands, hooks and
+//! non-fast-forward rejections are errors, shallow clones), plus scripted HTTP peers for what
+//! a real server here cannot show (a wrong password tried once, bearer header, 403/404, a TLS
+//! connection cut short).
 
 #[path = "git_harness.rs"]
 mod harness;
@@ -9,7 +10,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use harness::*;
 use tagline::git::{Auth, Checkout, GitError};
@@ -78,25 +78,6 @@ fn non_fast_forward_push_is_a_conflict() {
     assert!(err.is_conflict(), "{err}");
     assert!(err.is_retryable());
     assert_eq!(w.rev(&bare, "main").unwrap(), theirs);
-}
-
-#[test]
-fn a_server_that_never_answers_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    // Accept and hold connections without a byte of answer.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming() {
-            held.push(s);
-        }
-    });
-    let w = World::new();
-    let mut r = remote(&format!("git://127.0.0.1:{port}/repo.git"));
-    r.timeout = Duration::from_secs(2);
-    let err = Checkout::clone(&r, "main", &w.path("clone")).unwrap_err();
-    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
-    assert!(err.is_retryable());
 }
 
 /// A server that answers every HTTP request with 401, counting the ones that carried
@@ -188,28 +169,6 @@ fn network_clones_are_shallow_and_still_push() {
     w.git(&bare, &["fsck", "--strict"]);
 }
 
-#[test]
-fn a_push_to_a_server_that_never_answers_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming() {
-            held.push(s);
-        }
-    });
-    let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let dir = w.path("clone");
-    let co = Checkout::clone(&remote(&file_url(&bare)), "main", &dir).unwrap();
-    std::fs::write(dir.join("app.yaml"), "x\n").unwrap();
-    co.commit(&author(), "m").unwrap().unwrap();
-    let mut r = remote(&format!("git://127.0.0.1:{port}/repo.git"));
-    r.timeout = Duration::from_secs(2);
-    let err = co.push(&r, "main").unwrap_err();
-    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
-}
-
 /// A server answering 401 to everything, recording the Authorization headers it got.
 fn recording_401() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -274,4 +233,66 @@ fn clone_refuses_a_non_empty_directory_and_keeps_no_credentials_on_disk() {
     Checkout::clone(&remote(&url), "main", &dir).unwrap();
     let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
     assert!(!config.contains("s3cret-pw"), "{config}");
+}
+
+#[test]
+fn a_tls_connection_cut_short_is_a_retryable_clone_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hang up at once, before any TLS byte.
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    let w = World::new();
+    let err = Checkout::clone(
+        &remote(&format!("https://127.0.0.1:{port}/repo.git")),
+        "main",
+        &w.path("clone"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}
+
+/// A server answering every HTTP request with `status`.
+fn always(status: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line == "\r\n" {
+                    let _ = stream.write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                    );
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn http_403_is_an_access_error_and_404_a_missing_repository() {
+    let w = World::new();
+    let port = always("403 Forbidden");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let err = Checkout::clone(&remote(&url), "main", &w.path("a")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(!err.is_retryable());
+
+    let port = always("404 Not Found");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let err = Checkout::clone(&remote(&url), "main", &w.path("b")).unwrap_err();
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(err.to_string().contains("repository not found"), "{err}");
 }

@@ -352,10 +352,17 @@ pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> (Stri
     let path = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
     cmd.arg("-q").arg("-N").arg(passphrase).arg("-C").arg(name);
+    // `<type>[-<format>]`: type ed25519, ecdsa, ecdsa384, rsa; format pem or pkcs8.
+    let (kind, format) = kind.split_once('-').unwrap_or((kind, ""));
     match kind {
-        "rsa-pem" => cmd.args(["-t", "rsa", "-b", "2048", "-m", "PEM"]),
         "rsa" => cmd.args(["-t", "rsa", "-b", "2048"]),
+        "ecdsa384" => cmd.args(["-t", "ecdsa", "-b", "384"]),
         other => cmd.args(["-t", other]),
+    };
+    match format {
+        "pem" => cmd.args(["-m", "PEM"]),
+        "pkcs8" => cmd.args(["-m", "PKCS8"]),
+        _ => &mut cmd,
     };
     let out = cmd.arg("-f").arg(&path).output().expect("ssh-keygen");
     assert!(

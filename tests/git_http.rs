@@ -30,6 +30,10 @@ fn http_and_https_with_basic_auth_and_a_private_ca() {
         format!("http://127.0.0.1:{}/git/repo.git", h.server.port),
         "pw-1234",
     );
+    let refs = tagline::git::ls_remote(&r).unwrap();
+    assert!(refs.iter().any(|(n, _)| n == "refs/heads/main"), "{refs:?}");
+    let err = tagline::git::ls_remote(&basic(r.url.clone(), "bad-pw-31")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
     let dir = w.path("http");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
@@ -107,4 +111,30 @@ fn wrong_password_against_a_real_server() {
     assert_eq!(err.to_string(), format!("authentication failed for {url}"));
     let err = Checkout::clone(&remote(&url), "main", &w.path("d")).unwrap_err();
     assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+}
+
+#[test]
+fn credentials_in_the_url_are_used_when_the_secret_has_none() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (_, pem) = make_tls(&w, "a");
+    let h = lighttpd(&w, w.tmp.path(), "bot", "pw-1234", &pem);
+    let r = remote(&format!(
+        "http://bot:pw-1234@127.0.0.1:{}/git/repo.git",
+        h.server.port
+    ));
+    let dir = w.path("c");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "m").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "main").unwrap(), id);
+    // A wrong one in the URL fails cleanly, once, without showing it.
+    let r = remote(&format!(
+        "http://bot:wrong-pw-77@127.0.0.1:{}/git/repo.git",
+        h.server.port
+    ));
+    let err = Checkout::clone(&r, "main", &w.path("d")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw-77"));
 }

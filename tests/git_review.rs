@@ -185,3 +185,82 @@ fn refresh_after_a_conflict_then_retry_lands_on_the_new_tip() {
     assert_ne!(parent(&w, &bare, "main"), theirs);
     assert_eq!(w.git(&bare, &["show", "main:other2.txt"]), "y");
 }
+
+#[test]
+fn push_with_retries_rebuilds_on_each_new_tip_and_gives_up_after_the_bound() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+
+    // Another writer wins the first two races; the third attempt lands.
+    let dir = w.path("c");
+    let mut co = Checkout::clone(&r, "main", &dir).unwrap();
+    let mut calls = 0;
+    let pushed = co
+        .push_with_retries::<GitError>(&r, "main", 3, |co| {
+            calls += 1;
+            if calls <= 2 {
+                w.commit_elsewhere(&bare, "main", &[(&format!("race{calls}"), "x\n")]);
+            }
+            std::fs::write(co.dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+            co.commit(&author(), "bump")
+        })
+        .unwrap()
+        .expect("pushed");
+    assert_eq!(calls, 3);
+    assert_eq!(w.rev(&bare, "main").unwrap(), pushed);
+    assert_eq!(w.git(&bare, &["show", "main:race2"]), "x");
+    assert_eq!(w.git(&bare, &["show", "main:app.yaml"]), "image: nginx:1.1");
+
+    // Losing every race: the conflict comes back after `attempts` tries.
+    let dir = w.path("d");
+    let mut co = Checkout::clone(&r, "main", &dir).unwrap();
+    let mut calls = 0;
+    let err = co
+        .push_with_retries::<GitError>(&r, "main", 2, |co| {
+            calls += 1;
+            w.commit_elsewhere(&bare, "main", &[(&format!("again{calls}"), "x\n")]);
+            std::fs::write(co.dir.join("app.yaml"), format!("image: nginx:2.{calls}\n")).unwrap();
+            co.commit(&author(), "bump")
+        })
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(calls, 2);
+
+    // Nothing to commit: no push, None.
+    let mut co = Checkout::clone(&r, "main", &w.path("e")).unwrap();
+    let before = w.rev(&bare, "main").unwrap();
+    let out = co
+        .push_with_retries::<GitError>(&r, "main", 3, |co| co.commit(&author(), "noop"))
+        .unwrap();
+    assert_eq!(out, None);
+    assert_eq!(w.rev(&bare, "main").unwrap(), before);
+}
+
+#[test]
+fn accumulate_on_an_existing_push_branch_like_flux() {
+    // Flux's default when the push branch exists: start from its tip, add a commit on top.
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    w.git(&bare, &["branch", "updates", "main"]);
+    let tip0 = w.commit_elsewhere(&bare, "updates", &[("earlier.txt", "1\n")]);
+    let dir = w.path("c");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    let tip = co.fetch(&r, "updates").unwrap().expect("exists");
+    assert_eq!(tip, tip0);
+    co.switch_branch("updates", &tip).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("earlier.txt")).unwrap(),
+        "1\n"
+    );
+    std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
+    let id = co.commit(&author(), "bump").unwrap().unwrap();
+    co.push(&r, "updates").unwrap();
+    assert_eq!(w.rev(&bare, "updates").unwrap(), id);
+    assert_eq!(parent(&w, &bare, "updates"), tip0);
+    // A missing branch fetches as None.
+    assert_eq!(co.fetch(&r, "nope").unwrap(), None);
+}

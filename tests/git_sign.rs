@@ -227,19 +227,43 @@ fn ssh_signed_commits_verify_with_git() {
     let signers_file = w.path("allowed_signers");
     let mut allowed = String::new();
     let mut made = Vec::new();
-    for (i, (kind, pass)) in [
+    let kinds = [
         ("ed25519", ""),
         ("ecdsa", ""),
         ("rsa", ""),
         ("ed25519", "pp-42"),
-    ]
-    .iter()
-    .enumerate()
-    {
+        // PEM / PKCS#8 files, plain and encrypted.
+        ("rsa-pem", ""),
+        ("rsa-pem", "pp-43"),
+        ("ecdsa-pem", ""),
+        ("ecdsa384-pem", "pp-44"),
+        ("rsa-pkcs8", "pp-45"),
+    ];
+    for (i, (kind, pass)) in kinds.iter().enumerate() {
         let (private, public) = ssh_keygen(&keys, &format!("sign{i}"), kind, pass);
         allowed.push_str(&format!("bot@example.com namespaces=\"git\" {public}\n"));
         made.push((kind.to_string(), private, pass.to_string()));
     }
+    // An Ed25519 PKCS#8 key (ssh-keygen cannot write one): its public key as tagline sees it.
+    let pkcs8 = w.path("ed25519.pkcs8");
+    let out = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&pkcs8)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pkcs8 = std::fs::read_to_string(&pkcs8).unwrap();
+    assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let signer = Signer::new(&SigningKey::Ssh {
+        private_key: pkcs8.clone(),
+        passphrase: None,
+    })
+    .unwrap();
+    allowed.push_str(&format!(
+        "bot@example.com namespaces=\"git\" {}\n",
+        signer.public_id()
+    ));
+    made.push(("ed25519-pkcs8".to_string(), pkcs8, String::new()));
     std::fs::write(&signers_file, &allowed).unwrap();
     let cfg = format!("gpg.ssh.allowedSignersFile={}", signers_file.display());
     for (i, (kind, private, pass)) in made.iter().enumerate() {
@@ -279,6 +303,25 @@ fn ssh_key_errors() {
     })
     .unwrap_err();
     assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+    let (pem, _) = ssh_keygen(&w.path("keys"), "locked-pem", "rsa-pem", "right-one");
+    assert!(pem.contains("ENCRYPTED"));
+    for (pass, expect) in [
+        (None, "'passphrase'"),
+        (Some("wrong-one"), "wrong passphrase"),
+    ] {
+        let err = Signer::new(&SigningKey::Ssh {
+            private_key: pem.clone(),
+            passphrase: pass.map(str::to_string),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+    let garbage = Signer::new(&SigningKey::Ssh {
+        private_key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+        passphrase: None,
+    })
+    .unwrap_err();
+    assert!(matches!(garbage, GitError::Sign { .. }), "{garbage:?}");
     let debug = format!(
         "{:?}",
         SigningKey::Ssh {
@@ -290,4 +333,31 @@ fn ssh_key_errors() {
         !debug.contains("BEGIN") && !debug.contains("pp\""),
         "{debug}"
     );
+}
+
+#[test]
+fn signed_commit_on_a_detached_tag_checkout() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    w.git(&bare, &["tag", "v1", "main"]);
+    let (private, public) = ssh_keygen(&w.path("keys"), "k", "ed25519", "");
+    let signer = Signer::new(&SigningKey::Ssh {
+        private_key: private,
+        passphrase: None,
+    })
+    .unwrap();
+    let dir = w.path("c");
+    let co = Checkout::clone_tag(&remote(&file_url(&bare)), "v1", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "x\n").unwrap();
+    let id = co
+        .commit_with(&author(), "m", 1_700_000_000, Some(&signer))
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.rev(&dir, "HEAD").unwrap(), id);
+    assert_eq!(w.rev(&dir, "HEAD^").unwrap(), co.head);
+    let signers = w.path("allowed");
+    std::fs::write(&signers, format!("bot@example.com {public}\n")).unwrap();
+    let cfg = format!("gpg.ssh.allowedSignersFile={}", signers.display());
+    let (ok, out) = verify_commit(&w, &dir, &["-c", "gpg.format=ssh", "-c", &cfg], None);
+    assert!(ok, "{out}");
 }

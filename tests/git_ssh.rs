@@ -69,6 +69,12 @@ fn ecdsa_and_rsa_host_keys() {
         let r = ssh_remote(d.server.port, &bare, &private, None, &d.known_hosts);
         Checkout::clone(&r, "main", &w.path(&format!("c-{host_kind}")))
             .unwrap_or_else(|e| panic!("{host_kind} host key: {e}"));
+        let refs = tagline::git::ls_remote(&r).unwrap();
+        assert!(
+            refs.iter()
+                .any(|(n, id)| n == "refs/heads/main" && Some(id.clone()) == w.rev(&bare, "main")),
+            "{refs:?}"
+        );
     }
 }
 
@@ -151,4 +157,86 @@ fn only_the_configured_host_key_type_is_asked_for() {
         Checkout::clone(&r, "main", &w.path(&format!("c{i}")))
             .unwrap_or_else(|e| panic!("known_hosts {line}: {e}"));
     }
+}
+
+/// Runs in a child process (see `the_service_accounts_ssh_dir_is_never_read`), with a hostile
+/// `$HOME/.ssh`; does nothing when started without its environment.
+#[test]
+#[ignore = "helper run by the_service_accounts_ssh_dir_is_never_read"]
+fn child_clone_with_hostile_home() {
+    let (Ok(url), Ok(key), Ok(known_hosts), Ok(dir)) = (
+        std::env::var("TAGLINE_TEST_URL"),
+        std::env::var("TAGLINE_TEST_KEY"),
+        std::env::var("TAGLINE_TEST_KNOWN_HOSTS"),
+        std::env::var("TAGLINE_TEST_DIR"),
+    ) else {
+        return;
+    };
+    let mut r = remote(&url);
+    r.auth = Some(Auth::Ssh {
+        identity: std::fs::read_to_string(key).unwrap(),
+        password: None,
+        known_hosts,
+    });
+    Checkout::clone(&r, "main", std::path::Path::new(&dir)).unwrap();
+}
+
+#[test]
+fn the_service_accounts_ssh_dir_is_never_read() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let keys = w.path("keys");
+    let (_, public) = ssh_keygen(&keys, "id", "ed25519", "");
+    let d = sshd_with_host_keys(&w, &["ed25519", "ecdsa"], &[&public]);
+    // $HOME/.ssh/known_hosts: an unparsable line, and for this very server another key of
+    // another type (which would make libssh2 ask for that type).
+    let home = w.path("hostile-home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let (_, other) = ssh_keygen(&keys, "other", "ecdsa", "");
+    let other: Vec<&str> = other.split_whitespace().take(2).collect();
+    std::fs::write(
+        home.join(".ssh/known_hosts"),
+        format!(
+            "this is not a known_hosts line\n[127.0.0.1]:{} {}\n",
+            d.server.port,
+            other.join(" ")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_clone_with_hostile_home",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("HOME", &home)
+        .env(
+            "TAGLINE_TEST_URL",
+            format!("ssh://root@127.0.0.1:{}{}", d.server.port, bare.display()),
+        )
+        .env("TAGLINE_TEST_KEY", keys.join("id"))
+        .env("TAGLINE_TEST_KNOWN_HOSTS", &d.host_lines[0])
+        .env("TAGLINE_TEST_DIR", w.path("clone"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child_pid = out.id();
+    let out = out.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.path("clone/app.yaml").exists());
+    // The child's private libgit2 home (its known_hosts) did not outlive the handshake.
+    let prefix = format!("tagline-libgit2-home-{child_pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

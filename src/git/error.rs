@@ -29,6 +29,9 @@ pub enum GitError {
     /// The remote has no such branch.
     #[error("branch '{branch}' not found in {url}")]
     BranchNotFound { url: String, branch: String },
+    /// The remote has no such tag, or the commit is not on the branch.
+    #[error("{what} not found in {url}")]
+    RefNotFound { url: String, what: String },
     /// Checking out files into the work tree failed.
     #[error("checking out branch '{branch}': {cause}")]
     Checkout { branch: String, cause: String },
@@ -76,6 +79,7 @@ impl GitError {
             | GitError::Auth { .. }
             | GitError::Certificate { .. }
             | GitError::BranchNotFound { .. }
+            | GitError::RefNotFound { .. }
             | GitError::Sign { .. } => false,
             GitError::Local { .. }
             | GitError::Clone { .. }

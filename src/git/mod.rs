@@ -12,6 +12,8 @@
 //! - `Auth::Ssh { identity, password, known_hosts }`; host keys are checked against
 //!   `known_hosts` only.
 //! - `GitError::{is_retryable, is_conflict}`; `redact_url`.
+//! - `Checkout::clone_tag(&Remote, tag, dir)`, `clone_commit(&Remote, branch, sha, dir)`:
+//!   detached checkouts (then `switch_branch` to the push branch before pushing).
 //! - `Checkout::commit_at` (explicit time), `current_branch`, `head_commit`.
 //! - Review branch: `fetch(&Remote, branch) -> Option<tip>`, `switch_branch(branch, at)`,
 //!   `push_force_with_lease(&Remote, branch, &Lease)`, `push_review(&Remote, branch,
@@ -19,14 +21,17 @@
 //!   same parents).
 //! - `push_with_options(&Remote, branch, options)`, `push_refspec(&Remote, refspec,
 //!   options)` (`git.push.refspec`, `git.push.options`), `push_options(map)`.
+//! - `ls_remote(&Remote) -> [(ref, id)]` (no download; not with a bearer token).
 //! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
 //!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
 //!   `refresh(&mut self, &Remote)` fetches and resets to the new tip, the caller rebuilds its
-//!   change and pushes again (a bounded number of times).
+//!   change and pushes again (a bounded number of times); `push_with_retries` does that loop.
 //!
-//! Nothing from the repository is executed: libgit2 runs no hooks and no external filter
-//! drivers, and the host's system/global git configuration is ignored.
+//! Clones fetch only the branch (or tag), no other tags, depth 1 over the network (local paths
+//! and file:// fetch whole history: libgit2 has no shallow local transport). Nothing from the
+//! repository is executed: libgit2 runs no hooks and no external filter drivers, and the
+//! host's system/global/XDG git configuration and `$HOME/.ssh` are ignored.
 
 mod error;
 mod sign;
@@ -160,26 +165,8 @@ impl Checkout {
     pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
         check_branch_name(&remote.url, branch)?;
         let session = Session::new(remote, "cloning")?;
-        let io_err = |e: std::io::Error| GitError::Local {
-            dir: dir.display().to_string(),
-            cause: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-        if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
-            return Err(GitError::Local {
-                dir: dir.display().to_string(),
-                cause: "the clone directory is not empty".into(),
-            });
-        }
-        let repo = Repository::init(dir).map_err(local_err(dir))?;
         let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        // Recorded for people looking at the clone; fetches and pushes use `remote` itself,
-        // so credentials in the URL are not written to .git/config.
-        repo.remote_with_fetch(ORIGIN, &redact_url(&remote.url), &refspec)
-            .map_err(|e| GitError::Config {
-                url: session.url(),
-                cause: session.scrub(e.message()),
-            })?;
+        let repo = init_clone(&session, dir, &refspec)?;
         let tip = fetch_branch(&repo, &session, branch, true)?.ok_or_else(|| {
             GitError::BranchNotFound {
                 url: session.url(),
@@ -193,6 +180,99 @@ impl Checkout {
         };
         checkout.reset_branch_to(&repo, branch, tip)?;
         Ok(checkout)
+    }
+
+    /// Clones the tag `tag` (Flux's `checkout.ref.tag`) and checks out its commit with a
+    /// detached HEAD; `branch` is empty. Commits go on top of it; pushing needs a branch:
+    /// `switch_branch(push_branch, &head)` first.
+    pub fn clone_tag(remote: &Remote, tag: &str, dir: &Path) -> Result<Checkout, GitError> {
+        let refname = format!("refs/tags/{tag}");
+        if tag.is_empty() || !git2::Reference::is_valid_name(&refname) {
+            return Err(GitError::Config {
+                url: redact_url(&remote.url),
+                cause: format!("'{tag}' is not a valid tag name"),
+            });
+        }
+        let session = Session::new(remote, "cloning")?;
+        let repo = init_clone(&session, dir, &format!("+{refname}:{refname}"))?;
+        let target =
+            fetch_ref(&repo, &session, &refname, &refname, tag, true, true)?.ok_or_else(|| {
+                GitError::RefNotFound {
+                    url: session.url(),
+                    what: format!("tag '{tag}'"),
+                }
+            })?;
+        let commit = repo
+            .find_object(target, None)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| GitError::Checkout {
+                branch: tag.to_string(),
+                cause: e.message().to_string(),
+            })?
+            .id();
+        Self::detached(&repo, dir, tag, commit)
+    }
+
+    /// Clones `branch` with its history and checks out `commit` (Flux's `checkout.ref.commit`)
+    /// with a detached HEAD; `branch` is empty. The commit must be on that branch.
+    pub fn clone_commit(
+        remote: &Remote,
+        branch: &str,
+        commit: &str,
+        dir: &Path,
+    ) -> Result<Checkout, GitError> {
+        check_branch_name(&remote.url, branch)?;
+        let wanted = Oid::from_str(commit).map_err(|_| GitError::Config {
+            url: redact_url(&remote.url),
+            cause: format!("'{commit}' is not a commit id"),
+        })?;
+        let session = Session::new(remote, "cloning")?;
+        let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
+        let repo = init_clone(&session, dir, &refspec)?;
+        let tip = fetch_ref(
+            &repo,
+            &session,
+            &branch_ref(branch),
+            &tracking_ref(branch),
+            branch,
+            true,
+            false,
+        )?
+        .ok_or_else(|| GitError::BranchNotFound {
+            url: session.url(),
+            branch: branch.to_string(),
+        })?;
+        let on_branch = tip == wanted || repo.graph_descendant_of(tip, wanted).unwrap_or(false);
+        if !on_branch {
+            return Err(GitError::RefNotFound {
+                url: session.url(),
+                what: format!("commit {commit} on branch '{branch}'"),
+            });
+        }
+        Self::detached(&repo, dir, commit, wanted)
+    }
+
+    fn detached(
+        repo: &Repository,
+        dir: &Path,
+        label: &str,
+        commit: Oid,
+    ) -> Result<Checkout, GitError> {
+        let co_err = |e: git2::Error| GitError::Checkout {
+            branch: label.to_string(),
+            cause: e.message().to_string(),
+        };
+        let object = repo.find_object(commit, None).map_err(co_err)?;
+        repo.set_head_detached(commit).map_err(co_err)?;
+        let mut opts = CheckoutBuilder::new();
+        opts.force().remove_untracked(true);
+        repo.checkout_tree(&object, Some(&mut opts))
+            .map_err(co_err)?;
+        Ok(Checkout {
+            dir: dir.to_path_buf(),
+            branch: String::new(),
+            head: commit.to_string(),
+        })
     }
 
     fn open(&self) -> Result<Repository, GitError> {
@@ -290,14 +370,15 @@ impl Checkout {
                     .map_err(err)?;
                 // commit_signed writes the object only: move the branch HEAD is on.
                 let head = repo.find_reference("HEAD").map_err(err)?;
-                let head_ref = head
-                    .symbolic_target()
-                    .ok()
-                    .flatten()
-                    .map(str::to_string)
-                    .ok_or_else(|| err(git2::Error::from_str("HEAD is not on a branch")))?;
-                repo.reference(&head_ref, oid, true, "tagline: signed commit")
-                    .map_err(err)?;
+                match head.symbolic_target().ok().flatten() {
+                    Some(branch) => {
+                        let branch = branch.to_string();
+                        repo.reference(&branch, oid, true, "tagline: signed commit")
+                            .map_err(err)?;
+                    }
+                    // Detached (tag or commit checkout).
+                    None => repo.set_head_detached(oid).map_err(err)?,
+                }
                 oid
             }
         };
@@ -467,6 +548,36 @@ impl Checkout {
         Ok(self.head.clone())
     }
 
+    /// Commit-and-push with bounded conflict retries: `rebuild` applies the change to the
+    /// work tree and commits (returning the commit, or None when there is nothing to commit);
+    /// then HEAD is pushed to `branch`. When the push is refused because the branch moved
+    /// (`is_conflict`), the clone is `refresh`ed to the new tip and `rebuild` runs again, at
+    /// most `attempts` times in all. Returns the pushed commit, or None if nothing changed.
+    /// Meant for pushes to the checkout branch (`refresh` resets to it); a review branch is
+    /// protected by its lease instead (`push_review`).
+    pub fn push_with_retries<E: From<GitError>>(
+        &mut self,
+        remote: &Remote,
+        branch: &str,
+        attempts: u32,
+        mut rebuild: impl FnMut(&Checkout) -> Result<Option<String>, E>,
+    ) -> Result<Option<String>, E> {
+        let mut attempt = 1;
+        loop {
+            let Some(commit) = rebuild(self)? else {
+                return Ok(None);
+            };
+            match self.push(remote, branch) {
+                Ok(()) => return Ok(Some(commit)),
+                Err(e) if e.is_conflict() && attempt < attempts => {
+                    attempt += 1;
+                    self.refresh(remote)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Creates local `branch` at `at` (a commit of this clone, e.g. `self.head` or a tip
     /// returned by `fetch`), replacing any local branch of that name, and checks it out
     /// (work tree forced to match).
@@ -562,6 +673,41 @@ impl Checkout {
     }
 }
 
+/// The refs the remote advertises (`git ls-remote`): `(name, commit id)` pairs, in the
+/// server's order; a ref without an id is skipped. Nothing is downloaded: enough to see
+/// whether a branch moved since the last run (Flux's short-circuit). Not available with a
+/// bearer token (libgit2's connect call takes no extra HTTP headers).
+pub fn ls_remote(remote: &Remote) -> Result<Vec<(String, String)>, GitError> {
+    let session = Session::new(remote, "listing")?;
+    if matches!(remote.auth, Some(Auth::Bearer(_))) {
+        return Err(GitError::Config {
+            url: session.url(),
+            cause: "listing remote refs is not supported with a bearer token".into(),
+        });
+    }
+    let mut detached =
+        git2::Remote::create_detached(remote.url.as_str()).map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    let list_err = |cause: String| GitError::Fetch {
+        url: session.url(),
+        branch: "(ref listing)".into(),
+        cause,
+    };
+    let connection = detached
+        .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
+        .map_err(|e| session.error(&e, list_err))?;
+    let heads = connection
+        .list()
+        .map_err(|e| session.error(&e, list_err))?
+        .iter()
+        .filter(|h| !h.oid().is_zero())
+        .map(|h| (h.name().to_string(), h.oid().to_string()))
+        .collect();
+    Ok(heads)
+}
+
 /// The parent ids written in a commit object (ignoring shallow grafts).
 fn raw_parents(repo: &Repository, commit: Oid) -> Vec<Oid> {
     let Ok(odb) = repo.odb() else {
@@ -591,6 +737,29 @@ fn fetch_branch(
     branch: &str,
     clone: bool,
 ) -> Result<Option<Oid>, GitError> {
+    fetch_ref(
+        repo,
+        session,
+        &branch_ref(branch),
+        &tracking_ref(branch),
+        branch,
+        clone,
+        true,
+    )
+}
+
+/// Fetches the remote ref `src` into the local ref `dst` (dropping a stale one first), depth 1
+/// when `shallow` (and the transport allows it), and returns its target, None when the remote
+/// has no such ref. `label` names it in errors.
+fn fetch_ref(
+    repo: &Repository,
+    session: &Session,
+    src: &str,
+    dst: &str,
+    label: &str,
+    clone: bool,
+    shallow: bool,
+) -> Result<Option<Oid>, GitError> {
     let mut remote = repo
         .remote_anonymous(&session.remote.url)
         .map_err(|e| GitError::Config {
@@ -605,42 +774,65 @@ fn fetch_branch(
         .update_fetchhead(false)
         .custom_headers(&header_refs);
     // Shallow (depth 1) like Flux, except where libgit2 cannot (local paths / file://).
-    if !is_local_url(&session.remote.url) {
+    if shallow && !is_local_url(&session.remote.url) {
         fo.depth(1);
     }
-    let tracking = tracking_ref(branch);
     let fetch_err = |cause: String| {
         if clone {
             GitError::Clone {
                 url: session.url(),
-                branch: branch.to_string(),
+                branch: label.to_string(),
                 cause,
             }
         } else {
             GitError::Fetch {
                 url: session.url(),
-                branch: branch.to_string(),
+                branch: label.to_string(),
                 cause,
             }
         }
     };
-    if let Ok(mut stale) = repo.find_reference(&tracking) {
+    if let Ok(mut stale) = repo.find_reference(dst) {
         stale
             .delete()
             .map_err(|e| fetch_err(e.message().to_string()))?;
     }
-    let refspec = format!("+{}:{}", branch_ref(branch), tracking);
+    let refspec = format!("+{src}:{dst}");
     remote
         .fetch(&[refspec.as_str()], Some(&mut fo), None)
         .map_err(|e| session.error(&e, fetch_err))?;
     if session.past_deadline() {
         return Err(session.timeout());
     }
-    match repo.refname_to_id(&tracking) {
+    match repo.refname_to_id(dst) {
         Ok(oid) => Ok(Some(oid)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
         Err(e) => Err(fetch_err(e.message().to_string())),
     }
+}
+
+/// Creates the repository of a clone in `dir` (created if absent, must be empty), with an
+/// `origin` remote fetching `refspec` recorded for people looking at the clone; fetches and
+/// pushes use the `Remote` itself, so credentials in the URL are not written to .git/config.
+fn init_clone(session: &Session, dir: &Path, refspec: &str) -> Result<Repository, GitError> {
+    let io_err = |e: std::io::Error| GitError::Local {
+        dir: dir.display().to_string(),
+        cause: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    if std::fs::read_dir(dir).map_err(io_err)?.next().is_some() {
+        return Err(GitError::Local {
+            dir: dir.display().to_string(),
+            cause: "the clone directory is not empty".into(),
+        });
+    }
+    let repo = Repository::init(dir).map_err(local_err(dir))?;
+    repo.remote_with_fetch(ORIGIN, &session.url(), refspec)
+        .map_err(|e| GitError::Config {
+            url: session.url(),
+            cause: session.scrub(e.message()),
+        })?;
+    Ok(repo)
 }
 
 /// Pushes `refspecs` with `push_options`, failing on any ref the server refuses. Each lease

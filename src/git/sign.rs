@@ -128,7 +128,13 @@ impl Signer {
     }
 
     fn ssh(text: &str, passphrase: Option<&str>) -> Result<Signer, GitError> {
-        let key = ssh_key::PrivateKey::from_openssh(text.trim())
+        let text = text.trim();
+        if !text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+            return Ok(Signer {
+                inner: Inner::Ssh(Box::new(ssh_key_from_pem(text, passphrase)?)),
+            });
+        }
+        let key = ssh_key::PrivateKey::from_openssh(text)
             .map_err(|e| sign_err(format!("reading the SSH signing key (OpenSSH format): {e}")))?;
         let key = if key.is_encrypted() {
             let pass = passphrase.ok_or_else(|| {
@@ -257,4 +263,87 @@ fn sshsig_rsa(
         ssh_key::HashAlg::Sha512,
         signature,
     )
+}
+
+/// An SSH signing key given in PEM (PKCS#1 RSA, SEC1 EC, PKCS#8, possibly encrypted), as
+/// `ssh-keygen -m PEM` writes them, turned into the key type the SSHSIG code signs with.
+fn ssh_key_from_pem(pem: &str, passphrase: Option<&str>) -> Result<ssh_key::PrivateKey, GitError> {
+    use openssl::nid::Nid;
+    use openssl::pkey::{Id, PKey};
+    use ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair, RsaPrivateKey};
+    use ssh_key::Mpint;
+
+    let encrypted = pem.contains("ENCRYPTED");
+    if encrypted && passphrase.is_none() {
+        return Err(sign_err(
+            "can not use passphrase protected signing key without 'passphrase' field",
+        ));
+    }
+    let pkey =
+        PKey::private_key_from_pem_passphrase(pem.as_bytes(), passphrase.unwrap_or("").as_bytes())
+            .map_err(|_| {
+                sign_err(if encrypted {
+                    "cannot decrypt the SSH signing key: wrong passphrase"
+                } else {
+                    "the SSH signing key is neither OpenSSH nor PEM"
+                })
+            })?;
+    let bad = |what: &str| sign_err(format!("unusable SSH signing key: {what}"));
+    let data = match pkey.id() {
+        Id::RSA => {
+            let rsa = pkey.rsa().map_err(|_| bad("RSA"))?;
+            let mp = |b: Option<&openssl::bn::BigNumRef>| {
+                b.ok_or_else(|| bad("RSA key without CRT parameters"))
+                    .and_then(|b| Mpint::from_positive_bytes(&b.to_vec()).map_err(|_| bad("RSA")))
+            };
+            KeypairData::Rsa(RsaKeypair {
+                public: ssh_key::public::RsaPublicKey {
+                    e: mp(Some(rsa.e()))?,
+                    n: mp(Some(rsa.n()))?,
+                },
+                private: RsaPrivateKey {
+                    d: mp(Some(rsa.d()))?,
+                    iqmp: mp(rsa.iqmp())?,
+                    p: mp(rsa.p())?,
+                    q: mp(rsa.q())?,
+                },
+            })
+        }
+        Id::ED25519 => {
+            let raw = pkey.raw_private_key().map_err(|_| bad("Ed25519"))?;
+            let seed: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad("Ed25519"))?;
+            KeypairData::Ed25519(Ed25519Keypair::from_seed(&seed))
+        }
+        Id::EC => {
+            let ec = pkey.ec_key().map_err(|_| bad("EC"))?;
+            let secret = ec.private_key().to_vec();
+            match ec.group().curve_name() {
+                Some(Nid::X9_62_PRIME256V1) => {
+                    let sk = p256::SecretKey::from_slice(&secret).map_err(|_| bad("P-256"))?;
+                    let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                        &sk.public_key(),
+                        false,
+                    );
+                    KeypairData::Ecdsa(EcdsaKeypair::NistP256 {
+                        public,
+                        private: sk.into(),
+                    })
+                }
+                Some(Nid::SECP384R1) => {
+                    let sk = p384::SecretKey::from_slice(&secret).map_err(|_| bad("P-384"))?;
+                    let public = p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                        &sk.public_key(),
+                        false,
+                    );
+                    KeypairData::Ecdsa(EcdsaKeypair::NistP384 {
+                        public,
+                        private: sk.into(),
+                    })
+                }
+                _ => return Err(bad("only P-256 and P-384 EC keys are supported")),
+            }
+        }
+        _ => return Err(bad("only RSA, ECDSA and Ed25519 keys are supported")),
+    };
+    ssh_key::PrivateKey::new(data, "").map_err(|e| bad(&e.to_string()))
 }

@@ -125,13 +125,22 @@ impl KnownHosts {
 /// libgit2 reads `<home>/.ssh/known_hosts` during every SSH handshake, to choose which host
 /// key algorithm to ask for (and it fails on a line it cannot parse). So that neither the
 /// service account's `$HOME/.ssh` nor libssh2's default preference decides the handshake,
-/// libgit2's home is pointed (once, process-wide) at a private directory, and each SSH
-/// session writes its own known_hosts there while it holds the `HomeLease`. The lease is
-/// given back as soon as the host key has been seen (in the certificate callback), so only
-/// the connection set-ups of concurrent SSH sessions are serialised. The file holds public
-/// keys only; the verdict on the host key is still `KnownHosts::check`'s alone.
+/// libgit2's home is pointed (once, process-wide) at a private path, and each SSH session
+/// creates it with its own known_hosts while it holds the `HomeLease`. The lease is given back
+/// as soon as the host key has been seen (in the certificate callback), which removes the
+/// directory: only the connection set-ups of concurrent SSH sessions are serialised, and
+/// nothing is left behind. The file holds public keys only; the verdict on the host key is
+/// still `KnownHosts::check`'s alone.
 pub(crate) struct HomeLease {
+    home: PathBuf,
     _guard: MutexGuard<'static, ()>,
+}
+
+impl Drop for HomeLease {
+    fn drop(&mut self) {
+        // Runs before `_guard` is released.
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
 }
 
 pub(crate) fn lease_home(known_hosts: &KnownHosts) -> Result<HomeLease, String> {
@@ -139,20 +148,31 @@ pub(crate) fn lease_home(known_hosts: &KnownHosts) -> Result<HomeLease, String> 
     static HOME: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let home = HOME.get_or_init(set_private_home).clone()?;
+    create_private_dir(&home)?;
+    let lease = HomeLease {
+        home: home.clone(),
+        _guard: guard,
+    };
     let mut text = String::new();
     for line in known_hosts.entries.iter().filter_map(|e| e.line.as_deref()) {
         text.push_str(line);
         text.push('\n');
     }
-    let tmp = home.join(".ssh/known_hosts.tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("writing known_hosts: {e}"))?;
-    std::fs::rename(&tmp, home.join(".ssh/known_hosts"))
+    std::fs::write(home.join(".ssh/known_hosts"), text)
         .map_err(|e| format!("writing known_hosts: {e}"))?;
-    Ok(HomeLease { _guard: guard })
+    Ok(lease)
 }
 
+/// Chooses the private home path (created by each lease) and points libgit2 at it.
 fn set_private_home() -> Result<PathBuf, String> {
-    let home = private_home()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let home = std::env::temp_dir().join(format!(
+        "tagline-libgit2-home-{}-{nanos}",
+        std::process::id()
+    ));
     let c = CString::new(home.as_os_str().as_encoded_bytes())
         .map_err(|e| format!("libgit2 home: {e}"))?;
     // SAFETY: GIT_OPT_SET_HOMEDIR takes one C string, copied by libgit2; the library is
@@ -169,27 +189,29 @@ fn set_private_home() -> Result<PathBuf, String> {
     Ok(home)
 }
 
-fn private_home() -> Result<PathBuf, String> {
+fn create_private_dir(home: &std::path::Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let home = std::env::temp_dir().join(format!(
-        "tagline-libgit2-home-{}-{nanos}",
-        std::process::id()
-    ));
-    // `create` (not `create_all`) fails if someone else made the path first.
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&home)
-        .and_then(|_| {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(home.join(".ssh"))
+    let create = || {
+        // `create` (not `create_all`): fails if the path exists, e.g. made by someone else.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(home)
+            .and_then(|_| {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(home.join(".ssh"))
+            })
+    };
+    create()
+        .or_else(|e| {
+            // Left over by an interrupted session of this process: start afresh.
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                std::fs::remove_dir_all(home).and_then(|_| create())
+            } else {
+                Err(e)
+            }
         })
-        .map_err(|e| format!("creating {}: {e}", home.display()))?;
-    Ok(home)
+        .map_err(|e| format!("creating {}: {e}", home.display()))
 }
 
 impl Entry {

@@ -310,6 +310,20 @@ impl<'r> Session<'r> {
                 hint: String::new(),
             };
         }
+        if e.class() == ErrorClass::Http && e.message().contains("status code: 403") {
+            return GitError::Auth {
+                url,
+                hint: ": access denied (HTTP 403): the credentials may lack access or write \
+                       permission"
+                    .into(),
+            };
+        }
+        if e.class() == ErrorClass::Http && e.message().contains("status code: 404") {
+            return other(format!(
+                "repository not found (HTTP 404): {}",
+                self.scrub(e.message())
+            ));
+        }
         if e.class() == ErrorClass::Ssh && e.message().contains("failed to authenticate SSH") {
             // libssh2 could not use the private key (wrong passphrase, unsupported format).
             let detail = e
@@ -326,7 +340,10 @@ impl<'r> Session<'r> {
                 ),
             };
         }
-        if e.code() == ErrorCode::Certificate || e.class() == ErrorClass::Ssl {
+        // Only a refused certificate or host key: other TLS failures (reset, EOF) are
+        // network errors, worth retrying.
+        let cert_words = e.message().contains("certificate") || e.message().contains("hostkey");
+        if e.code() == ErrorCode::Certificate || (e.class() == ErrorClass::Ssl && cert_words) {
             let mut cause = self.scrub(e.message());
             if let Some(why) = self.flags.cert_problem.borrow().as_ref() {
                 cause = format!("{cause} ({why})");

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use emulator::{many_tags, page_after, spec_paging, tags_body, Emulator, Request, Response};
 use tagline::image::ImageName;
-use tagline::scanner::{scan, Credentials, Limits, ScanError, ScanOptions};
+use tagline::scanner::{scan, Credentials, Limits, RetryPolicy, ScanError, ScanOptions};
 
 fn options() -> ScanOptions {
     ScanOptions {
         insecure: true,
         timeout: Duration::from_secs(20),
         exclusion: vec![],
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
         ..ScanOptions::default()
     }
 }

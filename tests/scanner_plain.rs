@@ -9,7 +9,7 @@ use std::time::Duration;
 use regex::Regex;
 use scanner_support::{Mode, Registry};
 use tagline::image::ImageName;
-use tagline::scanner::{scan, ScanError, ScanOptions};
+use tagline::scanner::{scan, RetryPolicy, ScanError, ScanOptions};
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::start(Mode::Plain));
 
@@ -17,6 +17,10 @@ fn options() -> ScanOptions {
     ScanOptions {
         insecure: true,
         timeout: Duration::from_secs(20),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
         ..ScanOptions::default()
     }
 }

@@ -49,11 +49,15 @@ pub enum ScanError {
         detail: String,
     },
     /// 429 until the deadline or the retry budget ran out.
-    #[error("{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts")]
+    #[error(
+        "{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts{}",
+        retry_after.map(|d| format!("; the registry asks to retry after {}s", d.as_secs())).unwrap_or_default()
+    )]
     RateLimited {
         registry: String,
         repository: String,
         attempts: u32,
+        retry_after: Option<Duration>,
     },
     /// The body was not what the distribution API promises.
     #[error("{registry}/{repository}: cannot decode {step}: {reason}")]

@@ -20,6 +20,7 @@ mod client;
 mod docker_config;
 mod error;
 mod pagination;
+mod retry;
 mod tls;
 
 use std::collections::HashSet;
@@ -35,6 +36,7 @@ use crate::image::ImageName;
 use client::{read_capped, Session, Target};
 pub use error::ScanError;
 pub use pagination::{is_valid_tag, Limits};
+pub use retry::{parse_retry_after, Clock, RetryPolicy, SystemClock};
 
 /// Registry credentials. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,6 +87,8 @@ pub struct ScanOptions {
     pub client_identity: Option<ClientIdentity>,
     /// Budget for one listing.
     pub limits: Limits,
+    /// Retries of each request.
+    pub retry: RetryPolicy,
 }
 
 /// Flux's default exclusion list: cosign signature tags.
@@ -101,6 +105,7 @@ impl Default for ScanOptions {
             exclusion: vec![Regex::new(DEFAULT_EXCLUSION).expect("valid regex")],
             client_identity: None,
             limits: Limits::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -139,25 +144,44 @@ impl Credentials {
 
 /// Lists every tag of `image`.
 pub async fn scan(image: &ImageName, options: &ScanOptions) -> Result<ScanResult, ScanError> {
+    scan_with_clock(image, options, &SystemClock).await
+}
+
+/// [`scan`] with time, sleeping and jitter taken from `clock`.
+pub async fn scan_with_clock(
+    image: &ImageName,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+) -> Result<ScanResult, ScanError> {
     let target = Target::new(image.api_host(), &image.repository, options.insecure)?;
     let timeout_error = ScanError::Timeout {
         registry: target.registry.clone(),
         repository: target.repository.clone(),
         after: options.timeout,
     };
-    match tokio::time::timeout(options.timeout, list(target, options)).await {
+    let deadline = retry_deadline(clock.now(), options.timeout);
+    match tokio::time::timeout(options.timeout, list(target, options, clock, deadline)).await {
         Ok(r) => r,
         Err(_) => Err(timeout_error),
     }
 }
 
-async fn list(target: Target, options: &ScanOptions) -> Result<ScanResult, ScanError> {
-    let http = client::build_http(&target, options)?;
+async fn list(
+    target: Target,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+    deadline: std::time::SystemTime,
+) -> Result<ScanResult, ScanError> {
+    let http = client::http_client(&target, options)?;
     let mut session = Session {
         http,
         target,
         credentials: options.credentials.as_ref(),
         authorization: None,
+        retry: options.retry,
+        clock,
+        deadline,
+        rate_limit: None,
     };
     let raw = list_raw(&mut session, &options.limits).await?;
     let mut tags: Vec<String> = raw
@@ -173,6 +197,13 @@ async fn list(target: Target, options: &ScanOptions) -> Result<ScanResult, ScanE
         invalid_tags: raw.invalid_tags,
         rate_limit: raw.rate_limit,
     })
+}
+
+/// Retries stop early enough that the attempt after the last wait still has time to answer
+/// before the scan's timeout: a tenth of the timeout, at most 2 s, is kept in reserve.
+fn retry_deadline(now: std::time::SystemTime, timeout: Duration) -> std::time::SystemTime {
+    let reserve = (timeout / 10).min(Duration::from_secs(2));
+    now + timeout.saturating_sub(reserve)
 }
 
 /// What the pages held, before exclusion and sorting: each valid tag once, first-seen order.
@@ -224,30 +255,6 @@ fn refused_page_size(body: &[u8]) -> Option<u32> {
     digits.parse().ok().filter(|&n| n > 0)
 }
 
-fn parse_leading_u64(v: &str) -> Option<u64> {
-    let d: String = v
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    d.parse().ok()
-}
-
-fn record_rate_limit(headers: &reqwest::header::HeaderMap, into: &mut Option<RateLimit>) {
-    let get = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| headers.get(*n))
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_leading_u64)
-    };
-    let limit = get(&["ratelimit-limit", "x-ratelimit-limit"]);
-    let remaining = get(&["ratelimit-remaining", "x-ratelimit-remaining"]);
-    if limit.is_some() || remaining.is_some() {
-        *into = Some(RateLimit { limit, remaining });
-    }
-}
-
 async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListing, ScanError> {
     let truncated = |session: &Session<'_>, tags: usize, reason: String| ScanError::Truncated {
         registry: session.target.registry.clone(),
@@ -260,7 +267,6 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
     let mut order: Vec<String> = Vec::new();
     let mut visited: HashSet<String> = HashSet::new();
     let mut invalid_tags = 0usize;
-    let mut rate_limit = None;
     let mut pages = 0u32;
     let mut bytes = 0u64;
     let mut page_size_retried = false;
@@ -276,7 +282,6 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         let resp = session
             .request(Method::GET, &url, &["application/json"], "tags/list")
             .await?;
-        record_rate_limit(resp.headers(), &mut rate_limit);
         let status = resp.status();
         let link = resp
             .headers()
@@ -385,7 +390,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         tags: order,
         pages,
         invalid_tags,
-        rate_limit,
+        rate_limit: session.rate_limit.clone(),
     })
 }
 
@@ -409,7 +414,7 @@ mod tests {
         h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
         h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
         let mut r = None;
-        record_rate_limit(&h, &mut r);
+        client::record_rate_limit(&h, &mut r);
         assert_eq!(
             r,
             Some(RateLimit {

@@ -10,7 +10,9 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENT
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::auth::{parse_challenges, Challenge, TokenResponse};
+use super::auth::{
+    cached_token, parse_challenges, store_token, token_key, Challenge, TokenKey, TokenResponse,
+};
 use super::retry::{is_retryable_status, parse_retry_after, Clock, Retrier, RetryPolicy};
 use super::{Credentials, RateLimit, ScanError, ScanOptions};
 
@@ -271,9 +273,44 @@ pub(super) struct Session<'a> {
     pub deadline: std::time::SystemTime,
     /// The last rate-limit headers the registry sent.
     pub rate_limit: Option<RateLimit>,
+    /// Tokens fetched from the token server in this session.
+    pub token_fetches: u32,
 }
 
 impl<'a> Session<'a> {
+    pub fn new(
+        http: reqwest::Client,
+        target: Target,
+        options: &'a ScanOptions,
+        clock: &'a dyn Clock,
+        deadline: std::time::SystemTime,
+    ) -> Session<'a> {
+        let mut s = Session {
+            http,
+            target,
+            credentials: options.credentials.as_ref(),
+            authorization: None,
+            retry: options.retry,
+            clock,
+            deadline,
+            rate_limit: None,
+            token_fetches: 0,
+        };
+        // A token from an earlier scan, if still valid: no challenge round trip.
+        if let Some(tok) = cached_token(&s.token_key(), clock.now()) {
+            s.authorization = header_value(&format!("Bearer {tok}"), &s.target).ok();
+        }
+        s
+    }
+
+    fn token_key(&self) -> TokenKey {
+        token_key(
+            &self.target.base.origin().ascii_serialization(),
+            &self.target.repository,
+            self.credentials,
+        )
+    }
+
     /// Sends a request with retries (408, 429, 5xx, connection failures), answering an auth
     /// challenge on the way. Returns the first response that is not worth retrying.
     pub async fn request(
@@ -400,10 +437,12 @@ impl<'a> Session<'a> {
             Challenge::Basic => None,
         });
         if let Some((realm, service, scope)) = bearer {
-            let token = self
+            let (token, expires_in) = self
                 .fetch_token(realm, service.as_deref(), scope.as_deref())
                 .await?;
             self.authorization = Some(header_value(&format!("Bearer {token}"), &self.target)?);
+            self.token_fetches += 1;
+            store_token(self.token_key(), token, expires_in, self.clock.now());
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
@@ -430,7 +469,7 @@ impl<'a> Session<'a> {
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
-    ) -> Result<String, ScanError> {
+    ) -> Result<(String, Option<u64>), ScanError> {
         let mut url = Url::parse(realm).map_err(|_| {
             self.target
                 .auth_error("the bearer challenge's realm is not a URL".into())
@@ -513,10 +552,12 @@ impl<'a> Session<'a> {
             self.target
                 .decode_error("token response", "not a JSON token object".into())
         })?;
-        parsed.into_token().ok_or_else(|| {
+        let expires_in = parsed.expires_in;
+        let token = parsed.into_token().ok_or_else(|| {
             self.target
                 .auth_error(format!("token response from {realm_host} holds no token"))
-        })
+        })?;
+        Ok((token, expires_in))
     }
 }
 

@@ -39,7 +39,7 @@ pub use pagination::{is_valid_tag, Limits};
 pub use retry::{parse_retry_after, Clock, RetryPolicy, SystemClock};
 
 /// Registry credentials. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     Basic {
         username: String,
@@ -173,16 +173,7 @@ async fn list(
     deadline: std::time::SystemTime,
 ) -> Result<ScanResult, ScanError> {
     let http = client::http_client(&target, options)?;
-    let mut session = Session {
-        http,
-        target,
-        credentials: options.credentials.as_ref(),
-        authorization: None,
-        retry: options.retry,
-        clock,
-        deadline,
-        rate_limit: None,
-    };
+    let mut session = Session::new(http, target, options, clock, deadline);
     let raw = list_raw(&mut session, &options.limits).await?;
     let mut tags: Vec<String> = raw
         .tags

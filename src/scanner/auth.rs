@@ -200,7 +200,7 @@ mod tests {
             cached_token(&key, t0 + Duration::from_secs(239)).as_deref(),
             Some("tok")
         );
-        assert_eq!(cached_token(&key, t0 + Duration::from_secs(240)), None);
+        assert_eq!(cached_token(&key, t0 + Duration::from_secs(270)), None);
         // Other credentials, other repository: not shared.
         let creds = Credentials::Basic {
             username: "u".into(),

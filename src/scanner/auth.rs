@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(cached_token(&key, t0), None);
         store_token(key.clone(), "tok".into(), Some(300), t0);
         assert_eq!(
-            cached_token(&key, t0 + Duration::from_secs(239)).as_deref(),
+            cached_token(&key, t0 + Duration::from_secs(269)).as_deref(),
             Some("tok")
         );
         assert_eq!(cached_token(&key, t0 + Duration::from_secs(270)), None);

@@ -4,6 +4,8 @@
 //! Small and self-contained so it can later be swapped for the shared harness in `tests/common/`.
 #![allow(dead_code)]
 
+pub mod token;
+
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -130,7 +132,7 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.join("data").display()
         );
-        let (mut ca_pem, mut client_cert_pem, mut client_key_pem, token_port) =
+        let (mut ca_pem, mut client_cert_pem, mut client_key_pem, mut token_port) =
             (None, None, None, None);
         if matches!(mode, Mode::Tls | Mode::MutualTls) {
             make_pki(&dir);
@@ -157,6 +159,17 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: tagline-test\n    path: {}\n",
                 dir.join("htpasswd").display()
+            ));
+        }
+        if mode == Mode::Token {
+            let tp = token::start(&dir);
+            token_port = Some(tp);
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{tp}/token\n    service: {}\n    \
+                 issuer: {}\n    rootcertbundle: {}\n",
+                token::SERVICE,
+                token::ISSUER,
+                dir.join("token-signer.crt").display()
             ));
         }
         let cfg_path = dir.join("config.yml");

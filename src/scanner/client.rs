@@ -26,6 +26,8 @@ pub(super) struct Target {
     pub repository: String,
     /// `https://host[:port]` or `http://...` when insecure.
     pub base: Url,
+    /// Whether a client certificate is presented (for error hints).
+    pub client_identity: bool,
 }
 
 impl Target {
@@ -40,6 +42,7 @@ impl Target {
             registry: api_host.to_string(),
             repository: repository.to_string(),
             base,
+            client_identity: false,
         })
     }
 
@@ -121,7 +124,7 @@ impl Target {
             };
         }
         // The innermost cause is the informative one (e.g. "Connection refused").
-        let reason = if e.is_timeout() {
+        let mut reason = if e.is_timeout() {
             "request timed out".to_string()
         } else {
             chain
@@ -131,6 +134,16 @@ impl Target {
                 .cloned()
                 .unwrap_or_else(|| "transport error".into())
         };
+        // With TLS 1.3 a server that wants a client certificate just closes the connection
+        // after the handshake; the alert does not reach us.
+        if self.base.scheme() == "https"
+            && !self.client_identity
+            && all.contains("connection closed")
+        {
+            reason.push_str(
+                " (if the registry requires a client certificate, provide tls.crt and tls.key)",
+            );
+        }
         ScanError::Connect {
             registry: self.registry.clone(),
             repository: self.repository.clone(),

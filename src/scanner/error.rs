@@ -39,6 +39,13 @@ pub enum ScanError {
         registry: String,
         repository: String,
     },
+    /// 404 on a manifest: the tag does not exist (digest lookup).
+    #[error("tag {tag} not found in {registry}/{repository}")]
+    TagNotFound {
+        registry: String,
+        repository: String,
+        tag: String,
+    },
     /// Any other unexpected HTTP status; `detail` is the registry's error code/message if any.
     #[error("{registry}/{repository}: {step} answered HTTP {status}{detail}")]
     Status {
@@ -114,6 +121,7 @@ impl ScanError {
             | ScanError::Tls { .. }
             | ScanError::Auth { .. }
             | ScanError::NotFound { .. }
+            | ScanError::TagNotFound { .. }
             | ScanError::Decode { .. }
             | ScanError::TooLarge { .. }
             | ScanError::CrossOriginLink { .. } => false,

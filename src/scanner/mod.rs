@@ -153,7 +153,8 @@ pub async fn scan_with_clock(
     options: &ScanOptions,
     clock: &dyn Clock,
 ) -> Result<ScanResult, ScanError> {
-    let target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    target.client_identity = options.client_identity.is_some();
     let timeout_error = ScanError::Timeout {
         registry: target.registry.clone(),
         repository: target.repository.clone(),
@@ -188,6 +189,126 @@ async fn list(
         invalid_tags: raw.invalid_tags,
         rate_limit: raw.rate_limit,
     })
+}
+
+/// Manifest media types accepted for a digest lookup: OCI and Docker, single and index.
+pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Largest manifest read when the registry does not send `Docker-Content-Digest` on HEAD.
+const MANIFEST_BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// The digest of `image:tag`'s manifest (for a multi-arch image: the index digest), as the
+/// registry reports it on `HEAD /v2/<repo>/manifests/<tag>` (`Docker-Content-Digest`); if the
+/// HEAD carries no digest, the manifest is fetched and hashed.
+pub async fn digest(
+    image: &ImageName,
+    tag: &str,
+    options: &ScanOptions,
+) -> Result<String, ScanError> {
+    digest_with_clock(image, tag, options, &SystemClock).await
+}
+
+/// [`digest`] with time, sleeping and jitter taken from `clock`.
+pub async fn digest_with_clock(
+    image: &ImageName,
+    tag: &str,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+) -> Result<String, ScanError> {
+    let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    target.client_identity = options.client_identity.is_some();
+    if !is_valid_tag(tag) {
+        return Err(target.options_error(format!("'{tag}' is not a valid tag")));
+    }
+    let timeout_error = ScanError::Timeout {
+        registry: target.registry.clone(),
+        repository: target.repository.clone(),
+        after: options.timeout,
+    };
+    let deadline = retry_deadline(clock.now(), options.timeout);
+    let work = async {
+        let http = client::http_client(&target, options)?;
+        let mut session = Session::new(http, target, options, clock, deadline);
+        manifest_digest(&mut session, tag).await
+    };
+    match tokio::time::timeout(options.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error),
+    }
+}
+
+fn is_valid_digest(d: &str) -> bool {
+    let Some((algo, hex)) = d.split_once(':') else {
+        return false;
+    };
+    let len = match algo {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return false,
+    };
+    hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+async fn manifest_digest(session: &mut Session<'_>, tag: &str) -> Result<String, ScanError> {
+    let url = session.target.url(&format!(
+        "/v2/{}/manifests/{tag}",
+        session.target.repository
+    ));
+    let not_found = |s: &Session<'_>| ScanError::TagNotFound {
+        registry: s.target.registry.clone(),
+        repository: s.target.repository.clone(),
+        tag: tag.to_string(),
+    };
+    let resp = session
+        .request(Method::HEAD, &url, MANIFEST_MEDIA_TYPES, "manifest HEAD")
+        .await?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(not_found(session));
+    }
+    if !status.is_success() {
+        return Err(session.target.status_error("manifest HEAD", status, &[]));
+    }
+    let header = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(str::to_string);
+    drop(resp);
+    if let Some(d) = header {
+        if !is_valid_digest(&d) {
+            return Err(session.target.decode_error(
+                "manifest HEAD",
+                "Docker-Content-Digest is not a sha256/sha512 digest".into(),
+            ));
+        }
+        return Ok(d);
+    }
+    // No digest on HEAD: fetch the manifest and hash its bytes.
+    let resp = session
+        .request(Method::GET, &url, MANIFEST_MEDIA_TYPES, "manifest GET")
+        .await?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(not_found(session));
+    }
+    let body = read_capped(resp, MANIFEST_BODY_LIMIT, &session.target).await?;
+    if !status.is_success() {
+        return Err(session.target.status_error("manifest GET", status, &body));
+    }
+    let hash = openssl::sha::sha256(&body);
+    let mut d = String::with_capacity(71);
+    d.push_str("sha256:");
+    for b in hash {
+        d.push_str(&format!("{b:02x}"));
+    }
+    Ok(d)
 }
 
 /// Retries stop early enough that the attempt after the last wait still has time to answer

@@ -332,6 +332,47 @@ read _ignored || true
     }
 }
 
+impl Registry {
+    /// Pushes an OCI index pointing at the manifest `manifest_digest` (of `size` bytes) under
+    /// `tag`; returns the index digest.
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        manifest_digest: &str,
+        size: usize,
+        tag: &str,
+    ) -> String {
+        let c = self.client();
+        let auth = self.authorization(&c, repo).await;
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+        );
+        let mut req = c
+            .put(format!("{}/v2/{repo}/manifests/{tag}", self.base()))
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .body(index.clone());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 201, "put index {tag}");
+        sha256(index.as_bytes())
+    }
+
+    /// The manifest bytes' length for a digest (GET of the manifest).
+    pub async fn manifest_len(&self, repo: &str, reference: &str) -> usize {
+        let c = self.client();
+        let auth = self.authorization(&c, repo).await;
+        let mut req = c
+            .get(format!("{}/v2/{repo}/manifests/{reference}", self.base()))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.send().await.unwrap().bytes().await.unwrap().len()
+    }
+}
+
 pub fn sha256(data: &[u8]) -> String {
     let d = sha2::Sha256::digest(data);
     let mut s = String::from("sha256:");

@@ -485,9 +485,11 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             }
             Some(next)
         } else {
-            // No Link: a full page may still have a successor (Nexus); ask with `last`.
+            // No Link: a page of exactly `n` may have a successor (Nexus); ask with `last`.
+            // A page longer than `n` comes from a registry that ignores `n` (docker-registry
+            // 2.8): it is the whole list.
             match (query_n(&url), last_tag) {
-                (Some(n), Some(last)) if n > 0 && page_len >= n => {
+                (Some(n), Some(last)) if n > 0 && page_len == n => {
                     Some(tags_url(&session.target, n as u32, Some(&last)))
                 }
                 _ => None,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use regex::Regex;
 use scanner_support::{Mode, Registry};
 use tagline::image::ImageName;
-use tagline::scanner::{scan, ScanError, ScanOptions};
+use tagline::scanner::{digest, scan, RetryPolicy, ScanError, ScanOptions};
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::start(Mode::Plain));
 
@@ -17,6 +17,10 @@ fn options() -> ScanOptions {
     ScanOptions {
         insecure: true,
         timeout: Duration::from_secs(20),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
         ..ScanOptions::default()
     }
 }
@@ -116,4 +120,50 @@ async fn connection_refused_is_a_retryable_connect_error() {
     assert!(matches!(e, ScanError::Connect { .. }), "{e:?}");
     assert!(e.is_retryable());
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+#[tokio::test]
+async fn digest_of_a_tag_is_the_manifest_digest() {
+    let pushed = REGISTRY.push("team/digest", &["1.0.0", "latest"]).await;
+    let d = digest(&image("team/digest"), "1.0.0", &options())
+        .await
+        .unwrap();
+    assert_eq!(d, pushed);
+    assert!(d.starts_with("sha256:") && d.len() == 71, "{d}");
+}
+
+/// A multi-arch tag reports the index digest, not a platform manifest's.
+#[tokio::test]
+async fn digest_of_an_index_is_the_index_digest() {
+    let manifest = REGISTRY.push("team/multi", &["single"]).await;
+    let size = REGISTRY.manifest_len("team/multi", &manifest).await;
+    let index = REGISTRY
+        .push_index("team/multi", &manifest, size, "multi")
+        .await;
+    assert_ne!(index, manifest);
+    let d = digest(&image("team/multi"), "multi", &options())
+        .await
+        .unwrap();
+    assert_eq!(d, index);
+}
+
+#[tokio::test]
+async fn digest_of_a_missing_tag_is_tag_not_found() {
+    REGISTRY.push("team/digest-missing", &["1"]).await;
+    let e = digest(&image("team/digest-missing"), "2", &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ScanError::TagNotFound { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!("tag 2 not found in {}/team/digest-missing", REGISTRY.host())
+    );
+}
+
+#[tokio::test]
+async fn digest_refuses_an_invalid_tag() {
+    let e = digest(&image("team/digest"), "../../x", &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ScanError::Options { .. }), "{e:?}");
 }

@@ -1,7 +1,11 @@
 //! Registry authentication: `WWW-Authenticate` challenges (Basic, Bearer) and the token
 //! exchange with the realm (anonymous, Basic, or OAuth2 refresh token for identity tokens).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::Credentials;
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +92,6 @@ pub(super) struct TokenResponse {
     #[serde(default)]
     pub access_token: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)] // used by the token cache
     pub expires_in: Option<u64>,
 }
 
@@ -98,6 +101,46 @@ impl TokenResponse {
             .filter(|t| !t.is_empty())
             .or(self.access_token.filter(|t| !t.is_empty()))
     }
+}
+
+/// Bearer tokens by (registry origin, repository, credentials), kept until shortly before they
+/// expire, so a rescan does not ask the token server again. In memory only.
+pub(super) type TokenKey = (String, String, Option<Credentials>);
+static TOKENS: LazyLock<Mutex<HashMap<TokenKey, (String, SystemTime)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Entries kept before expired ones are dropped (and, if still too many, all).
+const MAX_TOKENS: usize = 1024;
+/// The distribution spec's lifetime for a token that states none.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+pub(super) fn token_key(origin: &str, repository: &str, creds: Option<&Credentials>) -> TokenKey {
+    (origin.to_string(), repository.to_string(), creds.cloned())
+}
+
+/// A cached token still valid at `now`.
+pub(super) fn cached_token(key: &TokenKey, now: SystemTime) -> Option<String> {
+    let map = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(key)
+        .filter(|(_, until)| now < *until)
+        .map(|(t, _)| t.clone())
+}
+
+/// Caches a token for its lifetime minus a margin (a fifth of it, at most 30 s).
+pub(super) fn store_token(key: TokenKey, token: String, expires_in: Option<u64>, now: SystemTime) {
+    let lifetime = match expires_in {
+        Some(s) if s > 0 => Duration::from_secs(s),
+        _ => DEFAULT_TOKEN_LIFETIME,
+    };
+    let margin = (lifetime / 5).min(Duration::from_secs(30));
+    let until = now + (lifetime - margin);
+    let mut map = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= MAX_TOKENS {
+        map.retain(|_, (_, u)| now < *u);
+        if map.len() >= MAX_TOKENS {
+            map.clear();
+        }
+    }
+    map.insert(key, (token, until));
 }
 
 #[cfg(test)]
@@ -145,6 +188,37 @@ mod tests {
     fn bearer_without_realm_is_ignored() {
         assert_eq!(parse_challenges(r#"Bearer service="x""#), vec![]);
         assert_eq!(parse_challenges(""), vec![]);
+    }
+
+    #[test]
+    fn tokens_are_cached_until_shortly_before_expiry() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let key = token_key("https://cache.test:1", "a/b", None);
+        assert_eq!(cached_token(&key, t0), None);
+        store_token(key.clone(), "tok".into(), Some(300), t0);
+        assert_eq!(
+            cached_token(&key, t0 + Duration::from_secs(269)).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(cached_token(&key, t0 + Duration::from_secs(270)), None);
+        // Other credentials, other repository: not shared.
+        let creds = Credentials::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        assert_eq!(
+            cached_token(&token_key("https://cache.test:1", "a/b", Some(&creds)), t0),
+            None
+        );
+        assert_eq!(
+            cached_token(&token_key("https://cache.test:1", "a/c", None), t0),
+            None
+        );
+        // No lifetime stated: 60 s, minus 12 s.
+        let key2 = token_key("https://cache.test:2", "a/b", None);
+        store_token(key2.clone(), "t2".into(), None, t0);
+        assert!(cached_token(&key2, t0 + Duration::from_secs(47)).is_some());
+        assert!(cached_token(&key2, t0 + Duration::from_secs(48)).is_none());
     }
 
     #[test]

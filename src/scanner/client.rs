@@ -1,13 +1,20 @@
 //! One session with one registry repository: the HTTP client (TLS roots, client identity),
 //! requests with the auth challenge flow, capped body reads, and error classification.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::auth::{parse_challenges, Challenge, TokenResponse};
-use super::{Credentials, ScanError, ScanOptions};
+use super::auth::{
+    cached_token, parse_challenges, store_token, token_key, Challenge, TokenKey, TokenResponse,
+};
+use super::retry::{is_retryable_status, parse_retry_after, Clock, Retrier, RetryPolicy};
+use super::{Credentials, RateLimit, ScanError, ScanOptions};
 
 /// Largest token response accepted.
 const TOKEN_BODY_LIMIT: u64 = 1 << 20;
@@ -19,6 +26,8 @@ pub(super) struct Target {
     pub repository: String,
     /// `https://host[:port]` or `http://...` when insecure.
     pub base: Url,
+    /// Whether a client certificate is presented (for error hints).
+    pub client_identity: bool,
 }
 
 impl Target {
@@ -33,6 +42,7 @@ impl Target {
             registry: api_host.to_string(),
             repository: repository.to_string(),
             base,
+            client_identity: false,
         })
     }
 
@@ -114,7 +124,7 @@ impl Target {
             };
         }
         // The innermost cause is the informative one (e.g. "Connection refused").
-        let reason = if e.is_timeout() {
+        let mut reason = if e.is_timeout() {
             "request timed out".to_string()
         } else {
             chain
@@ -124,6 +134,16 @@ impl Target {
                 .cloned()
                 .unwrap_or_else(|| "transport error".into())
         };
+        // With TLS 1.3 a server that wants a client certificate just closes the connection
+        // after the handshake; the alert does not reach us.
+        if self.base.scheme() == "https"
+            && !self.client_identity
+            && all.contains("connection closed")
+        {
+            reason.push_str(
+                " (if the registry requires a client certificate, provide tls.crt and tls.key)",
+            );
+        }
         ScanError::Connect {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -181,15 +201,56 @@ pub(super) fn error_detail(body: &[u8]) -> String {
     s.trim_end().to_string()
 }
 
-/// Builds the HTTP client: system roots plus the user CA, optional client identity.
-pub(super) fn build_http(
+/// Clients by TLS configuration (user CA, client identity) and tokio runtime (pooled
+/// connections belong to the runtime that opened them). Building one loads the system roots
+/// (about 0.2 s here), and a shared client keeps its connections alive across scans.
+type ClientKey = (
+    Option<tokio::runtime::Id>,
+    Option<Vec<u8>>,
+    Option<(Vec<u8>, Vec<u8>)>,
+    Duration,
+);
+static CLIENTS: LazyLock<Mutex<HashMap<ClientKey, reqwest::Client>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// More distinct TLS configurations than this and the cache starts over.
+const MAX_CACHED_CLIENTS: usize = 64;
+
+/// The HTTP client for these options: system roots plus the user CA, optional client identity.
+pub(super) fn http_client(
     target: &Target,
     options: &ScanOptions,
 ) -> Result<reqwest::Client, ScanError> {
+    let key: ClientKey = (
+        tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        options.ca_pem.clone(),
+        options
+            .client_identity
+            .as_ref()
+            .map(|i| (i.cert_pem.clone(), i.key_pem.clone())),
+        connect_timeout(options),
+    );
+    if let Some(c) = CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
+    let client = build_http(target, options)?;
+    let mut cache = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= MAX_CACHED_CLIENTS {
+        cache.clear();
+    }
+    cache.insert(key, client.clone());
+    Ok(client)
+}
+
+fn connect_timeout(options: &ScanOptions) -> Duration {
+    options.timeout.min(Duration::from_secs(30))
+}
+
+/// Builds an HTTP client: system roots plus the user CA, optional client identity.
+fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client, ScanError> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("tagline/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5))
-        .connect_timeout(options.timeout.min(std::time::Duration::from_secs(30)))
+        .connect_timeout(connect_timeout(options))
         .tls_backend_native();
     if let Some(pem) = &options.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
@@ -214,17 +275,116 @@ pub(super) fn build_http(
         .map_err(|e| target.options_error(format!("cannot build the HTTP client: {e}")))
 }
 
-/// A session: the client, the target, and the current `Authorization` header.
+/// A session: the client, the target, the current `Authorization` header, retry state.
 pub(super) struct Session<'a> {
     pub http: reqwest::Client,
     pub target: Target,
     pub credentials: Option<&'a Credentials>,
     pub authorization: Option<HeaderValue>,
+    pub retry: RetryPolicy,
+    pub clock: &'a dyn Clock,
+    pub deadline: std::time::SystemTime,
+    /// The last rate-limit headers the registry sent.
+    pub rate_limit: Option<RateLimit>,
+    /// Tokens fetched from the token server in this session.
+    pub token_fetches: u32,
 }
 
 impl<'a> Session<'a> {
+    pub fn new(
+        http: reqwest::Client,
+        target: Target,
+        options: &'a ScanOptions,
+        clock: &'a dyn Clock,
+        deadline: std::time::SystemTime,
+    ) -> Session<'a> {
+        let mut s = Session {
+            http,
+            target,
+            credentials: options.credentials.as_ref(),
+            authorization: None,
+            retry: options.retry,
+            clock,
+            deadline,
+            rate_limit: None,
+            token_fetches: 0,
+        };
+        // A token from an earlier scan, if still valid: no challenge round trip.
+        if let Some(tok) = cached_token(&s.token_key(), clock.now()) {
+            s.authorization = header_value(&format!("Bearer {tok}"), &s.target).ok();
+        }
+        s
+    }
+
+    fn token_key(&self) -> TokenKey {
+        token_key(
+            &self.target.base.origin().ascii_serialization(),
+            &self.target.repository,
+            self.credentials,
+        )
+    }
+
+    /// Sends a request with retries (408, 429, 5xx, connection failures), answering an auth
+    /// challenge on the way. Returns the first response that is not worth retrying.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        url: &Url,
+        accept: &[&str],
+        step: &'static str,
+    ) -> Result<Response, ScanError> {
+        let mut retrier = Retrier::new(self.retry, self.clock, self.deadline);
+        loop {
+            let (error, retry_after) =
+                match self.authorized(method.clone(), url, accept, step).await {
+                    Ok(resp) if is_retryable_status(resp.status().as_u16()) => {
+                        let status = resp.status();
+                        let retry_after = resp
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| parse_retry_after(v, self.clock.now()));
+                        let body = read_capped(resp, 64 * 1024, &self.target)
+                            .await
+                            .unwrap_or_default();
+                        let error = if status == StatusCode::TOO_MANY_REQUESTS {
+                            ScanError::RateLimited {
+                                registry: self.target.registry.clone(),
+                                repository: self.target.repository.clone(),
+                                attempts: 0,
+                                retry_after,
+                            }
+                        } else {
+                            self.target.status_error(step, status, &body)
+                        };
+                        (error, retry_after)
+                    }
+                    Ok(resp) => return Ok(resp),
+                    Err(e @ (ScanError::Connect { .. } | ScanError::Status { .. }))
+                        if e.is_retryable() =>
+                    {
+                        (e, None)
+                    }
+                    Err(e) => return Err(e),
+                };
+            match retrier.after_failure(retry_after) {
+                Some(delay) => {
+                    tracing::debug!(
+                        registry = %self.target.registry,
+                        repository = %self.target.repository,
+                        attempt = retrier.attempts(),
+                        ?delay,
+                        "retrying: {error}"
+                    );
+                    self.clock.sleep(delay).await
+                }
+                None => return Err(retrier.give_up(error)),
+            }
+        }
+    }
+
     async fn send_once(
-        &self,
+        &mut self,
         method: Method,
         url: &Url,
         accept: &[&str],
@@ -239,14 +399,17 @@ impl<'a> Session<'a> {
                 req = req.header(AUTHORIZATION, a.clone());
             }
         }
-        req.send()
+        let resp = req
+            .send()
             .await
-            .map_err(|e| self.target.transport_error(&e))
+            .map_err(|e| self.target.transport_error(&e))?;
+        record_rate_limit(resp.headers(), &mut self.rate_limit);
+        Ok(resp)
     }
 
     /// Sends a request, answering one auth challenge (401) if the registry sends one.
     /// A 401/403 after that is an `Auth` error; other statuses are returned to the caller.
-    pub async fn request(
+    async fn authorized(
         &mut self,
         method: Method,
         url: &Url,
@@ -287,10 +450,12 @@ impl<'a> Session<'a> {
             Challenge::Basic => None,
         });
         if let Some((realm, service, scope)) = bearer {
-            let token = self
+            let (token, expires_in) = self
                 .fetch_token(realm, service.as_deref(), scope.as_deref())
                 .await?;
             self.authorization = Some(header_value(&format!("Bearer {token}"), &self.target)?);
+            self.token_fetches += 1;
+            store_token(self.token_key(), token, expires_in, self.clock.now());
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
@@ -317,7 +482,7 @@ impl<'a> Session<'a> {
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
-    ) -> Result<String, ScanError> {
+    ) -> Result<(String, Option<u64>), ScanError> {
         let mut url = Url::parse(realm).map_err(|_| {
             self.target
                 .auth_error("the bearer challenge's realm is not a URL".into())
@@ -400,10 +565,38 @@ impl<'a> Session<'a> {
             self.target
                 .decode_error("token response", "not a JSON token object".into())
         })?;
-        parsed.into_token().ok_or_else(|| {
+        let expires_in = parsed.expires_in;
+        let token = parsed.into_token().ok_or_else(|| {
             self.target
                 .auth_error(format!("token response from {realm_host} holds no token"))
-        })
+        })?;
+        Ok((token, expires_in))
+    }
+}
+
+fn parse_leading_u64(v: &str) -> Option<u64> {
+    let d: String = v
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    d.parse().ok()
+}
+
+/// Records `RateLimit-Limit`/`-Remaining` (Docker Hub: `ratelimit-remaining: 76;w=21600`) or
+/// the `X-RateLimit-*` variants, if present.
+pub(super) fn record_rate_limit(headers: &HeaderMap, into: &mut Option<RateLimit>) {
+    let get = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| headers.get(*n))
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_leading_u64)
+    };
+    let limit = get(&["ratelimit-limit", "x-ratelimit-limit"]);
+    let remaining = get(&["ratelimit-remaining", "x-ratelimit-remaining"]);
+    if limit.is_some() || remaining.is_some() {
+        *into = Some(RateLimit { limit, remaining });
     }
 }
 

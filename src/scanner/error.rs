@@ -39,6 +39,13 @@ pub enum ScanError {
         registry: String,
         repository: String,
     },
+    /// 404 on a manifest: the tag does not exist (digest lookup).
+    #[error("tag {tag} not found in {registry}/{repository}")]
+    TagNotFound {
+        registry: String,
+        repository: String,
+        tag: String,
+    },
     /// Any other unexpected HTTP status; `detail` is the registry's error code/message if any.
     #[error("{registry}/{repository}: {step} answered HTTP {status}{detail}")]
     Status {
@@ -49,11 +56,15 @@ pub enum ScanError {
         detail: String,
     },
     /// 429 until the deadline or the retry budget ran out.
-    #[error("{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts")]
+    #[error(
+        "{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts{}",
+        retry_after.map(|d| format!("; the registry asks to retry after {}s", d.as_secs())).unwrap_or_default()
+    )]
     RateLimited {
         registry: String,
         repository: String,
         attempts: u32,
+        retry_after: Option<Duration>,
     },
     /// The body was not what the distribution API promises.
     #[error("{registry}/{repository}: cannot decode {step}: {reason}")]
@@ -110,6 +121,7 @@ impl ScanError {
             | ScanError::Tls { .. }
             | ScanError::Auth { .. }
             | ScanError::NotFound { .. }
+            | ScanError::TagNotFound { .. }
             | ScanError::Decode { .. }
             | ScanError::TooLarge { .. }
             | ScanError::CrossOriginLink { .. } => false,

@@ -20,6 +20,7 @@ mod client;
 mod docker_config;
 mod error;
 mod pagination;
+mod retry;
 mod tls;
 
 use std::collections::HashSet;
@@ -35,9 +36,10 @@ use crate::image::ImageName;
 use client::{read_capped, Session, Target};
 pub use error::ScanError;
 pub use pagination::{is_valid_tag, Limits};
+pub use retry::{parse_retry_after, Clock, RetryPolicy, SystemClock};
 
 /// Registry credentials. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     Basic {
         username: String,
@@ -85,6 +87,8 @@ pub struct ScanOptions {
     pub client_identity: Option<ClientIdentity>,
     /// Budget for one listing.
     pub limits: Limits,
+    /// Retries of each request.
+    pub retry: RetryPolicy,
 }
 
 /// Flux's default exclusion list: cosign signature tags.
@@ -101,6 +105,7 @@ impl Default for ScanOptions {
             exclusion: vec![Regex::new(DEFAULT_EXCLUSION).expect("valid regex")],
             client_identity: None,
             limits: Limits::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -139,26 +144,37 @@ impl Credentials {
 
 /// Lists every tag of `image`.
 pub async fn scan(image: &ImageName, options: &ScanOptions) -> Result<ScanResult, ScanError> {
-    let target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    scan_with_clock(image, options, &SystemClock).await
+}
+
+/// [`scan`] with time, sleeping and jitter taken from `clock`.
+pub async fn scan_with_clock(
+    image: &ImageName,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+) -> Result<ScanResult, ScanError> {
+    let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    target.client_identity = options.client_identity.is_some();
     let timeout_error = ScanError::Timeout {
         registry: target.registry.clone(),
         repository: target.repository.clone(),
         after: options.timeout,
     };
-    match tokio::time::timeout(options.timeout, list(target, options)).await {
+    let deadline = retry_deadline(clock.now(), options.timeout);
+    match tokio::time::timeout(options.timeout, list(target, options, clock, deadline)).await {
         Ok(r) => r,
         Err(_) => Err(timeout_error),
     }
 }
 
-async fn list(target: Target, options: &ScanOptions) -> Result<ScanResult, ScanError> {
-    let http = client::build_http(&target, options)?;
-    let mut session = Session {
-        http,
-        target,
-        credentials: options.credentials.as_ref(),
-        authorization: None,
-    };
+async fn list(
+    target: Target,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+    deadline: std::time::SystemTime,
+) -> Result<ScanResult, ScanError> {
+    let http = client::http_client(&target, options)?;
+    let mut session = Session::new(http, target, options, clock, deadline);
     let raw = list_raw(&mut session, &options.limits).await?;
     let mut tags: Vec<String> = raw
         .tags
@@ -173,6 +189,133 @@ async fn list(target: Target, options: &ScanOptions) -> Result<ScanResult, ScanE
         invalid_tags: raw.invalid_tags,
         rate_limit: raw.rate_limit,
     })
+}
+
+/// Manifest media types accepted for a digest lookup: OCI and Docker, single and index.
+pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Largest manifest read when the registry does not send `Docker-Content-Digest` on HEAD.
+const MANIFEST_BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// The digest of `image:tag`'s manifest (for a multi-arch image: the index digest), as the
+/// registry reports it on `HEAD /v2/<repo>/manifests/<tag>` (`Docker-Content-Digest`); if the
+/// HEAD carries no digest, the manifest is fetched and hashed.
+pub async fn digest(
+    image: &ImageName,
+    tag: &str,
+    options: &ScanOptions,
+) -> Result<String, ScanError> {
+    digest_with_clock(image, tag, options, &SystemClock).await
+}
+
+/// [`digest`] with time, sleeping and jitter taken from `clock`.
+pub async fn digest_with_clock(
+    image: &ImageName,
+    tag: &str,
+    options: &ScanOptions,
+    clock: &dyn Clock,
+) -> Result<String, ScanError> {
+    let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
+    target.client_identity = options.client_identity.is_some();
+    if !is_valid_tag(tag) {
+        return Err(target.options_error(format!("'{tag}' is not a valid tag")));
+    }
+    let timeout_error = ScanError::Timeout {
+        registry: target.registry.clone(),
+        repository: target.repository.clone(),
+        after: options.timeout,
+    };
+    let deadline = retry_deadline(clock.now(), options.timeout);
+    let work = async {
+        let http = client::http_client(&target, options)?;
+        let mut session = Session::new(http, target, options, clock, deadline);
+        manifest_digest(&mut session, tag).await
+    };
+    match tokio::time::timeout(options.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error),
+    }
+}
+
+fn is_valid_digest(d: &str) -> bool {
+    let Some((algo, hex)) = d.split_once(':') else {
+        return false;
+    };
+    let len = match algo {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return false,
+    };
+    hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+async fn manifest_digest(session: &mut Session<'_>, tag: &str) -> Result<String, ScanError> {
+    let url = session.target.url(&format!(
+        "/v2/{}/manifests/{tag}",
+        session.target.repository
+    ));
+    let not_found = |s: &Session<'_>| ScanError::TagNotFound {
+        registry: s.target.registry.clone(),
+        repository: s.target.repository.clone(),
+        tag: tag.to_string(),
+    };
+    let resp = session
+        .request(Method::HEAD, &url, MANIFEST_MEDIA_TYPES, "manifest HEAD")
+        .await?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(not_found(session));
+    }
+    if !status.is_success() {
+        return Err(session.target.status_error("manifest HEAD", status, &[]));
+    }
+    let header = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(str::to_string);
+    drop(resp);
+    if let Some(d) = header {
+        if !is_valid_digest(&d) {
+            return Err(session.target.decode_error(
+                "manifest HEAD",
+                "Docker-Content-Digest is not a sha256/sha512 digest".into(),
+            ));
+        }
+        return Ok(d);
+    }
+    // No digest on HEAD: fetch the manifest and hash its bytes.
+    let resp = session
+        .request(Method::GET, &url, MANIFEST_MEDIA_TYPES, "manifest GET")
+        .await?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(not_found(session));
+    }
+    let body = read_capped(resp, MANIFEST_BODY_LIMIT, &session.target).await?;
+    if !status.is_success() {
+        return Err(session.target.status_error("manifest GET", status, &body));
+    }
+    let hash = openssl::sha::sha256(&body);
+    let mut d = String::with_capacity(71);
+    d.push_str("sha256:");
+    for b in hash {
+        d.push_str(&format!("{b:02x}"));
+    }
+    Ok(d)
+}
+
+/// Retries stop early enough that the attempt after the last wait still has time to answer
+/// before the scan's timeout: a tenth of the timeout, at most 2 s, is kept in reserve.
+fn retry_deadline(now: std::time::SystemTime, timeout: Duration) -> std::time::SystemTime {
+    let reserve = (timeout / 10).min(Duration::from_secs(2));
+    now + timeout.saturating_sub(reserve)
 }
 
 /// What the pages held, before exclusion and sorting: each valid tag once, first-seen order.
@@ -224,30 +367,6 @@ fn refused_page_size(body: &[u8]) -> Option<u32> {
     digits.parse().ok().filter(|&n| n > 0)
 }
 
-fn parse_leading_u64(v: &str) -> Option<u64> {
-    let d: String = v
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    d.parse().ok()
-}
-
-fn record_rate_limit(headers: &reqwest::header::HeaderMap, into: &mut Option<RateLimit>) {
-    let get = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| headers.get(*n))
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_leading_u64)
-    };
-    let limit = get(&["ratelimit-limit", "x-ratelimit-limit"]);
-    let remaining = get(&["ratelimit-remaining", "x-ratelimit-remaining"]);
-    if limit.is_some() || remaining.is_some() {
-        *into = Some(RateLimit { limit, remaining });
-    }
-}
-
 async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListing, ScanError> {
     let truncated = |session: &Session<'_>, tags: usize, reason: String| ScanError::Truncated {
         registry: session.target.registry.clone(),
@@ -260,7 +379,6 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
     let mut order: Vec<String> = Vec::new();
     let mut visited: HashSet<String> = HashSet::new();
     let mut invalid_tags = 0usize;
-    let mut rate_limit = None;
     let mut pages = 0u32;
     let mut bytes = 0u64;
     let mut page_size_retried = false;
@@ -276,7 +394,6 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         let resp = session
             .request(Method::GET, &url, &["application/json"], "tags/list")
             .await?;
-        record_rate_limit(resp.headers(), &mut rate_limit);
         let status = resp.status();
         let link = resp
             .headers()
@@ -368,9 +485,11 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             }
             Some(next)
         } else {
-            // No Link: a full page may still have a successor (Nexus); ask with `last`.
+            // No Link: a page of exactly `n` may have a successor (Nexus); ask with `last`.
+            // A page longer than `n` comes from a registry that ignores `n` (docker-registry
+            // 2.8): it is the whole list.
             match (query_n(&url), last_tag) {
-                (Some(n), Some(last)) if n > 0 && page_len >= n => {
+                (Some(n), Some(last)) if n > 0 && page_len == n => {
                     Some(tags_url(&session.target, n as u32, Some(&last)))
                 }
                 _ => None,
@@ -385,7 +504,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         tags: order,
         pages,
         invalid_tags,
-        rate_limit,
+        rate_limit: session.rate_limit.clone(),
     })
 }
 
@@ -409,7 +528,7 @@ mod tests {
         h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
         h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
         let mut r = None;
-        record_rate_limit(&h, &mut r);
+        client::record_rate_limit(&h, &mut r);
         assert_eq!(
             r,
             Some(RateLimit {

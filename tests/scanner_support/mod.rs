@@ -4,6 +4,8 @@
 //! Small and self-contained so it can later be swapped for the shared harness in `tests/common/`.
 #![allow(dead_code)]
 
+pub mod token;
+
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -130,7 +132,7 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.join("data").display()
         );
-        let (mut ca_pem, mut client_cert_pem, mut client_key_pem, token_port) =
+        let (mut ca_pem, mut client_cert_pem, mut client_key_pem, mut token_port) =
             (None, None, None, None);
         if matches!(mode, Mode::Tls | Mode::MutualTls) {
             make_pki(&dir);
@@ -157,6 +159,17 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: tagline-test\n    path: {}\n",
                 dir.join("htpasswd").display()
+            ));
+        }
+        if mode == Mode::Token {
+            let tp = token::start(&dir);
+            token_port = Some(tp);
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{tp}/token\n    service: {}\n    \
+                 issuer: {}\n    rootcertbundle: {}\n",
+                token::SERVICE,
+                token::ISSUER,
+                dir.join("token-signer.crt").display()
             ));
         }
         let cfg_path = dir.join("config.yml");
@@ -316,6 +329,47 @@ read _ignored || true
             assert_eq!(resp.status(), 201, "put manifest {tag}");
         }
         sha256(manifest.as_bytes())
+    }
+}
+
+impl Registry {
+    /// Pushes an OCI index pointing at the manifest `manifest_digest` (of `size` bytes) under
+    /// `tag`; returns the index digest.
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        manifest_digest: &str,
+        size: usize,
+        tag: &str,
+    ) -> String {
+        let c = self.client();
+        let auth = self.authorization(&c, repo).await;
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+        );
+        let mut req = c
+            .put(format!("{}/v2/{repo}/manifests/{tag}", self.base()))
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .body(index.clone());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 201, "put index {tag}");
+        sha256(index.as_bytes())
+    }
+
+    /// The manifest bytes' length for a digest (GET of the manifest).
+    pub async fn manifest_len(&self, repo: &str, reference: &str) -> usize {
+        let c = self.client();
+        let auth = self.authorization(&c, repo).await;
+        let mut req = c
+            .get(format!("{}/v2/{repo}/manifests/{reference}", self.base()))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.send().await.unwrap().bytes().await.unwrap().len()
     }
 }
 

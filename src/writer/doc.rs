@@ -225,7 +225,13 @@ pub fn read(text: &str) -> Result<Doc, ParseFailure> {
                         }
                         (Kind::Inline(st), s, e)
                     }
-                    _ => (Kind::Block, start, end),
+                    _ => {
+                        // The span runs into the next line's indentation; stop after the last
+                        // line break of the content.
+                        let e = memchr::memrchr(b'\n', &text.as_bytes()[start..end])
+                            .map_or(end, |i| start + i + 1);
+                        (Kind::Block, start, e)
+                    }
                 };
                 let last = if tok_end > tok_start {
                     tok_end - 1

@@ -163,6 +163,22 @@ struct Walker<'a> {
     setters: &'a Setters,
     options: &'a Options,
     out: Update,
+    /// Some: only list the files that pass screening (repository paths), parse nothing.
+    discovered: Option<Vec<String>>,
+}
+
+/// Lists the files under `root/update_path` that the writer would parse: considered names,
+/// not ignored, not behind a symlink, within the size cap, containing `"$imagepolicy"`.
+/// Repository paths, sorted; the diagnostics of the walk beside them.
+pub fn discover(
+    root: &Path,
+    update_path: &str,
+    options: &Options,
+) -> Result<(Vec<String>, Vec<Diagnostic>), WriterError> {
+    let (update, found) = walk(root, update_path, &Setters::new(), options, true)?;
+    let mut found = found.unwrap_or_default();
+    found.sort();
+    Ok((found, update.diagnostics))
 }
 
 /// Computes the update with options.
@@ -172,6 +188,16 @@ pub fn update_with(
     setters: &Setters,
     options: &Options,
 ) -> Result<Update, WriterError> {
+    walk(root, update_path, setters, options, false).map(|(u, _)| u)
+}
+
+fn walk(
+    root: &Path,
+    update_path: &str,
+    setters: &Setters,
+    options: &Options,
+    discover_only: bool,
+) -> Result<(Update, Option<Vec<String>>), WriterError> {
     let parts = relative_components(update_path)?;
     let walk_err = |source| WriterError::Walk {
         path: update_path.to_string(),
@@ -195,6 +221,7 @@ pub fn update_with(
             root: root.clone(),
             ..Update::default()
         },
+        discovered: discover_only.then(Vec::new),
     };
     let mut ignores = Ignores { stack: Vec::new() };
     if !options.ignore.is_empty() {
@@ -219,7 +246,7 @@ pub fn update_with(
                     line: None,
                     message: "update.path is excluded by .sourceignore; nothing considered".into(),
                 });
-                return Ok(w.out);
+                return Ok((w.out, w.discovered));
             }
         }
         if dir.is_dir() && dir.starts_with(&root) {
@@ -239,7 +266,7 @@ pub fn update_with(
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
     out.diagnostics
         .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-    Ok(out)
+    Ok((out, w.discovered))
 }
 
 impl Walker<'_> {
@@ -359,6 +386,10 @@ impl Walker<'_> {
             }
         };
         if memchr::memmem::find(&original, TOKEN).is_none() {
+            return;
+        }
+        if let Some(found) = &mut self.discovered {
+            found.push(repo_path);
             return;
         }
         match apply_report(&original, self.setters) {

@@ -1,0 +1,54 @@
+//! Benchmark driver for the writer, run by `bench/writer/run.sh` (which compares it with
+//! `git grep`, `rg`, `grep` and `sed -i` on generated trees). Usage:
+//! `writer <discover|plan|write> <root> [update.path]`; prints one line of counts on stderr.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tagline::image::ImageRef;
+use tagline::writer::fs::{discover, update, Options};
+use tagline::writer::Setters;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let (Some(mode), Some(root)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: writer <discover|plan|write> <root> [update.path]");
+        std::process::exit(2);
+    };
+    let path = args.get(2).map_or(".", String::as_str);
+    let mut setters = Setters::new();
+    setters.insert(
+        "flux-system:app".into(),
+        ImageRef {
+            name: "reg/team/app".into(),
+            tag: "1.1.0".into(),
+            digest: None,
+        },
+    );
+    let started = Instant::now();
+    match mode.as_str() {
+        "discover" => {
+            let (found, _) = discover(Path::new(root), path, &Options::default()).unwrap();
+            eprintln!("discover: {} files in {:?}", found.len(), started.elapsed());
+        }
+        "plan" | "write" => {
+            let up = update(Path::new(root), path, &setters).unwrap();
+            if mode == "write" {
+                up.write().unwrap();
+            }
+            eprintln!(
+                "{mode}: {} files changed, {} diagnostics in {:?}",
+                up.files.len(),
+                up.diagnostics.len(),
+                started.elapsed()
+            );
+        }
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+}

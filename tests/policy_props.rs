@@ -172,6 +172,19 @@ proptest! {
         prop_assert_eq!(Some(&chosen), want);
     }
 
+    /// The quick bounds on major.minor.patch never exclude a version that satisfies.
+    #[test]
+    fn range_bounds_are_sound(range in range(), tags in tags()) {
+        let r = Range::parse(&range).unwrap();
+        for t in &tags {
+            if let Some(v) = Version::parse(t) {
+                if r.satisfies(&v) {
+                    prop_assert!(r.may_admit(v.triple()), "{range} excludes {t} by its bounds");
+                }
+            }
+        }
+    }
+
     /// `>=a.b.c <d.e.f` against a plain tuple comparison, releases only.
     #[test]
     fn simple_interval_matches_tuple_order(lo in (0u64..5, 0u64..5, 0u64..5), hi in (0u64..5, 0u64..5, 0u64..5), v in (0u64..5, 0u64..5, 0u64..5)) {

@@ -246,6 +246,9 @@ impl Policy {
                     return;
                 }
             }
+            if !range.may_admit(head.triple) {
+                return;
+            }
             let Some(v) = version::parse_tail(value, head) else {
                 return;
             };

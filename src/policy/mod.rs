@@ -22,6 +22,7 @@
 //! 4. alphabetical: values are distinct after rule 1.
 
 mod float;
+mod pattern;
 mod range;
 mod template;
 mod version;
@@ -157,7 +158,7 @@ impl Policy {
         let filter = match filter {
             None => None,
             Some(f) => {
-                let re = Regex::new(&f.pattern).map_err(|e| {
+                let re = pattern::compile(&f.pattern).map_err(|e| {
                     InvalidPolicy(format!(
                         "invalid regular expression pattern '{}': {}",
                         f.pattern,

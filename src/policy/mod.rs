@@ -240,7 +240,17 @@ impl Policy {
         let mut best: Option<(usize, (u64, u64, u64))> = None;
         let mut best_value = String::new();
         self.each_candidate(tags, |value, i| {
-            let Some(head) = version::parse_head(value.as_bytes()) else {
+            let b = value.as_bytes();
+            let Some((major, end)) = version::parse_major(b) else {
+                return;
+            };
+            // Most tags are out on their major alone: below the best, or outside the range.
+            if best.is_some_and(|(_, (best_major, _, _))| major < best_major)
+                || !range.may_admit_major(major)
+            {
+                return;
+            }
+            let Some(head) = version::parse_head_after_major(b, major, end) else {
                 return;
             };
             if let Some((_, triple)) = best {

@@ -468,6 +468,12 @@ impl Range {
         self.floor <= triple && triple <= self.ceiling
     }
 
+    /// [`Range::may_admit`] on the major alone.
+    #[inline(always)]
+    pub fn may_admit_major(&self, major: u64) -> bool {
+        self.floor.0 <= major && major <= self.ceiling.0
+    }
+
     /// Could some prerelease satisfy this range?
     pub fn admits_prereleases(&self) -> bool {
         self.groups.iter().any(|g| g.include_pre)

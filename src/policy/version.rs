@@ -90,8 +90,22 @@ fn parse_num(b: &[u8], i: &mut usize) -> Option<u64> {
 /// Reads `[v]major[.minor[.patch]]`. Rejects fast anything that does not start like a version.
 #[inline(always)]
 pub(crate) fn parse_head(b: &[u8]) -> Option<Head> {
+    let (major, i) = parse_major(b)?;
+    parse_head_after_major(b, major, i)
+}
+
+/// The first step of [`parse_head`]: `[v]major`, and where it ends. Callers that can rule a
+/// tag out on its major alone stop here.
+#[inline(always)]
+pub(crate) fn parse_major(b: &[u8]) -> Option<(u64, usize)> {
     let mut i = usize::from(b.first() == Some(&b'v'));
     let major = parse_num(b, &mut i)?;
+    Some((major, i))
+}
+
+/// The rest of [`parse_head`], after [`parse_major`].
+#[inline(always)]
+pub(crate) fn parse_head_after_major(b: &[u8], major: u64, mut i: usize) -> Option<Head> {
     let (mut minor, mut patch, mut dots) = (0, 0, 0);
     if b.get(i) == Some(&b'.') {
         i += 1;

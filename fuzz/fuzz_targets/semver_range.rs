@@ -1,5 +1,6 @@
 //! Fuzzes the semver range parser: no panic; errors point inside the input; a parsed range
-//! checks any version without panicking, and the same way twice.
+//! checks any version without panicking, the same way twice, and never satisfies a version
+//! its quick bounds on major.minor.patch exclude.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +36,10 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(version) = Version::parse_coerce(v) {
                     let once = range.satisfies(&version);
                     assert_eq!(once, range.satisfies(&version));
+                    if once {
+                        assert!(range.may_admit(version.triple()), "bounds exclude {v}");
+                        assert!(range.may_admit_major(version.major), "major bound excludes {v}");
+                    }
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! Fuzzes the tag-as-version parser: no panic; what parses prints back to a version with the
+//! Fuzzes the tag-as-version parser: no panic; the numbers match a plain reading; what parses prints back to a version with the
 //! same parts; Flux's reading implies Masterminds' coercing reading with the same parts;
 //! precedence is a consistent order.
 #![no_main]
@@ -23,6 +23,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(Version::parse_coerce(a), Some(v), "flux reading implies the coercing one");
+    // The numbers, read the plain way.
+    let unprefixed = a.strip_prefix('v').unwrap_or(a);
+    let head = unprefixed.split(['-', '+']).next().unwrap_or("");
+    let mut nums = head.split('.');
+    for (part, got) in [v.major, v.minor, v.patch].into_iter().enumerate() {
+        match nums.next().map(|n| n.parse::<u64>()) {
+            Some(Ok(n)) => assert_eq!(n, got, "part {part} of {a:?}"),
+            _ => assert!(part > 0 && got == 0, "part {part} of {a:?}"),
+        }
+    }
     let mut printed = format!("{}.{}.{}", v.major, v.minor, v.patch);
     if !v.pre.is_empty() {
         printed.push('-');

@@ -77,6 +77,8 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct Filter {
     re: Regex,
+    /// Text every matching tag starts with (see `pattern::required_prefix`); may be empty.
+    prefix: String,
     pattern: String,
     extract: Option<Template>,
 }
@@ -168,6 +170,7 @@ impl Policy {
                 let extract = (!f.extract.is_empty()).then(|| Template::new(&f.extract, &re));
                 Some(Filter {
                     re,
+                    prefix: pattern::required_prefix(&f.pattern).to_string(),
                     pattern: f.pattern.clone(),
                     extract,
                 })
@@ -208,23 +211,27 @@ impl Policy {
                 }
             }
             Some(Filter {
-                re, extract: None, ..
+                re,
+                prefix,
+                extract: None,
+                ..
             }) => {
                 for (i, t) in tags.iter().enumerate() {
-                    if re.is_match(t) {
+                    if t.starts_with(prefix.as_str()) && re.is_match(t) {
                         f(t, i);
                     }
                 }
             }
             Some(Filter {
                 re,
+                prefix,
                 extract: Some(tpl),
                 ..
             }) => {
                 let mut locs = re.capture_locations();
                 let mut buf = String::new();
                 for (i, t) in tags.iter().enumerate() {
-                    if re.captures_read(&mut locs, t).is_some() {
+                    if t.starts_with(prefix.as_str()) && re.captures_read(&mut locs, t).is_some() {
                         buf.clear();
                         tpl.expand_into(t, &locs, &mut buf);
                         f(&buf, i);

@@ -97,6 +97,69 @@ pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     }
 }
 
+/// The literal text every match must start the haystack with, when the pattern says so
+/// plainly: `^` then plain characters, and no `|` outside brackets and groups (which could
+/// offer another way to match). A character followed by a quantifier is not required, nor
+/// is anything after a character that is not plain. Empty when there is no such prefix.
+/// (`latest` checks it before calling the regex: most tags fail on their first bytes.)
+pub fn required_prefix(pattern: &str) -> &str {
+    let Some(body) = pattern.strip_prefix('^') else {
+        return "";
+    };
+    if top_level_alternation(pattern) {
+        return "";
+    }
+    let plain = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '_' | '/' | ':' | '@' | '=' | ',' | '%' | '~' | '\''
+            )
+    };
+    let mut end = 0;
+    for (i, c) in body.char_indices() {
+        if !plain(c) {
+            // A quantifier applies to the character before it: that one is optional.
+            if matches!(c, '?' | '*' | '{') {
+                end = body[..end].char_indices().last().map_or(0, |(j, _)| j);
+            }
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    &body[..end]
+}
+
+/// Is there a `|` outside brackets and groups?
+fn top_level_alternation(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !in_class => {
+                in_class = true;
+                // A `]` first in a class is a literal.
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                }
+            }
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth = depth.saturating_sub(1),
+            '|' if !in_class && depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +189,86 @@ mod tests {
         assert!(re.is_match("1.0") && !re.is_match("1x0"));
         let re = compile(r"(?P<n>\d+)").unwrap();
         assert_eq!(re.capture_names().nth(1), Some(Some("n")));
+    }
+
+    #[test]
+    fn finds_required_prefixes() {
+        let cases = [
+            (r"^main-[0-9a-f]+-(?P<ts>[0-9]+)$", "main-"),
+            (r"^test-(.*)$", "test-"),
+            (r"^v", "v"),
+            (r"^RELEASE\.(?P<timestamp>.*)Z$", "RELEASE"),
+            (r"^main?", "mai"),
+            (r"^ab*", "a"),
+            (r"^a{2}", ""),
+            (r"^ab+", "ab"),
+            (r"^ab|cd", ""),
+            (r"^a(b|c)", "a"),
+            (r"^a[|]|x", ""),
+            (r"^a[]|]b", "a"),
+            (r"main-", ""),
+            (r"^(?i)main", ""),
+            (r"^", ""),
+            (r"^é", ""),
+        ];
+        for (p, want) in cases {
+            assert_eq!(required_prefix(p), want, "{p}");
+        }
+    }
+
+    /// Whatever the prefix rules out, the regex rules out too.
+    #[test]
+    fn required_prefixes_are_sound() {
+        let patterns = [
+            r"^main-[0-9a-f]+-(?P<ts>[0-9]+)$",
+            r"^main?x",
+            r"^ab*c",
+            r"^ab+",
+            r"^a(b|c)d",
+            r"^ab|cd",
+            r"^a[]|]b",
+            r"^x\d",
+            r"^v1\.",
+            r"^a{2}",
+            r"^abc?",
+            r"^ab.c",
+        ];
+        let tags = [
+            "main-abc-123",
+            "mai",
+            "maix",
+            "mainx",
+            "ac",
+            "abbc",
+            "a",
+            "ab",
+            "abd",
+            "acd",
+            "cd",
+            "xcd",
+            "a]b",
+            "a|b",
+            "x1",
+            "v1.0",
+            "aa",
+            "abc",
+            "ab",
+            "abxc",
+            "",
+            "zz",
+        ];
+        for p in patterns {
+            let re = compile(p).unwrap();
+            let prefix = required_prefix(p);
+            for t in tags {
+                if re.is_match(t) {
+                    assert!(
+                        t.starts_with(prefix),
+                        "{p:?} matches {t:?} without {prefix:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -285,6 +285,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_tags_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.txt");
+        std::fs::write(&path, "rel-1606234201\r\nrel-1606364286\nrel-1606334092\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "eval",
+            "--alphabetical",
+            "--tags-file",
+            path.to_str().unwrap(),
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(run(&cli.eval, &mut out).unwrap(), 0);
+        assert_eq!(String::from_utf8(out).unwrap(), "rel-1606364286\n");
+        let missing =
+            Cli::try_parse_from(["eval", "--numerical", "--tags-file", "/nonexistent/tags"])
+                .unwrap();
+        let err = run(&missing.eval, &mut Vec::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("opening tags file /nonexistent/tags"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn invalid_range_is_an_error() {
         let cli = Cli::try_parse_from(["eval", "--semver", ">=1.0 <x1"]).unwrap();
         let err = cli.eval.policy().unwrap_err().to_string();

@@ -32,7 +32,14 @@ use super::version::{compare_pre, Version};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
     groups: Vec<Group>,
+    /// No satisfying version has `major.minor.patch` outside `[floor, ceiling]` (bounds that
+    /// may be loose, never tight), so a tag outside is dropped after reading three numbers.
+    floor: Triple,
+    ceiling: Triple,
 }
+
+type Triple = (u64, u64, u64);
+const MAX: Triple = (u64::MAX, u64::MAX, u64::MAX);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Group {
@@ -419,7 +426,20 @@ impl<'a> Parser<'a> {
             }
             self.i += 2; // "||"
         }
-        Ok(Range { groups })
+        let bounds = groups.iter().map(|g| {
+            g.constraints.iter().fold(((0, 0, 0), MAX), |(lo, hi), c| {
+                let (clo, chi) = c.bounds();
+                (lo.max(clo), hi.min(chi))
+            })
+        });
+        let (floor, ceiling) = bounds.fold((MAX, (0, 0, 0)), |(lo, hi), (glo, ghi)| {
+            (lo.min(glo), hi.max(ghi))
+        });
+        Ok(Range {
+            groups,
+            floor,
+            ceiling,
+        })
     }
 }
 
@@ -441,6 +461,19 @@ impl Range {
         })
     }
 
+    /// Can a version with these numbers satisfy the range at all? (`false` is certain; `true`
+    /// means: check it.)
+    #[inline(always)]
+    pub fn may_admit(&self, triple: (u64, u64, u64)) -> bool {
+        self.floor <= triple && triple <= self.ceiling
+    }
+
+    /// [`Range::may_admit`] on the major alone.
+    #[inline(always)]
+    pub fn may_admit_major(&self, major: u64) -> bool {
+        self.floor.0 <= major && major <= self.ceiling.0
+    }
+
     /// Could some prerelease satisfy this range?
     pub fn admits_prereleases(&self) -> bool {
         self.groups.iter().any(|g| g.include_pre)
@@ -453,6 +486,40 @@ impl Constraint {
         (v.major, v.minor, v.patch)
             .cmp(&(self.major, self.minor, self.patch))
             .then_with(|| compare_pre(v.pre, &self.pre))
+    }
+
+    /// Bounds on `major.minor.patch` of any version this constraint admits, read off the
+    /// rules in `check`.
+    fn bounds(&self) -> (Triple, Triple) {
+        let con = (self.major, self.minor, self.patch);
+        let unbounded_tilde = con == (0, 0, 0) && !self.minor_dirty && !self.patch_dirty;
+        let tilde_ceiling = if unbounded_tilde {
+            MAX
+        } else if self.minor_dirty {
+            (self.major, u64::MAX, u64::MAX)
+        } else {
+            (self.major, self.minor, u64::MAX)
+        };
+        match self.op {
+            Op::Eq if !self.dirty => (con, con),
+            Op::Eq | Op::Tilde => (con, tilde_ceiling),
+            Op::Caret => {
+                let hi = if self.major > 0 || self.minor_dirty {
+                    (self.major, u64::MAX, u64::MAX)
+                } else if self.minor > 0 || self.patch_dirty {
+                    (0, self.minor, u64::MAX)
+                } else {
+                    (0, 0, self.patch)
+                };
+                (con, hi)
+            }
+            Op::Lt => ((0, 0, 0), con),
+            Op::Le if !self.dirty => ((0, 0, 0), con),
+            Op::Le if self.minor_dirty => ((0, 0, 0), (self.major, u64::MAX, u64::MAX)),
+            Op::Le => ((0, 0, 0), (self.major, self.minor, u64::MAX)),
+            Op::Gt | Op::Ge => (con, MAX),
+            Op::Ne => ((0, 0, 0), MAX),
+        }
     }
 
     /// Masterminds' per-operator rules (the prerelease gate is applied by the group).

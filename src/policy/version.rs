@@ -38,31 +38,74 @@ pub(crate) struct Head {
     pub dots: u8,
 }
 
-/// Parses decimal digits at `*i`, advancing it; `None` when there are none or they overflow u64.
+/// Eight bytes of `b` from `i`, little-endian, zero-padded past the end (zero is not a digit).
+#[inline(always)]
+fn load8(b: &[u8], i: usize) -> u64 {
+    match b.get(i..i + 8) {
+        Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("eight bytes")),
+        None => {
+            let mut buf = [0u8; 8];
+            for (k, &c) in b.get(i..).unwrap_or_default().iter().enumerate() {
+                buf[k] = c;
+            }
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
+/// Parses decimal digits at `*i`, advancing it; `None` when there are none or they overflow
+/// u64. Up to eight digits are read at once, without a branch per digit: the digits of a
+/// version are short, and their lengths are what a branch predictor cannot guess.
 #[inline(always)]
 fn parse_num(b: &[u8], i: &mut usize) -> Option<u64> {
-    let start = *i;
-    let mut n: u64 = 0;
-    while let Some(&c) = b.get(*i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
+    let t = load8(b, *i) ^ 0x3030_3030_3030_3030; // digit bytes become 0..=9
+                                                  // A byte is a digit iff it is below 10: adding 0x76 sets its top bit otherwise. A carry
+                                                  // out of a byte can only come from a non-digit, and only disturbs the bytes after it.
+    let non_digit = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+    let len = (non_digit.trailing_zeros() / 8) as usize;
+    if len == 0 {
+        return None;
+    }
+    // Align the digits to the top, so the missing ones are leading zeros, then combine
+    // pairs, quads and octets (the classic eight-digit multiply).
+    let v = t << (8 * (8 - len));
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    let mut n = (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32;
+    *i += len;
+    if len == 8 {
+        // Longer numbers (rare): carry on a digit at a time.
+        while let Some(&c) = b.get(*i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+            *i += 1;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
-        *i += 1;
     }
-    if *i == start {
-        None
-    } else {
-        Some(n)
-    }
+    Some(n)
 }
 
 /// Reads `[v]major[.minor[.patch]]`. Rejects fast anything that does not start like a version.
 #[inline(always)]
 pub(crate) fn parse_head(b: &[u8]) -> Option<Head> {
+    let (major, i) = parse_major(b)?;
+    parse_head_after_major(b, major, i)
+}
+
+/// The first step of [`parse_head`]: `[v]major`, and where it ends. Callers that can rule a
+/// tag out on its major alone stop here.
+#[inline(always)]
+pub(crate) fn parse_major(b: &[u8]) -> Option<(u64, usize)> {
     let mut i = usize::from(b.first() == Some(&b'v'));
     let major = parse_num(b, &mut i)?;
+    Some((major, i))
+}
+
+/// The rest of [`parse_head`], after [`parse_major`].
+#[inline(always)]
+pub(crate) fn parse_head_after_major(b: &[u8], major: u64, mut i: usize) -> Option<Head> {
     let (mut minor, mut patch, mut dots) = (0, 0, 0);
     if b.get(i) == Some(&b'.') {
         i += 1;
@@ -251,6 +294,43 @@ mod tests {
         assert_eq!(v("1+a.b.c").build, "a.b.c");
         assert!(Version::parse("1.2-beta5").is_none());
         assert!(Version::parse("1.2+b.c").is_some());
+    }
+
+    #[test]
+    fn parses_numbers_of_every_length() {
+        for s in [
+            "0",
+            "7",
+            "42",
+            "007",
+            "123",
+            "4096",
+            "65535",
+            "1234567",
+            "12345678",
+            "123456789",
+            "99999999999",
+            "18446744073709551615",
+            "00000000000000000000001",
+        ] {
+            for suffix in ["", ".", "-x", "abcdefghij", "/"] {
+                let text = format!("{s}{suffix}");
+                let mut i = 0;
+                assert_eq!(parse_num(text.as_bytes(), &mut i), s.parse().ok(), "{text}");
+                assert_eq!(i, s.len(), "{text}");
+            }
+        }
+        for s in ["18446744073709551616", "99999999999999999999"] {
+            assert_eq!(parse_num(s.as_bytes(), &mut 0), None, "{s}");
+        }
+        for s in ["", "x1", ".1", "/", ":"] {
+            assert_eq!(parse_num(s.as_bytes(), &mut 0), None, "{s}");
+        }
+        // Mid-string, with bytes that carry in the digit test (0xFF, 0x8A..).
+        let b = b"v12\xff\x8a34";
+        let mut i = 1;
+        assert_eq!(parse_num(b, &mut i), Some(12));
+        assert_eq!(i, 3);
     }
 
     #[test]

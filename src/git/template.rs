@@ -326,6 +326,12 @@ fn template_data(d: &TemplateData) -> Value {
         vec![
             field("Namespace", Value::str(d.automation_namespace)),
             field("Name", Value::str(d.automation_name)),
+            Field {
+                name: "String",
+                value: Value::str(format!("{}/{}", d.automation_namespace, d.automation_name)),
+                embedded: false,
+                method: true,
+            },
         ],
         Some(format!("{}/{}", d.automation_namespace, d.automation_name)),
     );

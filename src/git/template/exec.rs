@@ -252,6 +252,9 @@ impl<'t> Exec<'t> {
         let value = value.unwrap_or(Value::Invalid);
         for d in &pipe.decl {
             if pipe.is_assign {
+                if !self.vars.iter().any(|(n, _)| n == d) {
+                    return self.fail(format!("undefined variable: {d}"));
+                }
                 self.set_var(d, value.clone());
             } else {
                 self.vars.push((d.clone(), value.clone()));
@@ -292,7 +295,7 @@ impl<'t> Exec<'t> {
             }
             Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
                 self.not_a_function(cmd, &fin)?;
-                Ok(self.literal(first))
+                self.literal(first)
             }
         }
     }
@@ -307,24 +310,28 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    fn literal(&self, arg: &Arg) -> Value {
-        match arg {
+    /// Go's `idealConstant`: a number with `.`, `e` or `p` is a float64, else an int.
+    fn literal(&self, arg: &Arg) -> R<Value> {
+        Ok(match arg {
             Arg::Bool(_, b) => Value::Bool(*b),
             Arg::Str(_, s) => Value::str(s.as_str()),
             Arg::Number(_, n) => {
+                let hex = n.text.to_ascii_lowercase().contains("0x");
                 let floaty = !n.is_char
-                    && !n.text.to_ascii_lowercase().contains("0x")
-                    && n.text.contains(['.', 'e', 'E', 'p', 'P']);
+                    && if hex {
+                        n.text.contains(['p', 'P'])
+                    } else {
+                        n.text.contains(['.', 'e', 'E'])
+                    };
                 match (n.int, n.float) {
                     (_, Some(f)) if floaty => Value::Float(f),
                     (Some(i), _) => Value::Int(i),
-                    (None, Some(f)) => Value::Float(f),
-                    (None, None) => Value::Invalid,
+                    _ => return self.fail(format!("{} overflows int", n.text)),
                 }
             }
             Arg::Nil(_) => Value::Nil,
             _ => Value::Invalid,
-        }
+        })
     }
 
     /// Evaluates `.A.B.C` starting at `receiver`; the last field gets the arguments.
@@ -416,7 +423,7 @@ impl<'t> Exec<'t> {
                 self.eval_chain(v, fields, &[], None, dot, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &[], None),
-            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => Ok(self.literal(arg)),
+            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => self.literal(arg),
         }
     }
 
@@ -457,10 +464,55 @@ impl<'t> Exec<'t> {
             values.push(f);
         }
         self.at = here;
-        match funcs::call(name, &values) {
-            Ok(v) => Ok(v),
-            Err(funcs::CallError::Message(m)) => self.fail(m),
-            Err(funcs::CallError::Calling(m)) => self.fail(format!("error calling {name}: {m}")),
+        loop {
+            match funcs::call(name, &values) {
+                Ok(v) => return Ok(v),
+                Err(funcs::CallError::Message(m)) => return self.fail(m),
+                Err(funcs::CallError::Calling(m)) => {
+                    return self.fail(format!("error calling {name}: {m}"))
+                }
+                Err(funcs::CallError::ArgType { index, want }) => {
+                    // An integral float constant (`2.0`, `1e3`) converts to an int parameter.
+                    if let (Some(Arg::Number(_, n)), Value::Float(_), "int") =
+                        (args.get(index), &values[index], want)
+                    {
+                        if let Some(i) = n.int {
+                            values[index] = Value::Int(i);
+                            continue;
+                        }
+                    }
+                    return self.arg_type_error(args.get(index), &values[index], want);
+                }
+            }
+        }
+    }
+
+    /// Go's messages for an argument of the wrong type: literals are checked against the
+    /// parameter type ("expected integer; found \"5\""), computed values after evaluation.
+    fn arg_type_error(&mut self, node: Option<&Arg>, value: &Value, want: &str) -> R<Value> {
+        if let Some(node) = node {
+            let literal_want = match want {
+                "int" => "integer",
+                other => other,
+            };
+            match node {
+                Arg::Nil(_) => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("cannot assign nil to {want}"));
+                }
+                Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("expected {literal_want}; found {node}"));
+                }
+                _ => {}
+            }
+        }
+        match value {
+            Value::Invalid | Value::Nil => self.fail(format!("invalid value; expected {want}")),
+            other => self.fail(format!(
+                "wrong type for value; expected {want}; got {}",
+                other.type_name()
+            )),
         }
     }
 }

@@ -221,11 +221,28 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         }
         if verb == '[' {
-            // Explicit argument indexes are rare in commit templates; treat as bad.
+            // An explicit argument index: `%[n]verb`.
             reordered = true;
-            out.push_str("%!");
-            out.push(verb);
-            out.push_str("(BADINDEX)");
+            let close = chars[i..].iter().position(|c| *c == ']');
+            let n: Option<usize> =
+                close.and_then(|c| chars[i..i + c].iter().collect::<String>().parse().ok());
+            let Some(c) = close.filter(|c| i + c + 1 < chars.len()) else {
+                out.push_str("%!(BADINDEX)");
+                continue;
+            };
+            let verb = chars[i + c + 1];
+            i += c + 2;
+            match n {
+                Some(n) if n >= 1 && n <= args.len() => {
+                    argi = n;
+                    print_directive(&mut out, &args[n - 1], verb, spec);
+                }
+                _ => {
+                    out.push_str("%!");
+                    out.push(verb);
+                    out.push_str("(BADINDEX)");
+                }
+            }
             continue;
         }
         let Some(arg) = args.get(argi) else {
@@ -235,16 +252,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         argi += 1;
-        if verb == 'v' && spec.plus {
-            spec.plus_v = true;
-            spec.plus = false;
-        }
-        if verb == 'T' {
-            let t = arg.type_name();
-            pad(&mut out, t, &spec);
-            continue;
-        }
-        print_arg(&mut out, arg, verb, &spec, 0);
+        print_directive(&mut out, arg, verb, spec);
     }
     if !reordered && argi < args.len() {
         out.push_str("%!(EXTRA ");
@@ -259,6 +267,74 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         out.push(')');
     }
     out
+}
+
+fn print_directive(out: &mut String, arg: &Value, verb: char, mut spec: Spec) {
+    if verb == 'v' && spec.plus {
+        spec.plus_v = true;
+        spec.plus = false;
+    }
+    if verb == 'v' && spec.sharp {
+        let mut text = String::new();
+        go_syntax(&mut text, arg, true);
+        pad(out, &text, &spec);
+        return;
+    }
+    if verb == 'T' {
+        pad(out, arg.type_name(), &spec);
+        return;
+    }
+    print_arg(out, arg, verb, &spec, 0);
+}
+
+/// `%#v`: the value in Go syntax.
+fn go_syntax(out: &mut String, v: &Value, top: bool) {
+    match v {
+        Value::Invalid => out.push_str("<invalid reflect.Value>"),
+        Value::Nil => out.push_str(if top { "<nil>" } else { "interface {}(nil)" }),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Byte(b) => out.push_str(&format!("0x{b:x}")),
+        Value::Float(f) => out.push_str(&format_float_g(*f)),
+        Value::Str(s) => out.push_str(&go_quote(s, false)),
+        Value::List(l) => {
+            out.push_str(l.type_name);
+            out.push('{');
+            for (n, it) in l.items.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, it, false);
+            }
+            out.push('}');
+        }
+        Value::Map(m) => {
+            out.push_str(m.type_name);
+            out.push('{');
+            for (n, (k, it)) in m.entries.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, k, false);
+                out.push(':');
+                go_syntax(out, it, false);
+            }
+            out.push('}');
+        }
+        Value::Struct(st) => {
+            out.push_str(st.type_name);
+            out.push('{');
+            for (n, f) in st.fields.iter().filter(|f| !f.method).enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(f.name);
+                out.push(':');
+                go_syntax(out, &f.value, false);
+            }
+            out.push('}');
+        }
+    }
 }
 
 fn pad(out: &mut String, s: &str, spec: &Spec) {
@@ -632,7 +708,7 @@ fn push_escaped(q: &mut String, c: char, quote: char, ascii: bool) {
 
 /// An approximation of Go's `strconv.IsPrint`: control and format characters, separators other
 /// than U+0020 and private-use characters are escaped.
-fn is_go_printable(c: char) -> bool {
+pub(crate) fn is_go_printable(c: char) -> bool {
     let u = c as u32;
     !(u < 0x20
         || (0x7f..0xa0).contains(&u)

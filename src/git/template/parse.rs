@@ -917,7 +917,7 @@ impl Parser {
         }
         let else_list = match end {
             ListEnd::End => None,
-            ListEnd::Eof => return err(pos, format!("unexpected EOF in {kind}")),
+            ListEnd::Eof => return err(pos, "unexpected EOF"),
             ListEnd::Else(else_pos) => {
                 let chained = self.peek_non_space();
                 match chained.tok {
@@ -945,7 +945,7 @@ impl Parser {
                         match end2 {
                             ListEnd::End => Some(else_list),
                             ListEnd::Else(p) => return err(p, "expected end; found {{else}}"),
-                            ListEnd::Eof => return err(pos, format!("unexpected EOF in {kind}")),
+                            ListEnd::Eof => return err(pos, "unexpected EOF"),
                         }
                     }
                 }
@@ -981,9 +981,6 @@ impl Parser {
                 Tok::Declare | Tok::Assign => {
                     self.next_non_space();
                     pipe.is_assign = after.tok == Tok::Assign;
-                    if pipe.is_assign && !self.vars.contains(name) {
-                        return err(start.pos, format!("undefined variable \"{name}\""));
-                    }
                     pipe.decl.push(name.clone());
                 }
                 Tok::Comma if context == "range" => {
@@ -996,6 +993,9 @@ impl Parser {
                         );
                     };
                     let op = self.next_non_space();
+                    if op.tok == Tok::Comma {
+                        return err(op.pos, "too many declarations in range");
+                    }
                     if !matches!(op.tok, Tok::Declare | Tok::Assign) {
                         return err(op.pos, "range can only initialize variables");
                     }
@@ -1183,19 +1183,21 @@ fn parse_number(pos: Pos, text: &str) -> Result<Number, ParseError> {
         None => (false, clean.trim_start_matches('+').to_string()),
     };
     let lower = body.to_ascii_lowercase();
-    let int = if let Some(h) = lower.strip_prefix("0x") {
-        i64::from_str_radix(h, 16).ok()
+    let (digits, radix) = if let Some(h) = lower.strip_prefix("0x") {
+        (h.to_string(), 16)
     } else if let Some(o) = lower.strip_prefix("0o") {
-        i64::from_str_radix(o, 8).ok()
+        (o.to_string(), 8)
     } else if let Some(b) = lower.strip_prefix("0b") {
-        i64::from_str_radix(b, 2).ok()
+        (b.to_string(), 2)
     } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|c| c.is_ascii_digit())
     {
-        i64::from_str_radix(&lower[1..], 8).ok()
+        (lower[1..].to_string(), 8)
     } else {
-        lower.parse::<i64>().ok()
-    }
-    .map(|v| if neg { -v } else { v });
+        (lower.clone(), 10)
+    };
+    // Parse with the sign so that i64::MIN fits.
+    let signed = if neg { format!("-{digits}") } else { digits };
+    let int = i64::from_str_radix(&signed, radix).ok();
     let float = if lower.starts_with("0x") {
         int.map(|v| v as f64)
     } else {

@@ -13,7 +13,7 @@ pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 /// Nested `template` calls deeper than this are an error (Go allows 100000; Rust's stack not).
 const MAX_DEPTH: usize = 200;
 /// Evaluation steps allowed, so `range` over a huge integer cannot spin for ever.
-const MAX_STEPS: u64 = 10_000_000;
+const MAX_STEPS: u64 = 1_000_000;
 
 /// Why execution stopped.
 #[derive(Debug, Clone)]
@@ -163,44 +163,42 @@ impl<'t> Exec<'t> {
     fn walk_range(&mut self, dot: &Value, b: &Branch) -> R<()> {
         let v = self.eval_pipeline(dot, &b.pipe)?;
         let decl = &b.pipe.decl;
-        let mut items: Vec<(Value, Value)> = Vec::new();
-        match &v {
-            Value::List(l) => {
-                for (i, it) in l.items.iter().enumerate() {
-                    items.push((Value::Int(i as i64), it.clone()));
-                }
-            }
-            Value::Map(m) => items.extend(m.entries.iter().cloned()),
+        let len = match &v {
+            Value::List(l) => l.items.len() as i64,
+            Value::Map(m) => m.entries.len() as i64,
             Value::Int(n) => {
                 if decl.len() > 1 {
                     return self.fail("can't use 2 variables when ranging over an integer");
                 }
-                for i in 0..(*n).max(0) {
-                    self.step()?;
-                    items.push((Value::Int(i), Value::Int(i)));
-                }
+                (*n).max(0)
             }
-            Value::Invalid | Value::Nil => {}
+            Value::Invalid | Value::Nil => 0,
             other => {
                 return self.fail(format!(
                     "range can't iterate over {}",
                     gofmt::sprint_value(other)
                 ));
             }
-        }
-        if items.is_empty() {
+        };
+        if len == 0 {
             if let Some(e) = &b.else_list {
                 self.walk_list(dot, e)?;
             }
             return Ok(());
         }
-        for (key, elem) in items {
+        for i in 0..len {
+            self.step()?;
+            let (key, elem) = match &v {
+                Value::List(l) => (Value::Int(i), l.items[i as usize].clone()),
+                Value::Map(m) => m.entries[i as usize].clone(),
+                _ => (Value::Int(i), Value::Int(i)),
+            };
             match decl.len() {
                 0 => {}
-                1 => self.set_range_var(&decl[0], elem.clone(), b.pipe.is_assign),
+                1 => self.set_var(&decl[0], elem.clone()),
                 _ => {
-                    self.set_range_var(&decl[0], key, b.pipe.is_assign);
-                    self.set_range_var(&decl[1], elem.clone(), b.pipe.is_assign);
+                    self.set_var(&decl[0], key);
+                    self.set_var(&decl[1], elem.clone());
                 }
             }
             let mark = self.vars.len();
@@ -212,11 +210,6 @@ impl<'t> Exec<'t> {
             }
         }
         Ok(())
-    }
-
-    /// Range variables were pushed by the pipeline; each iteration sets them.
-    fn set_range_var(&mut self, name: &str, v: Value, _assign: bool) {
-        self.set_var(name, v);
     }
 
     fn set_var(&mut self, name: &str, v: Value) {

@@ -1240,6 +1240,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             if n < 0 {
                 return calling("strings: negative Repeat count");
             }
+            let lines = text.matches('\n').count() as u64 + 1;
+            if (n as u64).saturating_mul(lines) > super::exec::MAX_OUTPUT as u64 {
+                return calling("indent: result too large");
+            }
             let pad = " ".repeat(n as usize);
             let body = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
             Value::str(if name == "nindent" {
@@ -1253,6 +1257,14 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             let old = s(a, 0)?;
             let new = s(a, 1)?;
             let text = s(a, 2)?;
+            let count = if old.is_empty() {
+                text.chars().count() + 1
+            } else {
+                text.matches(old.as_str()).count()
+            };
+            if (count as u64).saturating_mul(new.len() as u64) > super::exec::MAX_OUTPUT as u64 {
+                return calling("replace: result too large");
+            }
             Value::str(go_replace(&text, &old, &new))
         }
         "plural" => {

@@ -117,6 +117,20 @@ fn format_fixed(sign: &str, digits: &str, exp: i32) -> String {
     s
 }
 
+/// Go's fmt refuses widths and precisions above a million.
+const MAX_WIDTH: usize = 1_000_000;
+
+fn parse_width(digits: &[char]) -> Option<usize> {
+    let mut n = 0usize;
+    for d in digits {
+        if n > MAX_WIDTH {
+            return None;
+        }
+        n = n * 10 + d.to_digit(10)? as usize;
+    }
+    (!digits.is_empty()).then_some(n)
+}
+
 /// A parsed `%` directive.
 #[derive(Default, Clone)]
 struct Spec {
@@ -166,7 +180,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         if i < chars.len() && chars[i] == '*' {
             i += 1;
             match args.get(argi) {
-                Some(Value::Int(n)) => {
+                Some(Value::Int(n)) if n.unsigned_abs() <= MAX_WIDTH as u64 => {
                     let n = *n;
                     if n < 0 {
                         spec.minus = true;
@@ -183,7 +197,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                 i += 1;
             }
             if i > start {
-                spec.width = chars[start..i].iter().collect::<String>().parse().ok();
+                match parse_width(&chars[start..i]) {
+                    Some(w) => spec.width = Some(w),
+                    None => {
+                        // Go gives up on the rest of the format.
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
+                }
             }
         }
         // precision
@@ -192,7 +213,9 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
                 match args.get(argi) {
-                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    Some(Value::Int(n)) if *n >= 0 && *n <= MAX_WIDTH as i64 => {
+                        spec.prec = Some(*n as usize)
+                    }
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
@@ -201,13 +224,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                 while i < chars.len() && chars[i].is_ascii_digit() {
                     i += 1;
                 }
-                spec.prec = Some(
-                    chars[start..i]
-                        .iter()
-                        .collect::<String>()
-                        .parse()
-                        .unwrap_or(0),
-                );
+                match parse_width(&chars[start..i]) {
+                    Some(p) => spec.prec = Some(p),
+                    None if i == start => spec.prec = Some(0),
+                    None => {
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
+                }
             }
         }
         if i >= chars.len() {

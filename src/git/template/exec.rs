@@ -166,9 +166,12 @@ impl<'t> Exec<'t> {
         let len = match &v {
             Value::List(l) => l.items.len() as i64,
             Value::Map(m) => m.entries.len() as i64,
-            Value::Int(n) => {
+            Value::Int(n) | Value::Int64(n) => {
+                // Go 1.22 and later range over integers.
                 if decl.len() > 1 {
-                    return self.fail("can't use 2 variables when ranging over an integer");
+                    return self.fail(format!(
+                        "can't use {n} to iterate over more than one variable"
+                    ));
                 }
                 (*n).max(0)
             }
@@ -191,6 +194,7 @@ impl<'t> Exec<'t> {
             let (key, elem) = match &v {
                 Value::List(l) => (Value::Int(i), l.items[i as usize].clone()),
                 Value::Map(m) => m.entries[i as usize].clone(),
+                Value::Int64(_) => (Value::Int64(i), Value::Int64(i)),
                 _ => (Value::Int(i), Value::Int(i)),
             };
             match decl.len() {
@@ -307,7 +311,7 @@ impl<'t> Exec<'t> {
     fn literal(&self, arg: &Arg) -> R<Value> {
         Ok(match arg {
             Arg::Bool(_, b) => Value::Bool(*b),
-            Arg::Str(_, s) => Value::str(s.as_str()),
+            Arg::Str(_, s, _) => Value::str(s.as_str()),
             Arg::Number(_, n) => {
                 let hex = n.text.to_ascii_lowercase().contains("0x");
                 let floaty = !n.is_char
@@ -449,6 +453,18 @@ impl<'t> Exec<'t> {
             }
             return Ok(last);
         }
+        let total = args.len() + usize::from(fin.is_some());
+        let (fixed, variadic) = funcs::signature(name);
+        if variadic && total < fixed {
+            return self.fail(format!(
+                "wrong number of args for {name}: want at least {fixed} got {total}"
+            ));
+        }
+        if !variadic && total != fixed {
+            return self.fail(format!(
+                "wrong number of args for {name}: want {fixed} got {total}"
+            ));
+        }
         let mut values = Vec::with_capacity(args.len() + 1);
         for a in args {
             values.push(self.eval_arg(dot, a)?);
@@ -492,6 +508,10 @@ impl<'t> Exec<'t> {
                 Arg::Nil(_) => {
                     self.at = (node.pos(), node.to_string());
                     return self.fail(format!("cannot assign nil to {want}"));
+                }
+                Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) if want.starts_with("map[") => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("can't handle {node} for arg of type {want}"));
                 }
                 Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
                     self.at = (node.pos(), node.to_string());

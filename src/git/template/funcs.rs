@@ -232,6 +232,46 @@ const UNSUPPORTED: &[&str] = &[
     "urlJoin",
 ];
 
+/// A function's Go signature: the number of fixed parameters and whether more may follow.
+/// Go checks it before evaluating the arguments.
+pub(crate) fn signature(name: &str) -> (usize, bool) {
+    match name {
+        "print" | "println" | "html" | "js" | "urlquery" | "quote" | "squote" | "cat" | "seq"
+        | "add" | "coalesce" | "all" | "any" | "tuple" | "list" | "dict" | "keys" | "concat"
+        | "dig" => (0, true),
+        "hello" => (0, false),
+        "and" | "or" | "index" | "printf" | "eq" | "call" | "slice" | "mustSlice" | "mul"
+        | "biggest" | "max" | "min" | "default" | "pluck" | "pick" | "omit" | "without"
+        | "mustWithout" => (1, true),
+        "round" => (2, true),
+        "ne" | "lt" | "le" | "gt" | "ge" | "abbrev" | "trunc" | "repeat" | "trimall"
+        | "trimAll" | "trimSuffix" | "trimPrefix" | "wrap" | "contains" | "hasPrefix"
+        | "hasSuffix" | "indent" | "nindent" | "split" | "splitList" | "sub" | "div" | "mod"
+        | "join" | "typeIs" | "typeIsLike" | "kindIs" | "deepEqual" | "get" | "hasKey"
+        | "append" | "mustAppend" | "prepend" | "mustPrepend" | "has" | "mustHas" | "chunk"
+        | "mustChunk" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" => {
+            (2, false)
+        }
+        "abbrevboth"
+        | "substr"
+        | "wrapWith"
+        | "replace"
+        | "plural"
+        | "splitn"
+        | "untilStep"
+        | "ternary"
+        | "regexFindAll"
+        | "mustRegexFindAll"
+        | "regexReplaceAll"
+        | "mustRegexReplaceAll"
+        | "regexReplaceAllLiteral"
+        | "mustRegexReplaceAllLiteral"
+        | "regexSplit"
+        | "mustRegexSplit" => (3, false),
+        _ => (1, false),
+    }
+}
+
 pub(crate) fn lookup(name: &str) -> Lookup {
     if BUILTINS.contains(&name) || SPRIG.contains(&name) {
         Lookup::Defined
@@ -350,7 +390,7 @@ fn strslice(v: &Value) -> Vec<String> {
 /// floats truncate, anything else is 0.
 fn to_int64(v: &Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         Value::Byte(b) => i64::from(*b),
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
@@ -369,7 +409,7 @@ fn to_int64(v: &Value) -> i64 {
 
 fn to_float64(v: &Value) -> f64 {
     match v {
-        Value::Int(i) => *i as f64,
+        Value::Int(i) | Value::Int64(i) => *i as f64,
         Value::Byte(b) => f64::from(*b),
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
@@ -428,7 +468,7 @@ fn eval_args(args: &[Value]) -> String {
 fn basic_kind(v: &Value) -> Option<u8> {
     match v {
         Value::Bool(_) => Some(0),
-        Value::Int(_) | Value::Byte(_) => Some(1),
+        Value::Int(_) | Value::Int64(_) | Value::Byte(_) => Some(1),
         Value::Float(_) => Some(2),
         Value::Str(_) => Some(3),
         _ => None,
@@ -481,8 +521,9 @@ fn eq(args: &[Value]) -> Result<bool, CallError> {
 fn lt(a: &Value, b: &Value) -> Result<bool, CallError> {
     let (ka, kb) = (basic_kind(a), basic_kind(b));
     match (ka, kb) {
-        (None, _) | (_, None) | (Some(0), _) => calling("invalid type for comparison"),
+        (None, _) | (_, None) => calling("invalid type for comparison"),
         (x, y) if x != y => calling("incompatible types for comparison"),
+        (Some(0), _) => calling("invalid type for comparison"),
         _ => Ok(compare(a, b) == Ordering::Less),
     }
 }
@@ -528,7 +569,7 @@ fn index(args: &[Value]) -> R {
 
 fn list_index(ix: &Value, len: usize) -> Result<usize, CallError> {
     let n = match ix {
-        Value::Int(n) => *n,
+        Value::Int(n) | Value::Int64(n) => *n,
         Value::Byte(b) => i64::from(*b),
         Value::Nil | Value::Invalid => return calling("cannot index slice/array with nil"),
         other => {
@@ -709,7 +750,7 @@ fn to_json(v: &Value) -> Option<Json> {
     Some(match v {
         Value::Invalid | Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::Int(*i),
+        Value::Int(i) | Value::Int64(i) => Json::Int(*i),
         Value::Byte(b) => Json::Int(i64::from(*b)),
         Value::Float(f) if f.is_finite() => Json::Float(*f),
         Value::Float(_) => return None,
@@ -888,6 +929,7 @@ fn go_kind(v: &Value) -> &'static str {
         Value::Invalid | Value::Nil => "invalid",
         Value::Bool(_) => "bool",
         Value::Int(_) => "int",
+        Value::Int64(_) => "int64",
         Value::Byte(_) => "uint8",
         Value::Float(_) => "float64",
         Value::Str(_) => "string",
@@ -937,7 +979,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                 Value::Str(s) => Value::Int(s.len() as i64),
                 Value::List(l) => Value::Int(l.items.len() as i64),
                 Value::Map(m) => Value::Int(m.entries.len() as i64),
-                Value::Invalid | Value::Nil => return calling("len of nil pointer"),
+                // Go's reflect panics on the zero Value; the template reports the panic.
+                Value::Invalid | Value::Nil => {
+                    return calling("reflect: call of reflect.Value.Type on zero Value")
+                }
                 other => return calling(format!("len of type {}", other.type_name())),
             }
         }
@@ -1293,9 +1338,13 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             arity(name, a, 1)?;
             Value::Int(s(a, 0)?.parse::<i64>().unwrap_or(0))
         }
-        "int" | "int64" => {
+        "int" => {
             arity(name, a, 1)?;
             Value::Int(to_int64(&a[0]))
+        }
+        "int64" => {
+            arity(name, a, 1)?;
+            Value::Int64(to_int64(&a[0]))
         }
         "float64" => {
             arity(name, a, 1)?;
@@ -1304,7 +1353,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "toDecimal" => {
             arity(name, a, 1)?;
             let text = strval(&a[0]);
-            Value::Int(i64::from_str_radix(&text, 8).unwrap_or(0))
+            Value::Int64(i64::from_str_radix(&text, 8).unwrap_or(0))
         }
         "split" | "splitn" => {
             let (sep, n, text) = if name == "split" {
@@ -1396,16 +1445,16 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "add1" => {
             arity(name, a, 1)?;
-            Value::Int(to_int64(&a[0]).wrapping_add(1))
+            Value::Int64(to_int64(&a[0]).wrapping_add(1))
         }
-        "add" => Value::Int(a.iter().map(to_int64).fold(0i64, i64::wrapping_add)),
+        "add" => Value::Int64(a.iter().map(to_int64).fold(0i64, i64::wrapping_add)),
         "sub" => {
             arity(name, a, 2)?;
-            Value::Int(to_int64(&a[0]).wrapping_sub(to_int64(&a[1])))
+            Value::Int64(to_int64(&a[0]).wrapping_sub(to_int64(&a[1])))
         }
         "mul" => {
             arity_min(name, a, 1)?;
-            Value::Int(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul))
+            Value::Int64(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul))
         }
         "div" | "mod" => {
             arity(name, a, 2)?;
@@ -1413,7 +1462,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             if y == 0 {
                 return calling("runtime error: integer divide by zero");
             }
-            Value::Int(if name == "div" {
+            Value::Int64(if name == "div" {
                 x.wrapping_div(y)
             } else {
                 x.wrapping_rem(y)
@@ -1422,7 +1471,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "max" | "biggest" | "min" => {
             arity_min(name, a, 1)?;
             let nums = a.iter().map(to_int64);
-            Value::Int(if name == "min" {
+            Value::Int64(if name == "min" {
                 nums.min().unwrap_or(0)
             } else {
                 nums.max().unwrap_or(0)
@@ -1589,20 +1638,20 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "get" => {
             arity(name, a, 2)?;
-            let d = want_dict(&a[0])?;
+            let d = want_dict(a, 0)?;
             let key = s(a, 1)?;
             d.map_get(&Value::str(key)).unwrap_or(Value::str(""))
         }
         "hasKey" => {
             arity(name, a, 2)?;
-            let d = want_dict(&a[0])?;
+            let d = want_dict(a, 0)?;
             let key = s(a, 1)?;
             Value::Bool(d.map_get(&Value::str(key)).is_some())
         }
         "keys" => {
             let mut out = Vec::new();
-            for d in a {
-                let Value::Map(m) = want_dict(d)? else {
+            for n in 0..a.len() {
+                let Value::Map(m) = want_dict(a, n)? else {
                     continue;
                 };
                 for (k, _) in &m.entries {
@@ -1613,7 +1662,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "values" => {
             arity(name, a, 1)?;
-            let Value::Map(m) = want_dict(&a[0])? else {
+            let Value::Map(m) = want_dict(a, 0)? else {
                 return Ok(iface_list(Vec::new()));
             };
             iface_list(m.entries.iter().map(|(_, v)| v.clone()).collect())
@@ -1622,8 +1671,8 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             arity_min(name, a, 1)?;
             let key = Value::str(s(a, 0)?);
             let mut out = Vec::new();
-            for d in &a[1..] {
-                if let Some(v) = want_dict(d)?.map_get(&key) {
+            for n in 1..a.len() {
+                if let Some(v) = want_dict(a, n)?.map_get(&key) {
                     out.push(v);
                 }
             }
@@ -1631,7 +1680,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "pick" | "omit" => {
             arity_min(name, a, 1)?;
-            let Value::Map(m) = want_dict(&a[0])? else {
+            let Value::Map(m) = want_dict(a, 0)? else {
                 return Ok(Value::Nil);
             };
             let wanted: Vec<String> = (1..a.len()).map(|n| s(a, n)).collect::<Result<_, _>>()?;
@@ -1647,7 +1696,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             let n = a.len();
             let keys: Vec<String> = (0..n - 2).map(|k| s(a, k)).collect::<Result<_, _>>()?;
             let default = a[n - 2].clone();
-            let mut cur = want_dict(&a[n - 1])?;
+            let mut cur = want_dict(a, n - 1)?;
             let mut found = true;
             for (ix, k) in keys.iter().enumerate() {
                 match cur.map_get(&Value::str(k.as_str())) {
@@ -1842,18 +1891,19 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
     })
 }
 
-fn want_dict(v: &Value) -> Result<Value, CallError> {
-    match v {
-        Value::Map(m) if m.type_name == "map[string]interface {}" => Ok(v.clone()),
+/// Argument `n` as a Go `map[string]interface {}` parameter (nil is an empty map).
+fn want_dict(a: &[Value], n: usize) -> Result<Value, CallError> {
+    match &a[n] {
+        v @ Value::Map(m) if m.type_name == "map[string]interface {}" => Ok(v.clone()),
         Value::Invalid | Value::Nil => Ok(Value::map(
             "map[string]interface {}",
             Vec::new(),
             Value::Nil,
         )),
-        other => msg(format!(
-            "wrong type for value; expected map[string]interface {{}}; got {}",
-            other.type_name()
-        )),
+        _ => Err(CallError::ArgType {
+            index: n,
+            want: "map[string]interface {}",
+        }),
     }
 }
 

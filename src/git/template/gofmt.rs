@@ -180,8 +180,10 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         if i < chars.len() && chars[i] == '*' {
             i += 1;
             match args.get(argi) {
-                Some(Value::Int(n)) if n.unsigned_abs() <= MAX_WIDTH as u64 => {
-                    let n = *n;
+                Some(v @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)))
+                    if v.as_i64().unwrap_or(0).unsigned_abs() <= MAX_WIDTH as u64 =>
+                {
+                    let n = v.as_i64().unwrap_or(0);
                     if n < 0 {
                         spec.minus = true;
                         spec.zero = false;
@@ -213,8 +215,10 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
                 match args.get(argi) {
-                    Some(Value::Int(n)) if *n >= 0 && *n <= MAX_WIDTH as i64 => {
-                        spec.prec = Some(*n as usize)
+                    Some(v @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)))
+                        if (0..=MAX_WIDTH as i64).contains(&v.as_i64().unwrap_or(-1)) =>
+                    {
+                        spec.prec = Some(v.as_i64().unwrap_or(0) as usize)
                     }
                     _ => out.push_str("%!(BADPREC)"),
                 }
@@ -317,7 +321,7 @@ fn go_syntax(out: &mut String, v: &Value, top: bool) {
         Value::Invalid => out.push_str("<invalid reflect.Value>"),
         Value::Nil => out.push_str(if top { "<nil>" } else { "interface {}(nil)" }),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Int(i) | Value::Int64(i) => out.push_str(&i.to_string()),
         Value::Byte(b) => out.push_str(&format!("0x{b:x}")),
         Value::Float(f) => out.push_str(&format_float_g(*f)),
         Value::Str(s) => out.push_str(&go_quote(s, false)),
@@ -425,7 +429,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize)
             'v' | 't' => pad(out, if *b { "true" } else { "false" }, spec),
             _ => bad_verb(out, v, verb),
         },
-        Value::Int(i) => fmt_int(out, *i, verb, spec, v),
+        Value::Int(i) | Value::Int64(i) => fmt_int(out, *i, verb, spec, v),
         Value::Byte(b) => fmt_int(out, i64::from(*b), verb, spec, v),
         Value::Float(f) => fmt_float(out, *f, verb, spec, v),
         Value::Str(s) => fmt_str(out, s, verb, spec, v),

@@ -34,6 +34,8 @@ enum Tok {
     Dot,
     Variable(String),
     Str(String),
+    /// A raw (backquoted) string.
+    RawStr(String),
     Char(char),
     Number(String),
     Bool(bool),
@@ -255,7 +257,7 @@ fn lex_action(
                     return err(pos, "unterminated raw quoted string");
                 };
                 items.push(Item {
-                    tok: Tok::Str(src[pos + 1..pos + 1 + close].to_string()),
+                    tok: Tok::RawStr(src[pos + 1..pos + 1 + close].to_string()),
                     pos,
                 });
                 pos = pos + 1 + close + 1;
@@ -568,7 +570,8 @@ pub(crate) enum Arg {
     Dot(Pos),
     Nil(Pos),
     Bool(Pos, bool),
-    Str(Pos, String),
+    /// A string constant; `true` when it was written as a raw (backquoted) string.
+    Str(Pos, String, bool),
     Number(Pos, Number),
     /// A function name.
     Ident(Pos, String),
@@ -592,7 +595,7 @@ impl Arg {
             | Arg::Dot(p)
             | Arg::Nil(p)
             | Arg::Bool(p, _)
-            | Arg::Str(p, _)
+            | Arg::Str(p, _, _)
             | Arg::Number(p, _)
             | Arg::Ident(p, _)
             | Arg::Pipe(p, _, _) => *p,
@@ -620,7 +623,8 @@ impl std::fmt::Display for Arg {
             Arg::Dot(_) => f.write_str("."),
             Arg::Nil(_) => f.write_str("nil"),
             Arg::Bool(_, b) => write!(f, "{b}"),
-            Arg::Str(_, s) => f.write_str(&super::gofmt::go_quote(s, false)),
+            Arg::Str(_, s, false) => f.write_str(&super::gofmt::go_quote(s, false)),
+            Arg::Str(_, s, true) => write!(f, "`{s}`"),
             Arg::Number(_, n) => f.write_str(&n.text),
             Arg::Ident(_, name) => f.write_str(name),
             Arg::Pipe(_, pipe, fields) => {
@@ -795,7 +799,7 @@ impl Parser {
 
     fn define(&mut self, pos: Pos) -> Result<(), ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 "name of template in define clause must be a string",
@@ -864,7 +868,7 @@ impl Parser {
 
     fn template_call(&mut self, pos: Pos, context: &str) -> Result<Node, ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 format!("unexpected {} in {context}", describe(&name_it.tok)),
@@ -881,7 +885,7 @@ impl Parser {
 
     fn block(&mut self, pos: Pos) -> Result<Node, ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 "name of template in block clause must be a string",
@@ -1118,7 +1122,8 @@ impl Parser {
             Tok::Dot => Arg::Dot(pos),
             Tok::Nil => Arg::Nil(pos),
             Tok::Bool(b) => Arg::Bool(pos, b),
-            Tok::Str(s) => Arg::Str(pos, s),
+            Tok::Str(s) => Arg::Str(pos, s, false),
+            Tok::RawStr(s) => Arg::Str(pos, s, true),
             Tok::Char(c) => Arg::Number(
                 pos,
                 Number {
@@ -1231,6 +1236,7 @@ fn describe(t: &Tok) -> String {
         Tok::Dot => "<.>".into(),
         Tok::Variable(v) => format!("<{v}>"),
         Tok::Str(s) => super::gofmt::go_quote(s, false),
+        Tok::RawStr(s) => format!("`{s}`"),
         Tok::Char(c) => format!("'{c}'"),
         Tok::Number(n) => n.clone(),
         Tok::Bool(b) => b.to_string(),

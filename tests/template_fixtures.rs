@@ -146,6 +146,13 @@ fn random_templates_render_and_fail_as_go_and_sprig_do() {
     one_line_templates("random");
 }
 
+/// Fixture templates with a character deleted, inserted or duplicated (`oracle/gen_mutants.py`):
+/// the lexer and parser accept and reject what Go's do.
+#[test]
+fn mutated_templates_parse_and_fail_as_go_does() {
+    one_line_templates("mutants");
+}
+
 fn one_line_templates(set: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
     let cases: serde_json::Value =

@@ -276,16 +276,24 @@ impl<'t> Exec<'t> {
                 self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
             }
             Arg::Pipe(_, pipe, fields) => {
-                let v = self.eval_pipeline(dot, pipe)?;
-                self.at = (first.pos(), cmd.to_string());
                 if fields.is_empty() {
                     self.not_a_function(cmd, &fin)?;
-                    return Ok(v);
+                    return self.eval_pipeline(dot, pipe);
                 }
+                let v = self.eval_pipeline(dot, pipe)?;
+                self.at = (first.pos(), cmd.to_string());
+                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+            }
+            Arg::Chain(_, name, fields) => {
+                let v = self.eval_function(dot, name, &[], None)?;
+                self.at = (first.pos(), cmd.to_string());
                 self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &cmd.args[1..], fin),
-            Arg::Nil(_) => self.fail("nil is not a command"),
+            Arg::Nil(_) => {
+                self.not_a_function(cmd, &fin)?;
+                self.fail("nil is not a command")
+            }
             Arg::Dot(_) => {
                 self.not_a_function(cmd, &fin)?;
                 Ok(dot.clone())
@@ -420,6 +428,10 @@ impl<'t> Exec<'t> {
                 self.eval_chain(v, fields, &[], None, dot, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &[], None),
+            Arg::Chain(_, name, fields) => {
+                let v = self.eval_function(dot, name, &[], None)?;
+                self.eval_chain(v, fields, &[], None, dot, false)
+            }
             Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => self.literal(arg),
         }
     }

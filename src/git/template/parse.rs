@@ -577,6 +577,8 @@ pub(crate) enum Arg {
     Ident(Pos, String),
     /// `(pipeline)`, possibly followed by fields.
     Pipe(Pos, Box<Pipe>, Vec<String>),
+    /// `fn.A.B`: a function called without arguments, then fields of its result.
+    Chain(Pos, String, Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -598,7 +600,8 @@ impl Arg {
             | Arg::Str(p, _, _)
             | Arg::Number(p, _)
             | Arg::Ident(p, _)
-            | Arg::Pipe(p, _, _) => *p,
+            | Arg::Pipe(p, _, _)
+            | Arg::Chain(p, _, _) => *p,
         }
     }
 }
@@ -627,8 +630,17 @@ impl std::fmt::Display for Arg {
             Arg::Str(_, s, true) => write!(f, "`{s}`"),
             Arg::Number(_, n) => f.write_str(&n.text),
             Arg::Ident(_, name) => f.write_str(name),
+            // Go prints a bare parenthesised pipeline without its parentheses.
+            Arg::Pipe(_, pipe, fields) if fields.is_empty() => write!(f, "{pipe}"),
             Arg::Pipe(_, pipe, fields) => {
                 write!(f, "({pipe})")?;
+                for field in fields {
+                    write!(f, ".{field}")?;
+                }
+                Ok(())
+            }
+            Arg::Chain(_, name, fields) => {
+                f.write_str(name)?;
                 for field in fields {
                     write!(f, ".{field}")?;
                 }
@@ -644,7 +656,10 @@ impl std::fmt::Display for Command {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            write!(f, "{a}")?;
+            match a {
+                Arg::Pipe(_, pipe, fields) if fields.is_empty() => write!(f, "({pipe})")?,
+                _ => write!(f, "{a}")?,
+            }
         }
         Ok(())
     }
@@ -1048,10 +1063,10 @@ impl Parser {
             }
         }
         // Declared variables come into scope after the pipeline.
-        if !pipe.is_assign {
-            for d in &pipe.decl {
-                self.vars.push(d.clone());
-            }
+        // As in Go, `=` also brings the name into scope for the parser; execution then
+        // reports an assignment to an undeclared variable.
+        for d in &pipe.decl {
+            self.vars.push(d.clone());
         }
         Ok(pipe)
     }
@@ -1169,8 +1184,11 @@ impl Parser {
                 Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
                     return err(pos, format!("unexpected . after term \"{term}\""));
                 }
-                Arg::Ident(p, name) => {
-                    return err(p, format!("unexpected . after term \"{name}\""));
+                // A function called without arguments, then fields of its result.
+                Arg::Ident(p, name) => Arg::Chain(p, name, vec![f]),
+                Arg::Chain(p, name, mut fs) => {
+                    fs.push(f);
+                    Arg::Chain(p, name, fs)
                 }
             };
         }

@@ -389,3 +389,23 @@ fn runaway_templates_stop_with_an_error() {
         "%!(NOVERB)%!(EXTRA int=1)"
     );
 }
+
+#[test]
+fn templates_are_shareable_comparable_values() {
+    fn shareable<T: Send + Sync + Clone + PartialEq + std::fmt::Debug>() {}
+    shareable::<template::Template>();
+    let a = template::parse("{{ .AutomationObject }}").unwrap();
+    assert_eq!(a, template::parse("{{ .AutomationObject }}").unwrap());
+    assert_ne!(a, template::parse("{{ .Values }}").unwrap());
+    assert_eq!(format!("{a:?}"), "Template(\"{{ .AutomationObject }}\")");
+}
+
+#[test]
+fn only_execute_errors_are_worth_retrying() {
+    let parse = template::parse("{{ if }}").unwrap_err();
+    let removed = render_default("{{ .Updated }}").unwrap_err();
+    let execute = render_default("{{ index .Changed.Changes 5 }}").unwrap_err();
+    assert!(!parse.is_retryable() && !removed.is_retryable() && execute.is_retryable());
+    assert_eq!(removed.reason(), "RemovedTemplateField");
+    assert_eq!(parse.reason(), "GitOperationFailed");
+}

@@ -71,13 +71,20 @@ pub enum TemplateError {
 }
 
 impl TemplateError {
-    /// Flux's condition reason for this error: `RemovedTemplateField` for a removed field,
-    /// `GitOperationFailed` otherwise (Flux retries those).
+    /// Flux's condition reason for this error: `RemovedTemplateField` for a removed field
+    /// (Flux marks the automation Stalled), `GitOperationFailed` otherwise (Flux retries).
     pub fn reason(&self) -> &'static str {
         match self {
             TemplateError::RemovedField { .. } => "RemovedTemplateField",
             _ => "GitOperationFailed",
         }
+    }
+
+    /// Whether trying again can succeed without a new template: an execute error depends on
+    /// the changes (e.g. `index .Changed.Changes 2` with fewer changes); a parse error or a
+    /// removed field needs the template fixed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TemplateError::Execute { .. })
     }
 }
 
@@ -92,11 +99,26 @@ fn removed_field_message(field: &str) -> String {
     }
 }
 
-/// A parsed template, checked once (at load time) and rendered per commit.
-#[derive(Debug, Clone)]
+/// A parsed template, checked once (at load time) and rendered per commit. Two templates are
+/// equal when their text is.
+#[derive(Clone)]
 pub struct Template {
     source: String,
     tree: parse::Tree,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Template {}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
 }
 
 /// Parses a template; unknown functions are parse errors, as in Go.

@@ -153,6 +153,13 @@ fn mutated_templates_parse_and_fail_as_go_does() {
     one_line_templates("mutants");
 }
 
+/// Control structures, variables, define/template/block, trim markers around newlines
+/// (`oracle/gen_control.py`).
+#[test]
+fn control_structures_render_as_go_does() {
+    one_line_templates("control");
+}
+
 fn one_line_templates(set: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
     let cases: serde_json::Value =

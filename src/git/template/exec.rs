@@ -37,7 +37,10 @@ enum Flow {
 pub(crate) struct Exec<'t> {
     tree: &'t Tree,
     pub out: String,
-    vars: Vec<(String, Value)>,
+    vars: Vec<Var>,
+    /// Dot is an element of an `[]interface {}` or `map[string]interface {}` being ranged
+    /// over: Go names its type `interface {}` in errors.
+    dot_iface: bool,
     depth: usize,
     steps: u64,
     /// The node being evaluated, for error messages.
@@ -51,7 +54,8 @@ impl<'t> Exec<'t> {
         Exec {
             tree,
             out: String::new(),
-            vars: vec![("$".to_string(), data)],
+            vars: vec![Var::new("$", data, false)],
+            dot_iface: false,
             depth: 0,
             steps: 0,
             at: (0, String::new()),
@@ -59,7 +63,7 @@ impl<'t> Exec<'t> {
     }
 
     pub fn run(&mut self) -> R<()> {
-        let dot = self.vars[0].1.clone();
+        let dot = self.vars[0].value.clone();
         let root = &self.tree.root;
         self.walk_list(&dot, root)?;
         Ok(())
@@ -110,7 +114,10 @@ impl<'t> Exec<'t> {
                 let v = self.eval_pipeline(dot, &b.pipe)?;
                 let flow = if v.truth() {
                     if is_with {
-                        self.walk_list(&v, &b.list)?
+                        let saved_iface = std::mem::replace(&mut self.dot_iface, false);
+                        let flow = self.walk_list(&v, &b.list);
+                        self.dot_iface = saved_iface;
+                        flow?
                     } else {
                         self.walk_list(dot, &b.list)?
                     }
@@ -147,11 +154,13 @@ impl<'t> Exec<'t> {
                     None => Value::Invalid,
                 };
                 let saved =
-                    std::mem::replace(&mut self.vars, vec![("$".to_string(), new_dot.clone())]);
+                    std::mem::replace(&mut self.vars, vec![Var::new("$", new_dot.clone(), false)]);
+                let saved_iface = std::mem::replace(&mut self.dot_iface, false);
                 self.depth += 1;
                 let r = self.walk_list(&new_dot, body);
                 self.depth -= 1;
                 self.vars = saved;
+                self.dot_iface = saved_iface;
                 r?;
             }
             Node::Break => return Ok(Flow::Break),
@@ -183,6 +192,7 @@ impl<'t> Exec<'t> {
                 ));
             }
         };
+        let iface = matches!(v.type_name(), "[]interface {}" | "map[string]interface {}");
         if len == 0 {
             if let Some(e) = &b.else_list {
                 self.walk_list(dot, e)?;
@@ -199,14 +209,16 @@ impl<'t> Exec<'t> {
             };
             match decl.len() {
                 0 => {}
-                1 => self.set_var(&decl[0], elem.clone()),
+                1 => self.set_var(&decl[0], elem.clone(), iface),
                 _ => {
-                    self.set_var(&decl[0], key);
-                    self.set_var(&decl[1], elem.clone());
+                    self.set_var(&decl[0], key, false);
+                    self.set_var(&decl[1], elem.clone(), iface);
                 }
             }
             let mark = self.vars.len();
+            let saved_iface = std::mem::replace(&mut self.dot_iface, iface);
             let flow = self.walk_list(&elem, &b.list);
+            self.dot_iface = saved_iface;
             self.vars.truncate(mark);
             match flow? {
                 Flow::Break => break,
@@ -216,15 +228,16 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    fn set_var(&mut self, name: &str, v: Value) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-            slot.1 = v;
+    fn set_var(&mut self, name: &str, v: Value, iface: bool) {
+        if let Some(slot) = self.vars.iter_mut().rev().find(|var| var.name == name) {
+            slot.value = v;
+            slot.iface = iface;
         }
     }
 
-    fn var(&self, name: &str) -> R<Value> {
-        match self.vars.iter().rev().find(|(n, _)| n == name) {
-            Some((_, v)) => Ok(v.clone()),
+    fn var(&self, name: &str) -> R<(Value, bool)> {
+        match self.vars.iter().rev().find(|var| var.name == name) {
+            Some(var) => Ok((var.value.clone(), var.iface)),
             None => self.fail(format!("undefined variable: {name}")),
         }
     }
@@ -249,12 +262,12 @@ impl<'t> Exec<'t> {
         let value = value.unwrap_or(Value::Invalid);
         for d in &pipe.decl {
             if pipe.is_assign {
-                if !self.vars.iter().any(|(n, _)| n == d) {
+                if !self.vars.iter().any(|var| &var.name == d) {
                     return self.fail(format!("undefined variable: {d}"));
                 }
-                self.set_var(d, value.clone());
+                self.set_var(d, value.clone(), false);
             } else {
-                self.vars.push((d.clone(), value.clone()));
+                self.vars.push(Var::new(d, value.clone(), false));
             }
         }
         Ok(value)
@@ -265,15 +278,16 @@ impl<'t> Exec<'t> {
         self.at = (first.pos(), cmd.to_string());
         match first {
             Arg::Field(_, fields) => {
-                self.eval_chain(dot.clone(), fields, &cmd.args[1..], fin, dot, true)
+                let iface = self.dot_iface;
+                self.eval_chain(dot.clone(), fields, &cmd.args[1..], fin, iface)
             }
             Arg::Variable(_, name, fields) => {
-                let v = self.var(name)?;
+                let (v, iface) = self.var(name)?;
                 if fields.is_empty() {
                     self.not_a_function(cmd, &fin)?;
                     return Ok(v);
                 }
-                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+                self.eval_chain(v, fields, &cmd.args[1..], fin, iface)
             }
             Arg::Pipe(_, pipe, fields) => {
                 if fields.is_empty() {
@@ -282,12 +296,12 @@ impl<'t> Exec<'t> {
                 }
                 let v = self.eval_pipeline(dot, pipe)?;
                 self.at = (first.pos(), cmd.to_string());
-                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+                self.eval_chain(v, fields, &cmd.args[1..], fin, false)
             }
             Arg::Chain(_, name, fields) => {
                 let v = self.eval_function(dot, name, &[], None)?;
                 self.at = (first.pos(), cmd.to_string());
-                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+                self.eval_chain(v, fields, &cmd.args[1..], fin, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &cmd.args[1..], fin),
             Arg::Nil(_) => {
@@ -340,37 +354,50 @@ impl<'t> Exec<'t> {
     }
 
     /// Evaluates `.A.B.C` starting at `receiver`; the last field gets the arguments.
+    /// `iface`: the receiver's static type is `interface {}` (see `dot_iface`).
     fn eval_chain(
         &mut self,
         mut receiver: Value,
         fields: &[String],
         args: &[Arg],
         fin: Option<Value>,
-        dot: &Value,
-        from_dot: bool,
+        mut iface: bool,
     ) -> R<Value> {
-        let _ = (dot, from_dot);
         let n = fields.len();
         for (i, f) in fields.iter().enumerate() {
             let last = i + 1 == n;
             let has_args = last && (!args.is_empty() || fin.is_some());
-            receiver = self.eval_field(&receiver, f, has_args)?;
+            let next_iface =
+                matches!(&receiver, Value::Map(m) if m.type_name == "map[string]interface {}");
+            receiver = self.eval_field(&receiver, f, has_args, iface)?;
+            iface = next_iface;
         }
         Ok(receiver)
     }
 
-    fn eval_field(&mut self, receiver: &Value, name: &str, has_args: bool) -> R<Value> {
+    fn eval_field(
+        &mut self,
+        receiver: &Value,
+        name: &str,
+        has_args: bool,
+        iface: bool,
+    ) -> R<Value> {
+        let type_name = if iface {
+            "interface {}"
+        } else {
+            receiver.type_name()
+        };
         match receiver {
             Value::Invalid => Ok(Value::Invalid),
             Value::Nil => self.fail(format!("nil pointer evaluating interface {{}}.{name}")),
             Value::Struct(s) => {
-                if s.type_name == "source.TemplateData" && name == "Updated" {
+                if !iface && s.type_name == "source.TemplateData" && name == "Updated" {
                     return Err(ExecError::Removed {
                         pos: self.at.0,
                         field: ".Updated",
                     });
                 }
-                if s.type_name == "update.Result" && name == "ImageResult" {
+                if !iface && s.type_name == "update.Result" && name == "ImageResult" {
                     return Err(ExecError::Removed {
                         pos: self.at.0,
                         field: ".Changed.ImageResult",
@@ -391,10 +418,7 @@ impl<'t> Exec<'t> {
                         }
                         Ok(v)
                     }
-                    None => self.fail(format!(
-                        "can't evaluate field {name} in type {}",
-                        s.type_name
-                    )),
+                    None => self.fail(format!("can't evaluate field {name} in type {type_name}")),
                 }
             }
             Value::Map(m) if m.string_keys || m.type_name.starts_with("map[string]") => {
@@ -405,10 +429,7 @@ impl<'t> Exec<'t> {
                     .map_get(&Value::str(name))
                     .unwrap_or(Value::Invalid))
             }
-            other => self.fail(format!(
-                "can't evaluate field {name} in type {}",
-                other.type_name()
-            )),
+            _ => self.fail(format!("can't evaluate field {name} in type {type_name}")),
         }
     }
 
@@ -418,19 +439,22 @@ impl<'t> Exec<'t> {
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
-            Arg::Field(_, fields) => self.eval_chain(dot.clone(), fields, &[], None, dot, true),
+            Arg::Field(_, fields) => {
+                let iface = self.dot_iface;
+                self.eval_chain(dot.clone(), fields, &[], None, iface)
+            }
             Arg::Variable(_, name, fields) => {
-                let v = self.var(name)?;
-                self.eval_chain(v, fields, &[], None, dot, false)
+                let (v, iface) = self.var(name)?;
+                self.eval_chain(v, fields, &[], None, iface)
             }
             Arg::Pipe(_, pipe, fields) => {
                 let v = self.eval_pipeline(dot, pipe)?;
-                self.eval_chain(v, fields, &[], None, dot, false)
+                self.eval_chain(v, fields, &[], None, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &[], None),
             Arg::Chain(_, name, fields) => {
                 let v = self.eval_function(dot, name, &[], None)?;
-                self.eval_chain(v, fields, &[], None, dot, false)
+                self.eval_chain(v, fields, &[], None, false)
             }
             Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => self.literal(arg),
         }
@@ -546,4 +570,21 @@ impl<'t> Exec<'t> {
 #[allow(dead_code)]
 pub(crate) fn rc_str(s: &str) -> Rc<str> {
     Rc::from(s)
+}
+
+/// A template variable; `iface` as for `Exec::dot_iface`.
+struct Var {
+    name: String,
+    value: Value,
+    iface: bool,
+}
+
+impl Var {
+    fn new(name: &str, value: Value, iface: bool) -> Self {
+        Var {
+            name: name.to_string(),
+            value,
+            iface,
+        }
+    }
 }

@@ -700,7 +700,8 @@ struct Parser {
 /// Why a list ended.
 enum ListEnd {
     Eof,
-    End,
+    /// `{{end}}`, with the offset of its closing delimiter.
+    End(Pos),
     Else(Pos),
 }
 
@@ -716,7 +717,7 @@ pub(crate) fn parse(src: &str) -> Result<Tree, ParseError> {
     let (root, end) = p.list(true)?;
     match end {
         ListEnd::Eof => {}
-        ListEnd::End => return err(p.prev_pos(), "unexpected {{end}}"),
+        ListEnd::End(pos) => return err(pos, "unexpected {{end}}"),
         ListEnd::Else(pos) => return err(pos, "unexpected {{else}}"),
     }
     Ok(Tree {
@@ -786,7 +787,7 @@ impl Parser {
                         Tok::Keyword("end") => {
                             self.next_non_space();
                             self.expect_right("end")?;
-                            return Ok((nodes, ListEnd::End));
+                            return Ok((nodes, ListEnd::End(self.prev_pos())));
                         }
                         Tok::Keyword("else") => {
                             self.next_non_space();
@@ -825,12 +826,30 @@ impl Parser {
         let (body, end) = self.list(false)?;
         self.vars = saved_vars;
         match end {
-            ListEnd::End => {}
-            ListEnd::Else(p) => return err(p, "unexpected {{else}} in define clause"),
-            ListEnd::Eof => return err(pos, "unexpected EOF in define clause"),
+            ListEnd::End(end) => self.add_define(name, body, end),
+            ListEnd::Else(p) => err(p, "unexpected {{else}} in define clause"),
+            ListEnd::Eof => err(pos, "unexpected EOF in define clause"),
         }
-        self.defines.insert(name, body);
-        Ok(())
+    }
+
+    /// Go allows redefining a template only when one of the two bodies is empty.
+    fn add_define(&mut self, name: String, body: Vec<Node>, end: Pos) -> Result<(), ParseError> {
+        let empty = |nodes: &[Node]| {
+            nodes
+                .iter()
+                .all(|n| matches!(n, Node::Text(t) if t.trim_matches([' ', '\t', '\r', '\n']).is_empty()))
+        };
+        match self.defines.get(&name) {
+            Some(old) if !empty(old) && !empty(&body) => err(
+                end,
+                format!("template: multiple definition of template \"{name}\""),
+            ),
+            Some(_) if empty(&body) => Ok(()),
+            _ => {
+                self.defines.insert(name, body);
+                Ok(())
+            }
+        }
     }
 
     fn action(&mut self) -> Result<Node, ParseError> {
@@ -911,11 +930,10 @@ impl Parser {
         let (body, end) = self.list(false)?;
         self.vars = saved_vars;
         match end {
-            ListEnd::End => {}
+            ListEnd::End(end) => self.add_define(name.clone(), body, end)?,
             ListEnd::Else(p) => return err(p, "unexpected {{else}} in block clause"),
             ListEnd::Eof => return err(pos, "unexpected EOF in block clause"),
         }
-        self.defines.insert(name.clone(), body);
         Ok(Node::Template {
             pos,
             name,
@@ -935,7 +953,7 @@ impl Parser {
             self.range_depth -= 1;
         }
         let else_list = match end {
-            ListEnd::End => None,
+            ListEnd::End(_) => None,
             ListEnd::Eof => return err(pos, "unexpected EOF"),
             ListEnd::Else(else_pos) => {
                 let chained = self.peek_non_space();
@@ -962,7 +980,7 @@ impl Parser {
                     _ => {
                         let (else_list, end2) = self.list(false)?;
                         match end2 {
-                            ListEnd::End => Some(else_list),
+                            ListEnd::End(_) => Some(else_list),
                             ListEnd::Else(p) => return err(p, "expected end; found {{else}}"),
                             ListEnd::Eof => return err(pos, "unexpected EOF"),
                         }
@@ -1025,6 +1043,11 @@ impl Parser {
                 _ => self.i = save,
             }
         }
+        // As in Go, declared names are in scope for the parser from here on (so `$x := $x`
+        // parses, and fails when executed), and `=` declares for the parser too.
+        for d in &pipe.decl {
+            self.vars.push(d.clone());
+        }
         loop {
             let it = self.peek_non_space();
             match it.tok {
@@ -1063,11 +1086,6 @@ impl Parser {
             }
         }
         // Declared variables come into scope after the pipeline.
-        // As in Go, `=` also brings the name into scope for the parser; execution then
-        // reports an assignment to an undeclared variable.
-        for d in &pipe.decl {
-            self.vars.push(d.clone());
-        }
         Ok(pipe)
     }
 

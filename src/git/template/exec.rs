@@ -1,8 +1,6 @@
 //! The executor: walks a parsed template over the data as Go's `text/template` does (variables,
 //! pipelines, field chains, `if`/`with`/`range`, `break`/`continue`, `template`).
 
-use std::rc::Rc;
-
 use super::funcs;
 use super::gofmt;
 use super::parse::{Arg, Branch, Command, Node, Pipe, Pos, Tree};
@@ -564,12 +562,6 @@ impl<'t> Exec<'t> {
             )),
         }
     }
-}
-
-/// Convenience for tests of the executor alone.
-#[allow(dead_code)]
-pub(crate) fn rc_str(s: &str) -> Rc<str> {
-    Rc::from(s)
 }
 
 /// A template variable; `iface` as for `Exec::dot_iface`.

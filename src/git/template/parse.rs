@@ -894,7 +894,7 @@ impl Parser {
             }
             Tok::Keyword(k) => err(it.pos, format!("unexpected <{k}> in command")),
             _ => {
-                let pipe = self.pipeline("command", true)?;
+                let pipe = self.pipeline("command")?;
                 Ok(Node::Action(pipe))
             }
         }
@@ -912,7 +912,7 @@ impl Parser {
             self.next_non_space();
             None
         } else {
-            Some(self.pipeline(context, false)?)
+            Some(self.pipeline(context)?)
         };
         Ok(Node::Template { pos, name, pipe })
     }
@@ -925,7 +925,7 @@ impl Parser {
                 "name of template in block clause must be a string",
             );
         };
-        let pipe = self.pipeline("block clause", false)?;
+        let pipe = self.pipeline("block clause")?;
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let (body, end) = self.list(false)?;
         self.vars = saved_vars;
@@ -944,7 +944,7 @@ impl Parser {
     /// `if`/`with`/`range`: pipeline, body, optional else (or `else if`/`else with` chain).
     fn branch(&mut self, kind: &'static str, pos: Pos) -> Result<Branch, ParseError> {
         let vars_mark = self.vars.len();
-        let pipe = self.pipeline(kind, false)?;
+        let pipe = self.pipeline(kind)?;
         if kind == "range" {
             self.range_depth += 1;
         }
@@ -996,8 +996,8 @@ impl Parser {
         })
     }
 
-    /// A pipeline up to the closing delimiter (or `)` when `in_paren`).
-    fn pipeline(&mut self, context: &str, _top: bool) -> Result<Pipe, ParseError> {
+    /// A pipeline up to the closing delimiter.
+    fn pipeline(&mut self, context: &str) -> Result<Pipe, ParseError> {
         self.pipeline_until(context, false)
     }
 
@@ -1066,7 +1066,7 @@ impl Parser {
                     );
                 }
                 _ => {
-                    let cmd = self.command(context, in_paren)?;
+                    let cmd = self.command(context)?;
                     pipe.cmds.push(cmd);
                 }
             }
@@ -1089,7 +1089,7 @@ impl Parser {
         Ok(pipe)
     }
 
-    fn command(&mut self, context: &str, in_paren: bool) -> Result<Command, ParseError> {
+    fn command(&mut self, context: &str) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
         let mut cmd = Command {
             pos: start.pos,
@@ -1115,7 +1115,7 @@ impl Parser {
                 _ => {}
             }
             let it = self.next();
-            let operand = self.operand(it, context, in_paren)?;
+            let operand = self.operand(it, context)?;
             // After an operand: space, pipe, or end.
             match self.peek().tok {
                 Tok::Space | Tok::RightDelim | Tok::RParen | Tok::Pipe => {}
@@ -1134,7 +1134,7 @@ impl Parser {
         Ok(cmd)
     }
 
-    fn operand(&mut self, it: Item, context: &str, _in_paren: bool) -> Result<Arg, ParseError> {
+    fn operand(&mut self, it: Item, context: &str) -> Result<Arg, ParseError> {
         let pos = it.pos;
         let term = match it.tok {
             Tok::Ident(name) => {

@@ -409,3 +409,9 @@ fn only_execute_errors_are_worth_retrying() {
     assert_eq!(removed.reason(), "RemovedTemplateField");
     assert_eq!(parse.reason(), "GitOperationFailed");
 }
+
+#[test]
+fn raw_strings_drop_carriage_returns_as_go_unquote_does() {
+    assert_eq!(render_default("{{ `a\r\nb` }}").unwrap(), "a\nb");
+    assert_eq!(render_default("{{ \"a\\r\\nb\" }}").unwrap(), "a\r\nb");
+}

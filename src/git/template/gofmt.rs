@@ -738,14 +738,24 @@ fn push_escaped(q: &mut String, c: char, quote: char, ascii: bool) {
 /// than U+0020 and private-use characters are escaped.
 pub(crate) fn is_go_printable(c: char) -> bool {
     let u = c as u32;
-    !(u < 0x20
-        || (0x7f..0xa0).contains(&u)
+    if c == ' ' {
+        return true;
+    }
+    // Controls, separators (Zs, Zl, Zp), format characters and private use are not printable.
+    !(c.is_control()
+        || c.is_whitespace()
         || u == 0xad
-        || (0x2000..=0x200f).contains(&u)
-        || (0x2028..=0x202e).contains(&u)
+        || (0x600..=0x605).contains(&u)
+        || u == 0x61c
+        || u == 0x6dd
+        || u == 0x70f
+        || u == 0x180e
+        || (0x200b..=0x200f).contains(&u)
+        || (0x202a..=0x202e).contains(&u)
         || (0x2060..=0x206f).contains(&u)
         || u == 0xfeff
         || (0xfff9..=0xfffb).contains(&u)
         || (0xe000..=0xf8ff).contains(&u)
-        || (0xd800..=0xdfff).contains(&u))
+        || (0xf0000..=0x10ffff).contains(&u)
+        || (0xe0001..=0xe007f).contains(&u))
 }

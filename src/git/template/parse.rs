@@ -257,7 +257,8 @@ fn lex_action(
                     return err(pos, "unterminated raw quoted string");
                 };
                 items.push(Item {
-                    tok: Tok::RawStr(src[pos + 1..pos + 1 + close].to_string()),
+                    // strconv.Unquote drops carriage returns from raw strings.
+                    tok: Tok::RawStr(src[pos + 1..pos + 1 + close].replace('\r', "")),
                     pos,
                 });
                 pos = pos + 1 + close + 1;

@@ -13,7 +13,7 @@ mod gofmt;
 mod parse;
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use crate::writer::{Change, ChangeSet, ObjectId};
@@ -274,17 +274,18 @@ fn changes(list: &[Change]) -> Value {
     Value::list("[]update.Change", list.iter().map(change).collect())
 }
 
-/// Go's `fmtsort` order of object identifiers: APIVersion, Kind, Name, Namespace.
-fn go_order(a: &ObjectId, b: &ObjectId) -> std::cmp::Ordering {
-    (&a.api_version, &a.kind, &a.name, &a.namespace).cmp(&(
-        &b.api_version,
-        &b.kind,
-        &b.name,
-        &b.namespace,
-    ))
+/// An object identifier in Go's `fmtsort` order: APIVersion, Kind, Name, Namespace.
+type GoKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn go_key(o: &ObjectId) -> GoKey<'_> {
+    (&o.api_version, &o.kind, &o.name, &o.namespace)
 }
 
-fn object_changes(objects: &[(&ObjectId, Vec<Change>)]) -> Value {
+fn go_order(a: &ObjectId, b: &ObjectId) -> std::cmp::Ordering {
+    go_key(a).cmp(&go_key(b))
+}
+
+fn object_changes(objects: &[(&ObjectId, &[Change])]) -> Value {
     Value::map(
         "update.ObjectChanges",
         objects
@@ -299,26 +300,31 @@ fn object_changes(objects: &[(&ObjectId, Vec<Change>)]) -> Value {
 fn template_data(d: &TemplateData) -> Value {
     // FileChanges: file → ObjectChanges.
     let mut file_entries = Vec::new();
-    // Objects(): merged across files, in file order; Changes(): de-duplicated.
-    let mut merged: Vec<(&ObjectId, Vec<Change>)> = Vec::new();
+    // Objects(): merged across files, in file order, keyed in Go's order; Changes():
+    // de-duplicated, in file then object order.
+    let mut merged: BTreeMap<GoKey, (&ObjectId, Vec<Change>)> = BTreeMap::new();
     let mut all: Vec<Change> = Vec::new();
+    let mut seen: BTreeSet<&Change> = BTreeSet::new();
     for (file, objs) in d.changes {
-        let mut ordered: Vec<(&ObjectId, Vec<Change>)> =
-            objs.iter().map(|(o, cs)| (o, cs.clone())).collect();
+        let mut ordered: Vec<(&ObjectId, &[Change])> =
+            objs.iter().map(|(o, cs)| (o, cs.as_slice())).collect();
         ordered.sort_by(|a, b| go_order(a.0, b.0));
-        for (o, cs) in &ordered {
-            match merged.iter_mut().find(|(m, _)| m == o) {
-                Some((_, list)) => list.extend(cs.iter().cloned()),
-                None => merged.push((o, cs.clone())),
-            }
+        for &(o, cs) in &ordered {
+            merged
+                .entry(go_key(o))
+                .or_insert_with(|| (o, Vec::new()))
+                .1
+                .extend(cs.iter().cloned());
             for c in cs {
-                if !all.contains(c) {
+                if seen.insert(c) {
                     all.push(c.clone());
                 }
             }
         }
         file_entries.push((Value::str(file.as_str()), object_changes(&ordered)));
     }
+    let merged: Vec<(&ObjectId, &[Change])> =
+        merged.values().map(|(o, cs)| (*o, cs.as_slice())).collect();
     let file_changes = Value::map(
         "map[string]update.ObjectChanges",
         file_entries,

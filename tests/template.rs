@@ -415,3 +415,24 @@ fn raw_strings_drop_carriage_returns_as_go_unquote_does() {
     assert_eq!(render_default("{{ `a\r\nb` }}").unwrap(), "a\nb");
     assert_eq!(render_default("{{ \"a\\r\\nb\" }}").unwrap(), "a\r\nb");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(800))]
+
+    /// Any text, however broken, parses or fails with an error; rendering never panics.
+    #[test]
+    fn arbitrary_templates_never_panic(
+        tmpl in r#"([{}()|$.,:= \-"'`/*\\\n\tä😀a-z0-9_]|\{\{|\}\}|\{\{- | -\}\}|range |if |else|end|with |define |template |block |break|continue|nil|true|\.Changed|\.Values|\.AutomationObject|printf "%v"|len|index ){0,40}"#
+    ) {
+        if let Ok(t) = template::parse(&tmpl) {
+            let cs = flux_source_test_changes();
+            let values = BTreeMap::new();
+            let _ = t.render(&TemplateData {
+                automation_namespace: "ns",
+                automation_name: "n",
+                changes: &cs,
+                values: &values,
+            });
+        }
+    }
+}

@@ -6,6 +6,20 @@
 //! merged across files), `.Changed.Changes` (de-duplicated changes) and `.Values`. Maps are
 //! visited in Go's sorted order, so the output is deterministic. `.Updated` (removed in Flux
 //! 1.0) is an error of its own kind, [`TemplateError::RemovedField`].
+//!
+//! Output is checked byte for byte against Go's `text/template` + Sprig (see
+//! `tests/fixtures/templates/`). Where tagline differs, on purpose:
+//! - order: `.Changed.Changes` visits files sorted, then objects in Go's map order (APIVersion,
+//!   Kind, Name, Namespace); Flux's order is random. Sprig's `keys` and `values` are sorted.
+//! - functions of Sprig's hermetic map that depend on time, randomness, crypto, semver or URL
+//!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
+//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
+//! - a render stops with an error past 4 MiB of output, 1,000,000 steps or 200 nested
+//!   `template` calls;
+//! - positions are 1-based line:column in characters, at the start of the expression (Go
+//!   counts bytes from 0 and points at the last field of a chain); regular expressions use
+//!   Rust's `regex` (RE2 syntax like Go's; error texts differ); `snakecase`/`kebabcase` follow
+//!   xstrings except around digits.
 
 mod exec;
 mod funcs;
@@ -121,7 +135,9 @@ impl std::fmt::Debug for Template {
     }
 }
 
-/// Parses a template; unknown functions are parse errors, as in Go.
+/// Parses a template; unknown functions are parse errors, as in Go. An empty template renders
+/// empty text: Flux uses [`DEFAULT_MESSAGE`] when `messageTemplate` is empty or unset, so the
+/// caller substitutes it before parsing.
 pub fn parse(template: &str) -> Result<Template, TemplateError> {
     match parse::parse(template) {
         Ok(tree) => Ok(Template {

@@ -167,6 +167,13 @@ fn control_structures_render_as_go_does() {
     one_line_templates("control");
 }
 
+/// `printf` with random flags, widths, precisions and verbs over every kind of value
+/// (`oracle/gen_printf.py`).
+#[test]
+fn printf_formats_as_go_does() {
+    one_line_templates("printf");
+}
+
 fn one_line_templates(set: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
     let cases: serde_json::Value =

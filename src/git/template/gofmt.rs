@@ -288,6 +288,10 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if n > 0 {
                 out.push_str(", ");
             }
+            if matches!(a, Value::Nil | Value::Invalid) {
+                out.push_str("<nil>");
+                continue;
+            }
             out.push_str(a.type_name());
             out.push('=');
             write_value(&mut out, a, 'v', false, 0);
@@ -309,7 +313,15 @@ fn print_directive(out: &mut String, arg: &Value, verb: char, mut spec: Spec) {
         return;
     }
     if verb == 'T' {
-        pad(out, arg.type_name(), &spec);
+        let t: String = match spec.prec {
+            Some(p) => arg.type_name().chars().take(p).collect(),
+            None => arg.type_name().to_string(),
+        };
+        if matches!(arg, Value::Nil | Value::Invalid) {
+            pad_text(out, "<nil>", &Spec { prec: None, ..spec });
+            return;
+        }
+        pad_text(out, &t, &spec);
         return;
     }
     print_arg(out, arg, verb, &spec, 0);
@@ -369,6 +381,25 @@ fn pad(out: &mut String, s: &str, spec: &Spec) {
     pad_with(out, s, spec, spec.zero && !spec.minus)
 }
 
+/// Pads text (no sign to keep in front): Go pads with zeros when the `0` flag is set.
+fn pad_text(out: &mut String, s: &str, spec: &Spec) {
+    let len = s.chars().count();
+    let width = spec.width.unwrap_or(0);
+    if len >= width {
+        out.push_str(s);
+        return;
+    }
+    let fill = width - len;
+    if spec.minus {
+        out.push_str(s);
+        out.extend(std::iter::repeat_n(' ', fill));
+    } else {
+        let c = if spec.zero { '0' } else { ' ' };
+        out.extend(std::iter::repeat_n(c, fill));
+        out.push_str(s);
+    }
+}
+
 fn pad_with(out: &mut String, s: &str, spec: &Spec, zeros: bool) {
     let len = s.chars().count();
     let width = spec.width.unwrap_or(0);
@@ -397,16 +428,21 @@ fn pad_with(out: &mut String, s: &str, spec: &Spec, zeros: bool) {
     }
 }
 
-fn bad_verb(out: &mut String, v: &Value, verb: char) {
+fn bad_verb(out: &mut String, v: &Value, verb: char, spec: &Spec) {
     out.push_str("%!");
     out.push(verb);
     out.push('(');
     match v {
         Value::Nil | Value::Invalid => out.push_str("<nil>"),
+        // Go prints the value with `v` and the directive's flags, width and precision.
         _ => {
             out.push_str(v.type_name());
             out.push('=');
-            write_value(out, v, 'v', false, 0);
+            let plain = Spec {
+                plus_v: false,
+                ..spec.clone()
+            };
+            print_arg(out, v, 'v', &plain, 1);
         }
     }
     out.push(')');
@@ -426,8 +462,8 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize)
         }
         Value::Nil => fmt_nil(out, verb, spec),
         Value::Bool(b) => match verb {
-            'v' | 't' => pad(out, if *b { "true" } else { "false" }, spec),
-            _ => bad_verb(out, v, verb),
+            'v' | 't' => pad_text(out, if *b { "true" } else { "false" }, spec),
+            _ => bad_verb(out, v, verb, spec),
         },
         Value::Int(i) | Value::Int64(i) => fmt_int(out, *i, verb, spec, v),
         Value::Byte(b) => fmt_int(out, i64::from(*b), verb, spec, v),
@@ -495,7 +531,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize)
 
 fn fmt_nil(out: &mut String, verb: char, spec: &Spec) {
     match verb {
-        'v' => pad(out, "<nil>", spec),
+        'v' => pad_text(out, "<nil>", spec),
         _ => {
             out.push_str("%!");
             out.push(verb);
@@ -515,21 +551,35 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
         'X' => format!("{mag:X}"),
         'c' => {
             let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
-            pad_with(out, &c.to_string(), spec, false);
+            pad_text(out, &c.to_string(), spec);
             return;
         }
         'q' => {
             let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
-            pad_with(out, &quote_rune(c), spec, false);
+            pad_text(out, &quote_rune(c, spec.plus), spec);
             return;
         }
         'U' => {
-            let s = format!("U+{:04X}", i);
-            pad_with(out, &s, spec, false);
+            let digits = spec.prec.unwrap_or(4).max(4);
+            let mut s = format!("U+{:0digits$X}", i);
+            if spec.sharp {
+                if let Some(c) = char::from_u32(i as u32).filter(|c| is_go_printable(*c)) {
+                    s.push_str(&format!(" '{c}'"));
+                }
+            }
+            // Go never zero-pads %U.
+            pad_text(
+                out,
+                &s,
+                &Spec {
+                    zero: false,
+                    ..spec.clone()
+                },
+            );
             return;
         }
         _ => {
-            bad_verb(out, v, verb);
+            bad_verb(out, v, verb, spec);
             return;
         }
     };
@@ -538,19 +588,23 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
             digits.insert(0, '0');
         }
         if p == 0 && mag == 0 {
-            digits.clear();
+            // Go writes only the padding: no sign, no prefix.
+            let width = spec.width.unwrap_or(0);
+            out.extend(std::iter::repeat_n(' ', width));
+            return;
         }
     }
-    let prefix = if spec.sharp {
+    let prefix = if verb == 'O' {
+        "0o"
+    } else if spec.sharp {
         match verb {
             'x' => "0x",
             'X' => "0X",
-            'o' => "0",
+            // `%#o` adds a leading zero unless there already is one.
+            'o' if !digits.starts_with('0') => "0",
             'b' => "0b",
             _ => "",
         }
-    } else if verb == 'O' {
-        "0o"
     } else {
         ""
     };
@@ -616,7 +670,7 @@ fn fmt_float(out: &mut String, f: f64, verb: char, spec: &Spec, v: &Value) {
             }
         }
         _ => {
-            bad_verb(out, v, verb);
+            bad_verb(out, v, verb, spec);
             return;
         }
     };
@@ -649,14 +703,14 @@ fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, v: &Value) {
         _ => s.to_string(),
     };
     match verb {
-        'v' | 's' => pad_with(out, &truncated, spec, spec.zero && !spec.minus),
+        'v' | 's' => pad_text(out, &truncated, spec),
         'q' => {
             let q = if spec.sharp && !truncated.contains('`') {
                 format!("`{truncated}`")
             } else {
                 go_quote(&truncated, spec.plus)
             };
-            pad_with(out, &q, spec, false)
+            pad_text(out, &q, spec)
         }
         'x' | 'X' => {
             let bytes = match spec.prec {
@@ -677,9 +731,9 @@ fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, v: &Value) {
                     h.push_str(&format!("{b:02X}"));
                 }
             }
-            pad_with(out, &h, spec, false)
+            pad_text(out, &h, spec)
         }
-        _ => bad_verb(out, v, verb),
+        _ => bad_verb(out, v, verb, spec),
     }
 }
 
@@ -694,9 +748,9 @@ pub(crate) fn go_quote(s: &str, ascii: bool) -> String {
     q
 }
 
-fn quote_rune(c: char) -> String {
+fn quote_rune(c: char, ascii: bool) -> String {
     let mut q = String::from("'");
-    push_escaped(&mut q, c, '\'', false);
+    push_escaped(&mut q, c, '\'', ascii);
     q.push('\'');
     q
 }

@@ -6,6 +6,20 @@
 //! merged across files), `.Changed.Changes` (de-duplicated changes) and `.Values`. Maps are
 //! visited in Go's sorted order, so the output is deterministic. `.Updated` (removed in Flux
 //! 1.0) is an error of its own kind, [`TemplateError::RemovedField`].
+//!
+//! Output is checked byte for byte against Go's `text/template` + Sprig (see
+//! `tests/fixtures/templates/`). Where tagline differs, on purpose:
+//! - order: `.Changed.Changes` visits files sorted, then objects in Go's map order (APIVersion,
+//!   Kind, Name, Namespace); Flux's order is random. Sprig's `keys` and `values` are sorted.
+//! - functions of Sprig's hermetic map that depend on time, randomness, crypto, semver or URL
+//!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
+//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
+//! - a render stops with an error past 4 MiB of output, 1,000,000 steps or 200 nested
+//!   `template` calls;
+//! - positions are 1-based line:column in characters, at the start of the expression (Go
+//!   counts bytes from 0 and points at the last field of a chain); regular expressions use
+//!   Rust's `regex` (RE2 syntax like Go's; error texts differ); `snakecase`/`kebabcase` follow
+//!   xstrings except around digits.
 
 mod exec;
 mod funcs;
@@ -13,7 +27,7 @@ mod gofmt;
 mod parse;
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use crate::writer::{Change, ChangeSet, ObjectId};
@@ -71,13 +85,20 @@ pub enum TemplateError {
 }
 
 impl TemplateError {
-    /// Flux's condition reason for this error: `RemovedTemplateField` for a removed field,
-    /// `GitOperationFailed` otherwise (Flux retries those).
+    /// Flux's condition reason for this error: `RemovedTemplateField` for a removed field
+    /// (Flux marks the automation Stalled), `GitOperationFailed` otherwise (Flux retries).
     pub fn reason(&self) -> &'static str {
         match self {
             TemplateError::RemovedField { .. } => "RemovedTemplateField",
             _ => "GitOperationFailed",
         }
+    }
+
+    /// Whether trying again can succeed without a new template: an execute error depends on
+    /// the changes (e.g. `index .Changed.Changes 2` with fewer changes); a parse error or a
+    /// removed field needs the template fixed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TemplateError::Execute { .. })
     }
 }
 
@@ -92,14 +113,31 @@ fn removed_field_message(field: &str) -> String {
     }
 }
 
-/// A parsed template, checked once (at load time) and rendered per commit.
-#[derive(Debug, Clone)]
+/// A parsed template, checked once (at load time) and rendered per commit. Two templates are
+/// equal when their text is.
+#[derive(Clone)]
 pub struct Template {
     source: String,
     tree: parse::Tree,
 }
 
-/// Parses a template; unknown functions are parse errors, as in Go.
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Template {}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+/// Parses a template; unknown functions are parse errors, as in Go. An empty template renders
+/// empty text: Flux uses [`DEFAULT_MESSAGE`] when `messageTemplate` is empty or unset, so the
+/// caller substitutes it before parsing.
 pub fn parse(template: &str) -> Result<Template, TemplateError> {
     match parse::parse(template) {
         Ok(tree) => Ok(Template {
@@ -252,17 +290,18 @@ fn changes(list: &[Change]) -> Value {
     Value::list("[]update.Change", list.iter().map(change).collect())
 }
 
-/// Go's `fmtsort` order of object identifiers: APIVersion, Kind, Name, Namespace.
-fn go_order(a: &ObjectId, b: &ObjectId) -> std::cmp::Ordering {
-    (&a.api_version, &a.kind, &a.name, &a.namespace).cmp(&(
-        &b.api_version,
-        &b.kind,
-        &b.name,
-        &b.namespace,
-    ))
+/// An object identifier in Go's `fmtsort` order: APIVersion, Kind, Name, Namespace.
+type GoKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn go_key(o: &ObjectId) -> GoKey<'_> {
+    (&o.api_version, &o.kind, &o.name, &o.namespace)
 }
 
-fn object_changes(objects: &[(&ObjectId, Vec<Change>)]) -> Value {
+fn go_order(a: &ObjectId, b: &ObjectId) -> std::cmp::Ordering {
+    go_key(a).cmp(&go_key(b))
+}
+
+fn object_changes(objects: &[(&ObjectId, &[Change])]) -> Value {
     Value::map(
         "update.ObjectChanges",
         objects
@@ -277,26 +316,31 @@ fn object_changes(objects: &[(&ObjectId, Vec<Change>)]) -> Value {
 fn template_data(d: &TemplateData) -> Value {
     // FileChanges: file → ObjectChanges.
     let mut file_entries = Vec::new();
-    // Objects(): merged across files, in file order; Changes(): de-duplicated.
-    let mut merged: Vec<(&ObjectId, Vec<Change>)> = Vec::new();
+    // Objects(): merged across files, in file order, keyed in Go's order; Changes():
+    // de-duplicated, in file then object order.
+    let mut merged: BTreeMap<GoKey, (&ObjectId, Vec<Change>)> = BTreeMap::new();
     let mut all: Vec<Change> = Vec::new();
+    let mut seen: BTreeSet<&Change> = BTreeSet::new();
     for (file, objs) in d.changes {
-        let mut ordered: Vec<(&ObjectId, Vec<Change>)> =
-            objs.iter().map(|(o, cs)| (o, cs.clone())).collect();
+        let mut ordered: Vec<(&ObjectId, &[Change])> =
+            objs.iter().map(|(o, cs)| (o, cs.as_slice())).collect();
         ordered.sort_by(|a, b| go_order(a.0, b.0));
-        for (o, cs) in &ordered {
-            match merged.iter_mut().find(|(m, _)| m == o) {
-                Some((_, list)) => list.extend(cs.iter().cloned()),
-                None => merged.push((o, cs.clone())),
-            }
+        for &(o, cs) in &ordered {
+            merged
+                .entry(go_key(o))
+                .or_insert_with(|| (o, Vec::new()))
+                .1
+                .extend(cs.iter().cloned());
             for c in cs {
-                if !all.contains(c) {
+                if seen.insert(c) {
                     all.push(c.clone());
                 }
             }
         }
         file_entries.push((Value::str(file.as_str()), object_changes(&ordered)));
     }
+    let merged: Vec<(&ObjectId, &[Change])> =
+        merged.values().map(|(o, cs)| (*o, cs.as_slice())).collect();
     let file_changes = Value::map(
         "map[string]update.ObjectChanges",
         file_entries,
@@ -326,6 +370,12 @@ fn template_data(d: &TemplateData) -> Value {
         vec![
             field("Namespace", Value::str(d.automation_namespace)),
             field("Name", Value::str(d.automation_name)),
+            Field {
+                name: "String",
+                value: Value::str(format!("{}/{}", d.automation_namespace, d.automation_name)),
+                embedded: false,
+                method: true,
+            },
         ],
         Some(format!("{}/{}", d.automation_namespace, d.automation_name)),
     );

@@ -1,8 +1,6 @@
 //! The executor: walks a parsed template over the data as Go's `text/template` does (variables,
 //! pipelines, field chains, `if`/`with`/`range`, `break`/`continue`, `template`).
 
-use std::rc::Rc;
-
 use super::funcs;
 use super::gofmt;
 use super::parse::{Arg, Branch, Command, Node, Pipe, Pos, Tree};
@@ -13,7 +11,7 @@ pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 /// Nested `template` calls deeper than this are an error (Go allows 100000; Rust's stack not).
 const MAX_DEPTH: usize = 200;
 /// Evaluation steps allowed, so `range` over a huge integer cannot spin for ever.
-const MAX_STEPS: u64 = 10_000_000;
+const MAX_STEPS: u64 = 1_000_000;
 
 /// Why execution stopped.
 #[derive(Debug, Clone)]
@@ -37,7 +35,10 @@ enum Flow {
 pub(crate) struct Exec<'t> {
     tree: &'t Tree,
     pub out: String,
-    vars: Vec<(String, Value)>,
+    vars: Vec<Var>,
+    /// Dot is an element of an `[]interface {}` or `map[string]interface {}` being ranged
+    /// over: Go names its type `interface {}` in errors.
+    dot_iface: bool,
     depth: usize,
     steps: u64,
     /// The node being evaluated, for error messages.
@@ -51,7 +52,8 @@ impl<'t> Exec<'t> {
         Exec {
             tree,
             out: String::new(),
-            vars: vec![("$".to_string(), data)],
+            vars: vec![Var::new("$", data, false)],
+            dot_iface: false,
             depth: 0,
             steps: 0,
             at: (0, String::new()),
@@ -59,7 +61,7 @@ impl<'t> Exec<'t> {
     }
 
     pub fn run(&mut self) -> R<()> {
-        let dot = self.vars[0].1.clone();
+        let dot = self.vars[0].value.clone();
         let root = &self.tree.root;
         self.walk_list(&dot, root)?;
         Ok(())
@@ -110,7 +112,10 @@ impl<'t> Exec<'t> {
                 let v = self.eval_pipeline(dot, &b.pipe)?;
                 let flow = if v.truth() {
                     if is_with {
-                        self.walk_list(&v, &b.list)?
+                        let saved_iface = std::mem::replace(&mut self.dot_iface, false);
+                        let flow = self.walk_list(&v, &b.list);
+                        self.dot_iface = saved_iface;
+                        flow?
                     } else {
                         self.walk_list(dot, &b.list)?
                     }
@@ -147,11 +152,13 @@ impl<'t> Exec<'t> {
                     None => Value::Invalid,
                 };
                 let saved =
-                    std::mem::replace(&mut self.vars, vec![("$".to_string(), new_dot.clone())]);
+                    std::mem::replace(&mut self.vars, vec![Var::new("$", new_dot.clone(), false)]);
+                let saved_iface = std::mem::replace(&mut self.dot_iface, false);
                 self.depth += 1;
                 let r = self.walk_list(&new_dot, body);
                 self.depth -= 1;
                 self.vars = saved;
+                self.dot_iface = saved_iface;
                 r?;
             }
             Node::Break => return Ok(Flow::Break),
@@ -163,48 +170,53 @@ impl<'t> Exec<'t> {
     fn walk_range(&mut self, dot: &Value, b: &Branch) -> R<()> {
         let v = self.eval_pipeline(dot, &b.pipe)?;
         let decl = &b.pipe.decl;
-        let mut items: Vec<(Value, Value)> = Vec::new();
-        match &v {
-            Value::List(l) => {
-                for (i, it) in l.items.iter().enumerate() {
-                    items.push((Value::Int(i as i64), it.clone()));
-                }
-            }
-            Value::Map(m) => items.extend(m.entries.iter().cloned()),
-            Value::Int(n) => {
+        let len = match &v {
+            Value::List(l) => l.items.len() as i64,
+            Value::Map(m) => m.entries.len() as i64,
+            Value::Int(n) | Value::Int64(n) => {
+                // Go 1.22 and later range over integers.
                 if decl.len() > 1 {
-                    return self.fail("can't use 2 variables when ranging over an integer");
+                    return self.fail(format!(
+                        "can't use {n} to iterate over more than one variable"
+                    ));
                 }
-                for i in 0..(*n).max(0) {
-                    self.step()?;
-                    items.push((Value::Int(i), Value::Int(i)));
-                }
+                (*n).max(0)
             }
-            Value::Invalid | Value::Nil => {}
+            Value::Invalid | Value::Nil => 0,
             other => {
                 return self.fail(format!(
                     "range can't iterate over {}",
                     gofmt::sprint_value(other)
                 ));
             }
-        }
-        if items.is_empty() {
+        };
+        let iface = matches!(v.type_name(), "[]interface {}" | "map[string]interface {}");
+        if len == 0 {
             if let Some(e) = &b.else_list {
                 self.walk_list(dot, e)?;
             }
             return Ok(());
         }
-        for (key, elem) in items {
+        for i in 0..len {
+            self.step()?;
+            let (key, elem) = match &v {
+                Value::List(l) => (Value::Int(i), l.items[i as usize].clone()),
+                Value::Map(m) => m.entries[i as usize].clone(),
+                Value::Int64(_) => (Value::Int64(i), Value::Int64(i)),
+                _ => (Value::Int(i), Value::Int(i)),
+            };
             match decl.len() {
                 0 => {}
-                1 => self.set_range_var(&decl[0], elem.clone(), b.pipe.is_assign),
+                1 => self.set_var(&decl[0], elem.clone(), iface),
                 _ => {
-                    self.set_range_var(&decl[0], key, b.pipe.is_assign);
-                    self.set_range_var(&decl[1], elem.clone(), b.pipe.is_assign);
+                    self.set_var(&decl[0], key, false);
+                    self.set_var(&decl[1], elem.clone(), iface);
                 }
             }
             let mark = self.vars.len();
+            let saved_iface = std::mem::replace(&mut self.dot_iface, iface);
             let flow = self.walk_list(&elem, &b.list);
+            self.dot_iface = saved_iface;
             self.vars.truncate(mark);
             match flow? {
                 Flow::Break => break,
@@ -214,20 +226,16 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    /// Range variables were pushed by the pipeline; each iteration sets them.
-    fn set_range_var(&mut self, name: &str, v: Value, _assign: bool) {
-        self.set_var(name, v);
-    }
-
-    fn set_var(&mut self, name: &str, v: Value) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-            slot.1 = v;
+    fn set_var(&mut self, name: &str, v: Value, iface: bool) {
+        if let Some(slot) = self.vars.iter_mut().rev().find(|var| var.name == name) {
+            slot.value = v;
+            slot.iface = iface;
         }
     }
 
-    fn var(&self, name: &str) -> R<Value> {
-        match self.vars.iter().rev().find(|(n, _)| n == name) {
-            Some((_, v)) => Ok(v.clone()),
+    fn var(&self, name: &str) -> R<(Value, bool)> {
+        match self.vars.iter().rev().find(|var| var.name == name) {
+            Some(var) => Ok((var.value.clone(), var.iface)),
             None => self.fail(format!("undefined variable: {name}")),
         }
     }
@@ -252,9 +260,12 @@ impl<'t> Exec<'t> {
         let value = value.unwrap_or(Value::Invalid);
         for d in &pipe.decl {
             if pipe.is_assign {
-                self.set_var(d, value.clone());
+                if !self.vars.iter().any(|var| &var.name == d) {
+                    return self.fail(format!("undefined variable: {d}"));
+                }
+                self.set_var(d, value.clone(), false);
             } else {
-                self.vars.push((d.clone(), value.clone()));
+                self.vars.push(Var::new(d, value.clone(), false));
             }
         }
         Ok(value)
@@ -265,34 +276,43 @@ impl<'t> Exec<'t> {
         self.at = (first.pos(), cmd.to_string());
         match first {
             Arg::Field(_, fields) => {
-                self.eval_chain(dot.clone(), fields, &cmd.args[1..], fin, dot, true)
+                let iface = self.dot_iface;
+                self.eval_chain(dot.clone(), fields, &cmd.args[1..], fin, iface)
             }
             Arg::Variable(_, name, fields) => {
-                let v = self.var(name)?;
+                let (v, iface) = self.var(name)?;
                 if fields.is_empty() {
                     self.not_a_function(cmd, &fin)?;
                     return Ok(v);
                 }
-                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+                self.eval_chain(v, fields, &cmd.args[1..], fin, iface)
             }
             Arg::Pipe(_, pipe, fields) => {
-                let v = self.eval_pipeline(dot, pipe)?;
-                self.at = (first.pos(), cmd.to_string());
                 if fields.is_empty() {
                     self.not_a_function(cmd, &fin)?;
-                    return Ok(v);
+                    return self.eval_pipeline(dot, pipe);
                 }
-                self.eval_chain(v, fields, &cmd.args[1..], fin, dot, false)
+                let v = self.eval_pipeline(dot, pipe)?;
+                self.at = (first.pos(), cmd.to_string());
+                self.eval_chain(v, fields, &cmd.args[1..], fin, false)
+            }
+            Arg::Chain(_, name, fields) => {
+                let v = self.eval_function(dot, name, &[], None)?;
+                self.at = (first.pos(), cmd.to_string());
+                self.eval_chain(v, fields, &cmd.args[1..], fin, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &cmd.args[1..], fin),
-            Arg::Nil(_) => self.fail("nil is not a command"),
+            Arg::Nil(_) => {
+                self.not_a_function(cmd, &fin)?;
+                self.fail("nil is not a command")
+            }
             Arg::Dot(_) => {
                 self.not_a_function(cmd, &fin)?;
                 Ok(dot.clone())
             }
             Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
                 self.not_a_function(cmd, &fin)?;
-                Ok(self.literal(first))
+                self.literal(first)
             }
         }
     }
@@ -307,58 +327,75 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    fn literal(&self, arg: &Arg) -> Value {
-        match arg {
+    /// Go's `idealConstant`: a number with `.`, `e` or `p` is a float64, else an int.
+    fn literal(&self, arg: &Arg) -> R<Value> {
+        Ok(match arg {
             Arg::Bool(_, b) => Value::Bool(*b),
-            Arg::Str(_, s) => Value::str(s.as_str()),
+            Arg::Str(_, s, _) => Value::str(s.as_str()),
             Arg::Number(_, n) => {
+                let hex = n.text.to_ascii_lowercase().contains("0x");
                 let floaty = !n.is_char
-                    && !n.text.to_ascii_lowercase().contains("0x")
-                    && n.text.contains(['.', 'e', 'E', 'p', 'P']);
+                    && if hex {
+                        n.text.contains(['p', 'P'])
+                    } else {
+                        n.text.contains(['.', 'e', 'E'])
+                    };
                 match (n.int, n.float) {
                     (_, Some(f)) if floaty => Value::Float(f),
                     (Some(i), _) => Value::Int(i),
-                    (None, Some(f)) => Value::Float(f),
-                    (None, None) => Value::Invalid,
+                    _ => return self.fail(format!("{} overflows int", n.text)),
                 }
             }
             Arg::Nil(_) => Value::Nil,
             _ => Value::Invalid,
-        }
+        })
     }
 
     /// Evaluates `.A.B.C` starting at `receiver`; the last field gets the arguments.
+    /// `iface`: the receiver's static type is `interface {}` (see `dot_iface`).
     fn eval_chain(
         &mut self,
         mut receiver: Value,
         fields: &[String],
         args: &[Arg],
         fin: Option<Value>,
-        dot: &Value,
-        from_dot: bool,
+        mut iface: bool,
     ) -> R<Value> {
-        let _ = (dot, from_dot);
         let n = fields.len();
         for (i, f) in fields.iter().enumerate() {
             let last = i + 1 == n;
             let has_args = last && (!args.is_empty() || fin.is_some());
-            receiver = self.eval_field(&receiver, f, has_args)?;
+            let next_iface =
+                matches!(&receiver, Value::Map(m) if m.type_name == "map[string]interface {}");
+            receiver = self.eval_field(&receiver, f, has_args, iface)?;
+            iface = next_iface;
         }
         Ok(receiver)
     }
 
-    fn eval_field(&mut self, receiver: &Value, name: &str, has_args: bool) -> R<Value> {
+    fn eval_field(
+        &mut self,
+        receiver: &Value,
+        name: &str,
+        has_args: bool,
+        iface: bool,
+    ) -> R<Value> {
+        let type_name = if iface {
+            "interface {}"
+        } else {
+            receiver.type_name()
+        };
         match receiver {
             Value::Invalid => Ok(Value::Invalid),
             Value::Nil => self.fail(format!("nil pointer evaluating interface {{}}.{name}")),
             Value::Struct(s) => {
-                if s.type_name == "source.TemplateData" && name == "Updated" {
+                if !iface && s.type_name == "source.TemplateData" && name == "Updated" {
                     return Err(ExecError::Removed {
                         pos: self.at.0,
                         field: ".Updated",
                     });
                 }
-                if s.type_name == "update.Result" && name == "ImageResult" {
+                if !iface && s.type_name == "update.Result" && name == "ImageResult" {
                     return Err(ExecError::Removed {
                         pos: self.at.0,
                         field: ".Changed.ImageResult",
@@ -379,10 +416,7 @@ impl<'t> Exec<'t> {
                         }
                         Ok(v)
                     }
-                    None => self.fail(format!(
-                        "can't evaluate field {name} in type {}",
-                        s.type_name
-                    )),
+                    None => self.fail(format!("can't evaluate field {name} in type {type_name}")),
                 }
             }
             Value::Map(m) if m.string_keys || m.type_name.starts_with("map[string]") => {
@@ -393,10 +427,7 @@ impl<'t> Exec<'t> {
                     .map_get(&Value::str(name))
                     .unwrap_or(Value::Invalid))
             }
-            other => self.fail(format!(
-                "can't evaluate field {name} in type {}",
-                other.type_name()
-            )),
+            _ => self.fail(format!("can't evaluate field {name} in type {type_name}")),
         }
     }
 
@@ -406,17 +437,24 @@ impl<'t> Exec<'t> {
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
-            Arg::Field(_, fields) => self.eval_chain(dot.clone(), fields, &[], None, dot, true),
+            Arg::Field(_, fields) => {
+                let iface = self.dot_iface;
+                self.eval_chain(dot.clone(), fields, &[], None, iface)
+            }
             Arg::Variable(_, name, fields) => {
-                let v = self.var(name)?;
-                self.eval_chain(v, fields, &[], None, dot, false)
+                let (v, iface) = self.var(name)?;
+                self.eval_chain(v, fields, &[], None, iface)
             }
             Arg::Pipe(_, pipe, fields) => {
                 let v = self.eval_pipeline(dot, pipe)?;
-                self.eval_chain(v, fields, &[], None, dot, false)
+                self.eval_chain(v, fields, &[], None, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &[], None),
-            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => Ok(self.literal(arg)),
+            Arg::Chain(_, name, fields) => {
+                let v = self.eval_function(dot, name, &[], None)?;
+                self.eval_chain(v, fields, &[], None, false)
+            }
+            Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => self.literal(arg),
         }
     }
 
@@ -449,6 +487,18 @@ impl<'t> Exec<'t> {
             }
             return Ok(last);
         }
+        let total = args.len() + usize::from(fin.is_some());
+        let (fixed, variadic) = funcs::signature(name);
+        if variadic && total < fixed {
+            return self.fail(format!(
+                "wrong number of args for {name}: want at least {fixed} got {total}"
+            ));
+        }
+        if !variadic && total != fixed {
+            return self.fail(format!(
+                "wrong number of args for {name}: want {fixed} got {total}"
+            ));
+        }
         let mut values = Vec::with_capacity(args.len() + 1);
         for a in args {
             values.push(self.eval_arg(dot, a)?);
@@ -457,16 +507,76 @@ impl<'t> Exec<'t> {
             values.push(f);
         }
         self.at = here;
-        match funcs::call(name, &values) {
-            Ok(v) => Ok(v),
-            Err(funcs::CallError::Message(m)) => self.fail(m),
-            Err(funcs::CallError::Calling(m)) => self.fail(format!("error calling {name}: {m}")),
+        loop {
+            match funcs::call(name, &values) {
+                Ok(v) => return Ok(v),
+                Err(funcs::CallError::Message(m)) => return self.fail(m),
+                Err(funcs::CallError::Calling(m)) => {
+                    return self.fail(format!("error calling {name}: {m}"))
+                }
+                Err(funcs::CallError::ArgType { index, want }) => {
+                    // An integral float constant (`2.0`, `1e3`) converts to an int parameter.
+                    if let (Some(Arg::Number(_, n)), Value::Float(_), "int") =
+                        (args.get(index), &values[index], want)
+                    {
+                        if let Some(i) = n.int {
+                            values[index] = Value::Int(i);
+                            continue;
+                        }
+                    }
+                    return self.arg_type_error(args.get(index), &values[index], want);
+                }
+            }
+        }
+    }
+
+    /// Go's messages for an argument of the wrong type: literals are checked against the
+    /// parameter type ("expected integer; found \"5\""), computed values after evaluation.
+    fn arg_type_error(&mut self, node: Option<&Arg>, value: &Value, want: &str) -> R<Value> {
+        if let Some(node) = node {
+            let literal_want = match want {
+                "int" => "integer",
+                other => other,
+            };
+            match node {
+                Arg::Nil(_) => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("cannot assign nil to {want}"));
+                }
+                Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) if want.starts_with("map[") => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("can't handle {node} for arg of type {want}"));
+                }
+                Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
+                    self.at = (node.pos(), node.to_string());
+                    return self.fail(format!("expected {literal_want}; found {node}"));
+                }
+                _ => {}
+            }
+        }
+        match value {
+            Value::Invalid | Value::Nil => self.fail(format!("invalid value; expected {want}")),
+            other => self.fail(format!(
+                "wrong type for value; expected {want}; got {}",
+                other.type_name()
+            )),
         }
     }
 }
 
-/// Convenience for tests of the executor alone.
-#[allow(dead_code)]
-pub(crate) fn rc_str(s: &str) -> Rc<str> {
-    Rc::from(s)
+/// A template variable; `iface` as for `Exec::dot_iface`.
+struct Var {
+    name: String,
+    value: Value,
+    iface: bool,
+}
+
+impl Var {
+    fn new(name: &str, value: Value, iface: bool) -> Self {
+        Var {
+            name: name.to_string(),
+            value,
+            iface,
+        }
+    }
 }

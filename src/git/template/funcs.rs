@@ -15,6 +15,8 @@ pub(crate) enum CallError {
     Message(String),
     /// The function itself failed: Go reports "error calling NAME: ...".
     Calling(String),
+    /// Argument `index` is not of the Go type `want` (`string`, `int`, `bool`, ...).
+    ArgType { index: usize, want: &'static str },
 }
 
 type R = Result<Value, CallError>;
@@ -230,6 +232,46 @@ const UNSUPPORTED: &[&str] = &[
     "urlJoin",
 ];
 
+/// A function's Go signature: the number of fixed parameters and whether more may follow.
+/// Go checks it before evaluating the arguments.
+pub(crate) fn signature(name: &str) -> (usize, bool) {
+    match name {
+        "print" | "println" | "html" | "js" | "urlquery" | "quote" | "squote" | "cat" | "seq"
+        | "add" | "coalesce" | "all" | "any" | "tuple" | "list" | "dict" | "keys" | "concat"
+        | "dig" => (0, true),
+        "hello" => (0, false),
+        "and" | "or" | "index" | "printf" | "eq" | "call" | "slice" | "mustSlice" | "mul"
+        | "biggest" | "max" | "min" | "default" | "pluck" | "pick" | "omit" | "without"
+        | "mustWithout" => (1, true),
+        "round" => (2, true),
+        "ne" | "lt" | "le" | "gt" | "ge" | "abbrev" | "trunc" | "repeat" | "trimall"
+        | "trimAll" | "trimSuffix" | "trimPrefix" | "wrap" | "contains" | "hasPrefix"
+        | "hasSuffix" | "indent" | "nindent" | "split" | "splitList" | "sub" | "div" | "mod"
+        | "join" | "typeIs" | "typeIsLike" | "kindIs" | "deepEqual" | "get" | "hasKey"
+        | "append" | "mustAppend" | "prepend" | "mustPrepend" | "has" | "mustHas" | "chunk"
+        | "mustChunk" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" => {
+            (2, false)
+        }
+        "abbrevboth"
+        | "substr"
+        | "wrapWith"
+        | "replace"
+        | "plural"
+        | "splitn"
+        | "untilStep"
+        | "ternary"
+        | "regexFindAll"
+        | "mustRegexFindAll"
+        | "regexReplaceAll"
+        | "mustRegexReplaceAll"
+        | "regexReplaceAllLiteral"
+        | "mustRegexReplaceAllLiteral"
+        | "regexSplit"
+        | "mustRegexSplit" => (3, false),
+        _ => (1, false),
+    }
+}
+
 pub(crate) fn lookup(name: &str) -> Lookup {
     if BUILTINS.contains(&name) || SPRIG.contains(&name) {
         Lookup::Defined
@@ -268,38 +310,36 @@ fn arity_min(name: &str, args: &[Value], want: usize) -> Result<(), CallError> {
     Ok(())
 }
 
-/// Converts an argument to a Go `string` parameter.
-fn s(v: &Value) -> Result<String, CallError> {
-    match v {
+/// Argument `n` as a Go `string` parameter.
+fn s(a: &[Value], n: usize) -> Result<String, CallError> {
+    match &a[n] {
         Value::Str(s) => Ok(s.to_string()),
-        Value::Invalid | Value::Nil => msg("invalid value; expected string"),
-        other => msg(format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        )),
+        _ => Err(CallError::ArgType {
+            index: n,
+            want: "string",
+        }),
     }
 }
 
-/// Converts an argument to a Go `int` parameter.
-fn i(v: &Value) -> Result<i64, CallError> {
-    match v {
+/// Argument `n` as a Go `int` parameter.
+fn i(a: &[Value], n: usize) -> Result<i64, CallError> {
+    match &a[n] {
         Value::Int(i) => Ok(*i),
-        Value::Invalid | Value::Nil => msg("invalid value; expected int"),
-        other => msg(format!(
-            "wrong type for value; expected int; got {}",
-            other.type_name()
-        )),
+        _ => Err(CallError::ArgType {
+            index: n,
+            want: "int",
+        }),
     }
 }
 
-fn b(v: &Value) -> Result<bool, CallError> {
-    match v {
+/// Argument `n` as a Go `bool` parameter.
+fn b(a: &[Value], n: usize) -> Result<bool, CallError> {
+    match &a[n] {
         Value::Bool(b) => Ok(*b),
-        Value::Invalid | Value::Nil => msg("invalid value; expected bool"),
-        other => msg(format!(
-            "wrong type for value; expected bool; got {}",
-            other.type_name()
-        )),
+        _ => Err(CallError::ArgType {
+            index: n,
+            want: "bool",
+        }),
     }
 }
 
@@ -350,7 +390,7 @@ fn strslice(v: &Value) -> Vec<String> {
 /// floats truncate, anything else is 0.
 fn to_int64(v: &Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         Value::Byte(b) => i64::from(*b),
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
@@ -369,7 +409,7 @@ fn to_int64(v: &Value) -> i64 {
 
 fn to_float64(v: &Value) -> f64 {
     match v {
-        Value::Int(i) => *i as f64,
+        Value::Int(i) | Value::Int64(i) => *i as f64,
         Value::Byte(b) => f64::from(*b),
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
@@ -418,7 +458,7 @@ fn eval_args(args: &[Value]) -> String {
     let printable: Vec<Value> = args
         .iter()
         .map(|a| match a {
-            Value::Invalid => Value::str("<no value>"),
+            Value::Invalid | Value::Nil => Value::str("<no value>"),
             other => other.clone(),
         })
         .collect();
@@ -428,7 +468,7 @@ fn eval_args(args: &[Value]) -> String {
 fn basic_kind(v: &Value) -> Option<u8> {
     match v {
         Value::Bool(_) => Some(0),
-        Value::Int(_) | Value::Byte(_) => Some(1),
+        Value::Int(_) | Value::Int64(_) | Value::Byte(_) => Some(1),
         Value::Float(_) => Some(2),
         Value::Str(_) => Some(3),
         _ => None,
@@ -457,14 +497,14 @@ fn eq(args: &[Value]) -> Result<bool, CallError> {
                 (Value::List(_) | Value::Map(_), _) => {
                     return calling(format!(
                         "non-comparable type {}: {}",
-                        gofmt::sprint_value(a),
+                        gofmt::sprintf("%s", std::slice::from_ref(a)),
                         a.type_name()
                     ));
                 }
                 (_, Value::List(_) | Value::Map(_)) => {
                     return calling(format!(
                         "non-comparable type {}: {}",
-                        gofmt::sprint_value(other),
+                        gofmt::sprintf("%s", std::slice::from_ref(other)),
                         other.type_name()
                     ));
                 }
@@ -481,8 +521,9 @@ fn eq(args: &[Value]) -> Result<bool, CallError> {
 fn lt(a: &Value, b: &Value) -> Result<bool, CallError> {
     let (ka, kb) = (basic_kind(a), basic_kind(b));
     match (ka, kb) {
-        (None, _) | (_, None) | (Some(0), _) => calling("invalid type for comparison"),
+        (None, _) | (_, None) => calling("invalid type for comparison"),
         (x, y) if x != y => calling("incompatible types for comparison"),
+        (Some(0), _) => calling("invalid type for comparison"),
         _ => Ok(compare(a, b) == Ordering::Less),
     }
 }
@@ -528,7 +569,7 @@ fn index(args: &[Value]) -> R {
 
 fn list_index(ix: &Value, len: usize) -> Result<usize, CallError> {
     let n = match ix {
-        Value::Int(n) => *n,
+        Value::Int(n) | Value::Int64(n) => *n,
         Value::Byte(b) => i64::from(*b),
         Value::Nil | Value::Invalid => return calling("cannot index slice/array with nil"),
         other => {
@@ -571,9 +612,8 @@ fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            '`' => out.push_str("\\u0060"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c if (c as u32) >= 0x80 && c.is_control() => {
+            c if (c as u32) >= 0x80 && !gofmt::is_go_printable(c) => {
                 out.push_str(&format!("\\u{:04X}", c as u32))
             }
             c => out.push(c),
@@ -602,7 +642,7 @@ fn title(s: &str) -> String {
     let mut prev_sep = true;
     for c in s.chars() {
         if prev_sep {
-            out.extend(c.to_uppercase());
+            out.push(go_upper_char(c));
         } else {
             out.push(c);
         }
@@ -711,7 +751,7 @@ fn to_json(v: &Value) -> Option<Json> {
     Some(match v {
         Value::Invalid | Value::Nil => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::Int(*i),
+        Value::Int(i) | Value::Int64(i) => Json::Int(*i),
         Value::Byte(b) => Json::Int(i64::from(*b)),
         Value::Float(f) if f.is_finite() => Json::Float(*f),
         Value::Float(_) => return None,
@@ -876,6 +916,10 @@ fn from_json(j: &serde_json::Value) -> Value {
 fn list_items(name: &str, v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
         Value::List(l) => Ok(l.items.clone()),
+        // Sprig calls reflect.TypeOf(nil).Kind(): a nil pointer dereference.
+        Value::Nil | Value::Invalid => {
+            calling("runtime error: invalid memory address or nil pointer dereference")
+        }
         other => calling(format!("Cannot find {name} on type {}", go_kind(other))),
     }
 }
@@ -886,6 +930,7 @@ fn go_kind(v: &Value) -> &'static str {
         Value::Invalid | Value::Nil => "invalid",
         Value::Bool(_) => "bool",
         Value::Int(_) => "int",
+        Value::Int64(_) => "int64",
         Value::Byte(_) => "uint8",
         Value::Float(_) => "float64",
         Value::Str(_) => "string",
@@ -935,7 +980,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                 Value::Str(s) => Value::Int(s.len() as i64),
                 Value::List(l) => Value::Int(l.items.len() as i64),
                 Value::Map(m) => Value::Int(m.entries.len() as i64),
-                Value::Invalid | Value::Nil => return calling("len of nil pointer"),
+                // Go's reflect panics on the zero Value; the template reports the panic.
+                Value::Invalid | Value::Nil => {
+                    return calling("reflect: call of reflect.Value.Type on zero Value")
+                }
                 other => return calling(format!("len of type {}", other.type_name())),
             }
         }
@@ -944,7 +992,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "println" => Value::str(gofmt::sprintln(a)),
         "printf" => {
             arity_min(name, a, 1)?;
-            let f = s(&a[0])?;
+            let f = s(a, 0)?;
             Value::str(gofmt::sprintf(&f, &a[1..]))
         }
         "eq" => Value::Bool(eq(a)?),
@@ -990,7 +1038,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                     let start = a.get(1).map(to_int64).unwrap_or(0);
                     let end = a.get(2).map(to_int64).unwrap_or(len);
                     if start < 0 || end > len || start > end {
-                        return calling("reflect: slice index out of range");
+                        return calling("reflect.Value.Slice: slice index out of bounds");
                     }
                     Value::list(l.type_name, l.items[start as usize..end as usize].to_vec())
                 }
@@ -1009,19 +1057,19 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "upper" => {
             arity(name, a, 1)?;
-            Value::str(s(&a[0])?.to_uppercase())
+            Value::str(go_upper(&s(a, 0)?))
         }
         "lower" => {
             arity(name, a, 1)?;
-            Value::str(s(&a[0])?.to_lowercase())
+            Value::str(go_lower(&s(a, 0)?))
         }
         "title" => {
             arity(name, a, 1)?;
-            Value::str(title(&s(&a[0])?))
+            Value::str(title(&s(a, 0)?))
         }
         "untitle" => {
             arity(name, a, 1)?;
-            let text = s(&a[0])?;
+            let text = s(a, 0)?;
             let mut out = String::new();
             let mut at_start = true;
             for c in text.chars() {
@@ -1036,7 +1084,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "swapcase" => {
             arity(name, a, 1)?;
-            let text = s(&a[0])?;
+            let text = s(a, 0)?;
             Value::str(
                 text.chars()
                     .flat_map(|c| -> Vec<char> {
@@ -1053,30 +1101,30 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "trim" => {
             arity(name, a, 1)?;
-            Value::str(s(&a[0])?.trim())
+            Value::str(s(a, 0)?.trim())
         }
         "trimAll" | "trimall" => {
             arity(name, a, 2)?;
-            let cut = s(&a[0])?;
-            let text = s(&a[1])?;
+            let cut = s(a, 0)?;
+            let text = s(a, 1)?;
             Value::str(text.trim_matches(|c| cut.contains(c)))
         }
         "trimPrefix" => {
             arity(name, a, 2)?;
-            let p = s(&a[0])?;
-            let text = s(&a[1])?;
+            let p = s(a, 0)?;
+            let text = s(a, 1)?;
             Value::str(text.strip_prefix(p.as_str()).unwrap_or(&text))
         }
         "trimSuffix" => {
             arity(name, a, 2)?;
-            let p = s(&a[0])?;
-            let text = s(&a[1])?;
+            let p = s(a, 0)?;
+            let text = s(a, 1)?;
             Value::str(text.strip_suffix(p.as_str()).unwrap_or(&text))
         }
         "nospace" => {
             arity(name, a, 1)?;
             Value::str(
-                s(&a[0])?
+                s(a, 0)?
                     .chars()
                     .filter(|c| !c.is_whitespace())
                     .collect::<String>(),
@@ -1085,7 +1133,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "initials" => {
             arity(name, a, 1)?;
             Value::str(
-                s(&a[0])?
+                s(a, 0)?
                     .split_whitespace()
                     .filter_map(|w| w.chars().next())
                     .collect::<String>(),
@@ -1093,8 +1141,8 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "trunc" => {
             arity(name, a, 2)?;
-            let c = i(&a[0])?;
-            let text = s(&a[1])?;
+            let c = i(a, 0)?;
+            let text = s(a, 1)?;
             let bytes = text.as_bytes();
             let len = bytes.len() as i64;
             let cut: &[u8] = if c < 0 && len + c > 0 {
@@ -1108,13 +1156,13 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "abbrev" => {
             arity(name, a, 2)?;
-            Value::str(sprig_abbrev(i(&a[0])?, &s(&a[1])?))
+            Value::str(sprig_abbrev(i(a, 0)?, &s(a, 1)?))
         }
         "abbrevboth" => {
             arity(name, a, 3)?;
-            let left = i(&a[0])?;
-            let right = i(&a[1])?;
-            let text = s(&a[2])?;
+            let left = i(a, 0)?;
+            let right = i(a, 1)?;
+            let text = s(a, 2)?;
             let chars: Vec<char> = text.chars().collect();
             if right < 4 || (left > 0 && right < 7) {
                 Value::str(text)
@@ -1143,9 +1191,9 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "substr" => {
             arity(name, a, 3)?;
-            let start = i(&a[0])?;
-            let end = i(&a[1])?;
-            let text = s(&a[2])?;
+            let start = i(a, 0)?;
+            let end = i(a, 1)?;
+            let text = s(a, 2)?;
             let len = text.len() as i64;
             let (lo, hi) = if start < 0 {
                 (0, end)
@@ -1154,17 +1202,22 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             } else {
                 (start, end)
             };
-            if lo < 0 || hi < lo || hi > len {
+            if hi > len || hi < 0 {
                 return calling(format!(
-                    "runtime error: slice bounds out of range [{lo}:{hi}] with length {len}"
+                    "runtime error: slice bounds out of range [:{hi}] with length {len}"
+                ));
+            }
+            if lo > hi {
+                return calling(format!(
+                    "runtime error: slice bounds out of range [{lo}:{hi}]"
                 ));
             }
             Value::str(String::from_utf8_lossy(&text.as_bytes()[lo as usize..hi as usize]).as_ref())
         }
         "repeat" => {
             arity(name, a, 2)?;
-            let count = i(&a[0])?;
-            let text = s(&a[1])?;
+            let count = i(a, 0)?;
+            let text = s(a, 1)?;
             if count < 0 {
                 return calling("strings: negative Repeat count");
             }
@@ -1176,28 +1229,28 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "wrap" | "wrapWith" => {
             let (width, sep, text) = if name == "wrap" {
                 arity(name, a, 2)?;
-                (i(&a[0])?, "\n".to_string(), s(&a[1])?)
+                (i(a, 0)?, "\n".to_string(), s(a, 1)?)
             } else {
                 arity(name, a, 3)?;
-                (i(&a[0])?, s(&a[1])?, s(&a[2])?)
+                (i(a, 0)?, s(a, 1)?, s(a, 2)?)
             };
             Value::str(wrap(&text, width.max(1) as usize, &sep))
         }
         "snakecase" | "kebabcase" | "camelcase" => {
             arity(name, a, 1)?;
-            Value::str(case_convert(name, &s(&a[0])?))
+            Value::str(case_convert(name, &s(a, 0)?))
         }
         "contains" => {
             arity(name, a, 2)?;
-            Value::Bool(s(&a[1])?.contains(s(&a[0])?.as_str()))
+            Value::Bool(s(a, 1)?.contains(s(a, 0)?.as_str()))
         }
         "hasPrefix" => {
             arity(name, a, 2)?;
-            Value::Bool(s(&a[1])?.starts_with(s(&a[0])?.as_str()))
+            Value::Bool(s(a, 1)?.starts_with(s(a, 0)?.as_str()))
         }
         "hasSuffix" => {
             arity(name, a, 2)?;
-            Value::Bool(s(&a[1])?.ends_with(s(&a[0])?.as_str()))
+            Value::Bool(s(a, 1)?.ends_with(s(a, 0)?.as_str()))
         }
         "quote" => Value::str(
             a.iter()
@@ -1228,9 +1281,16 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "indent" | "nindent" => {
             arity(name, a, 2)?;
-            let n = i(&a[0])?;
-            let text = s(&a[1])?;
-            let pad = " ".repeat(n.max(0) as usize);
+            let n = i(a, 0)?;
+            let text = s(a, 1)?;
+            if n < 0 {
+                return calling("strings: negative Repeat count");
+            }
+            let lines = text.matches('\n').count() as u64 + 1;
+            if (n as u64).saturating_mul(lines) > super::exec::MAX_OUTPUT as u64 {
+                return calling("indent: result too large");
+            }
+            let pad = " ".repeat(n as usize);
             let body = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
             Value::str(if name == "nindent" {
                 format!("\n{body}")
@@ -1240,28 +1300,36 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "replace" => {
             arity(name, a, 3)?;
-            let old = s(&a[0])?;
-            let new = s(&a[1])?;
-            let text = s(&a[2])?;
+            let old = s(a, 0)?;
+            let new = s(a, 1)?;
+            let text = s(a, 2)?;
+            let count = if old.is_empty() {
+                text.chars().count() + 1
+            } else {
+                text.matches(old.as_str()).count()
+            };
+            if (count as u64).saturating_mul(new.len() as u64) > super::exec::MAX_OUTPUT as u64 {
+                return calling("replace: result too large");
+            }
             Value::str(go_replace(&text, &old, &new))
         }
         "plural" => {
             arity(name, a, 3)?;
-            let one = s(&a[0])?;
-            let many = s(&a[1])?;
-            Value::str(if i(&a[2])? == 1 { one } else { many })
+            let one = s(a, 0)?;
+            let many = s(a, 1)?;
+            Value::str(if i(a, 2)? == 1 { one } else { many })
         }
         "sha1sum" => {
             arity(name, a, 1)?;
-            Value::str(hex(&sha1::Sha1::digest(s(&a[0])?.as_bytes())))
+            Value::str(hex(&sha1::Sha1::digest(s(a, 0)?.as_bytes())))
         }
         "sha256sum" => {
             arity(name, a, 1)?;
-            Value::str(hex(&sha2::Sha256::digest(s(&a[0])?.as_bytes())))
+            Value::str(hex(&sha2::Sha256::digest(s(a, 0)?.as_bytes())))
         }
         "adler32sum" => {
             arity(name, a, 1)?;
-            Value::str(adler32(s(&a[0])?.as_bytes()).to_string())
+            Value::str(adler32(s(a, 0)?.as_bytes()).to_string())
         }
         "toString" => {
             arity(name, a, 1)?;
@@ -1269,11 +1337,15 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "atoi" => {
             arity(name, a, 1)?;
-            Value::Int(s(&a[0])?.parse::<i64>().unwrap_or(0))
+            Value::Int(s(a, 0)?.parse::<i64>().unwrap_or(0))
         }
-        "int" | "int64" => {
+        "int" => {
             arity(name, a, 1)?;
             Value::Int(to_int64(&a[0]))
+        }
+        "int64" => {
+            arity(name, a, 1)?;
+            Value::Int64(to_int64(&a[0]))
         }
         "float64" => {
             arity(name, a, 1)?;
@@ -1282,15 +1354,15 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "toDecimal" => {
             arity(name, a, 1)?;
             let text = strval(&a[0]);
-            Value::Int(i64::from_str_radix(&text, 8).unwrap_or(0))
+            Value::Int64(i64::from_str_radix(&text, 8).unwrap_or(0))
         }
         "split" | "splitn" => {
             let (sep, n, text) = if name == "split" {
                 arity(name, a, 2)?;
-                (s(&a[0])?, -1, s(&a[1])?)
+                (s(a, 0)?, -1, s(a, 1)?)
             } else {
                 arity(name, a, 3)?;
-                (s(&a[0])?, i(&a[1])?, s(&a[2])?)
+                (s(a, 0)?, i(a, 1)?, s(a, 2)?)
             };
             let parts = go_split(&text, &sep, n);
             Value::map(
@@ -1305,8 +1377,8 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "splitList" => {
             arity(name, a, 2)?;
-            let sep = s(&a[0])?;
-            let text = s(&a[1])?;
+            let sep = s(a, 0)?;
+            let text = s(a, 1)?;
             strs(go_split(&text, &sep, -1))
         }
         "toStrings" => {
@@ -1315,7 +1387,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "join" => {
             arity(name, a, 2)?;
-            let sep = s(&a[0])?;
+            let sep = s(a, 0)?;
             Value::str(strslice(&a[1]).join(&sep))
         }
         "sortAlpha" => {
@@ -1329,7 +1401,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         // --- Sprig: numbers
         "seq" => {
-            let nums: Vec<i64> = a.iter().map(i).collect::<Result<_, _>>()?;
+            let nums: Vec<i64> = (0..a.len()).map(|n| i(a, n)).collect::<Result<_, _>>()?;
             let (start, step, end) = match nums.as_slice() {
                 [] => return Ok(Value::str("")),
                 [end] => (1, if *end < 1 { -1 } else { 1 }, *end),
@@ -1353,11 +1425,11 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "until" | "untilStep" => {
             let (start, stop, step) = if name == "until" {
                 arity(name, a, 1)?;
-                let c = i(&a[0])?;
+                let c = i(a, 0)?;
                 (0, c, if c < 0 { -1 } else { 1 })
             } else {
                 arity(name, a, 3)?;
-                (i(&a[0])?, i(&a[1])?, i(&a[2])?)
+                (i(a, 0)?, i(a, 1)?, i(a, 2)?)
             };
             let mut out = Vec::new();
             if step != 0 && !(step > 0 && start > stop) && !(step < 0 && start < stop) {
@@ -1374,16 +1446,16 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "add1" => {
             arity(name, a, 1)?;
-            Value::Int(to_int64(&a[0]).wrapping_add(1))
+            Value::Int64(to_int64(&a[0]).wrapping_add(1))
         }
-        "add" => Value::Int(a.iter().map(to_int64).fold(0i64, i64::wrapping_add)),
+        "add" => Value::Int64(a.iter().map(to_int64).fold(0i64, i64::wrapping_add)),
         "sub" => {
             arity(name, a, 2)?;
-            Value::Int(to_int64(&a[0]).wrapping_sub(to_int64(&a[1])))
+            Value::Int64(to_int64(&a[0]).wrapping_sub(to_int64(&a[1])))
         }
         "mul" => {
             arity_min(name, a, 1)?;
-            Value::Int(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul))
+            Value::Int64(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul))
         }
         "div" | "mod" => {
             arity(name, a, 2)?;
@@ -1391,7 +1463,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             if y == 0 {
                 return calling("runtime error: integer divide by zero");
             }
-            Value::Int(if name == "div" {
+            Value::Int64(if name == "div" {
                 x.wrapping_div(y)
             } else {
                 x.wrapping_rem(y)
@@ -1400,7 +1472,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "max" | "biggest" | "min" => {
             arity_min(name, a, 1)?;
             let nums = a.iter().map(to_int64);
-            Value::Int(if name == "min" {
+            Value::Int64(if name == "min" {
                 nums.min().unwrap_or(0)
             } else {
                 nums.max().unwrap_or(0)
@@ -1413,15 +1485,14 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                 "ceil" => x.ceil(),
                 "floor" => x.floor(),
                 _ => {
-                    let places = a.get(1).map(to_int64).unwrap_or(0);
+                    let places = if a.len() > 1 { i(a, 1)? } else { 0 };
                     let round_on = a.get(2).map(to_float64).unwrap_or(0.5);
-                    let pow = 10f64.powi(places as i32);
+                    let pow = 10f64.powf(places as f64);
                     let digit = pow * x;
-                    let (int_part, frac) = (digit.trunc(), digit.fract());
-                    let r = if frac >= round_on {
-                        int_part + 1.0
+                    let r = if digit.fract() >= round_on {
+                        digit.ceil()
                     } else {
-                        int_part
+                        digit.floor()
                     };
                     r / pow
                 }
@@ -1451,7 +1522,7 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "ternary" => {
             arity(name, a, 3)?;
-            if b(&a[2])? {
+            if b(a, 2)? {
                 unwrap_invalid(a[0].clone())
             } else {
                 unwrap_invalid(a[1].clone())
@@ -1472,9 +1543,15 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "fromJson" | "mustFromJson" => {
             arity(name, a, 1)?;
-            match serde_json::from_str::<serde_json::Value>(&s(&a[0])?) {
+            match serde_json::from_str::<serde_json::Value>(&s(a, 0)?) {
                 Ok(j) => from_json(&j),
-                Err(e) if name == "mustFromJson" => return calling(e.to_string()),
+                Err(e) if name == "mustFromJson" => {
+                    return calling(if e.is_eof() {
+                        "unexpected end of JSON input".to_string()
+                    } else {
+                        e.to_string()
+                    })
+                }
                 Err(_) => Value::Nil,
             }
         }
@@ -1488,13 +1565,13 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "typeIs" | "typeIsLike" => {
             arity(name, a, 2)?;
-            let want = s(&a[0])?;
+            let want = s(a, 0)?;
             let t = a[1].type_name();
             Value::Bool(t == want || (name == "typeIsLike" && format!("*{t}") == want))
         }
         "kindIs" => {
             arity(name, a, 2)?;
-            Value::Bool(s(&a[0])? == go_kind(&a[1]))
+            Value::Bool(s(a, 0)? == go_kind(&a[1]))
         }
         "deepEqual" => {
             arity(name, a, 2)?;
@@ -1503,45 +1580,45 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         // --- Sprig: paths
         "base" | "osBase" => {
             arity(name, a, 1)?;
-            Value::str(path_base(&s(&a[0])?))
+            Value::str(path_base(&s(a, 0)?))
         }
         "dir" | "osDir" => {
             arity(name, a, 1)?;
-            Value::str(path_dir(&s(&a[0])?))
+            Value::str(path_dir(&s(a, 0)?))
         }
         "clean" | "osClean" => {
             arity(name, a, 1)?;
-            Value::str(path_clean(&s(&a[0])?))
+            Value::str(path_clean(&s(a, 0)?))
         }
         "ext" | "osExt" => {
             arity(name, a, 1)?;
-            Value::str(path_ext(&s(&a[0])?))
+            Value::str(path_ext(&s(a, 0)?))
         }
         "isAbs" | "osIsAbs" => {
             arity(name, a, 1)?;
-            Value::Bool(s(&a[0])?.starts_with('/'))
+            Value::Bool(s(a, 0)?.starts_with('/'))
         }
         // --- Sprig: encodings
         "b64enc" => {
             arity(name, a, 1)?;
-            Value::str(base64::engine::general_purpose::STANDARD.encode(s(&a[0])?))
+            Value::str(base64::engine::general_purpose::STANDARD.encode(s(a, 0)?))
         }
         "b64dec" => {
             arity(name, a, 1)?;
-            match base64::engine::general_purpose::STANDARD.decode(s(&a[0])?) {
+            match base64::engine::general_purpose::STANDARD.decode(s(a, 0)?) {
                 Ok(bytes) => Value::str(String::from_utf8_lossy(&bytes).as_ref()),
                 Err(e) => Value::str(go_b64_error(&e)),
             }
         }
         "b32enc" => {
             arity(name, a, 1)?;
-            Value::str(base32_encode(s(&a[0])?.as_bytes()))
+            Value::str(base32_encode(s(a, 0)?.as_bytes()))
         }
         "b32dec" => {
             arity(name, a, 1)?;
-            match base32_decode(&s(&a[0])?) {
-                Some(bytes) => Value::str(String::from_utf8_lossy(&bytes).as_ref()),
-                None => Value::str("illegal base32 data"),
+            match base32_decode(&s(a, 0)?) {
+                Ok(bytes) => Value::str(String::from_utf8_lossy(&bytes).as_ref()),
+                Err(at) => Value::str(format!("illegal base32 data at input byte {at}")),
             }
         }
         // --- Sprig: lists and dicts
@@ -1562,20 +1639,20 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "get" => {
             arity(name, a, 2)?;
-            let d = want_dict(&a[0])?;
-            let key = s(&a[1])?;
+            let d = want_dict(a, 0)?;
+            let key = s(a, 1)?;
             d.map_get(&Value::str(key)).unwrap_or(Value::str(""))
         }
         "hasKey" => {
             arity(name, a, 2)?;
-            let d = want_dict(&a[0])?;
-            let key = s(&a[1])?;
+            let d = want_dict(a, 0)?;
+            let key = s(a, 1)?;
             Value::Bool(d.map_get(&Value::str(key)).is_some())
         }
         "keys" => {
             let mut out = Vec::new();
-            for d in a {
-                let Value::Map(m) = want_dict(d)? else {
+            for n in 0..a.len() {
+                let Value::Map(m) = want_dict(a, n)? else {
                     continue;
                 };
                 for (k, _) in &m.entries {
@@ -1586,17 +1663,17 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "values" => {
             arity(name, a, 1)?;
-            let Value::Map(m) = want_dict(&a[0])? else {
+            let Value::Map(m) = want_dict(a, 0)? else {
                 return Ok(iface_list(Vec::new()));
             };
             iface_list(m.entries.iter().map(|(_, v)| v.clone()).collect())
         }
         "pluck" => {
             arity_min(name, a, 1)?;
-            let key = Value::str(s(&a[0])?);
+            let key = Value::str(s(a, 0)?);
             let mut out = Vec::new();
-            for d in &a[1..] {
-                if let Some(v) = want_dict(d)?.map_get(&key) {
+            for n in 1..a.len() {
+                if let Some(v) = want_dict(a, n)?.map_get(&key) {
                     out.push(v);
                 }
             }
@@ -1604,10 +1681,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "pick" | "omit" => {
             arity_min(name, a, 1)?;
-            let Value::Map(m) = want_dict(&a[0])? else {
+            let Value::Map(m) = want_dict(a, 0)? else {
                 return Ok(Value::Nil);
             };
-            let wanted: Vec<String> = a[1..].iter().map(s).collect::<Result<_, _>>()?;
+            let wanted: Vec<String> = (1..a.len()).map(|n| s(a, n)).collect::<Result<_, _>>()?;
             let keep = |k: &Value| wanted.contains(&strval(k)) == (name == "pick");
             Value::map(
                 "map[string]interface {}",
@@ -1618,9 +1695,9 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "dig" => {
             arity_min(name, a, 3)?;
             let n = a.len();
-            let keys: Vec<String> = a[..n - 2].iter().map(s).collect::<Result<_, _>>()?;
+            let keys: Vec<String> = (0..n - 2).map(|k| s(a, k)).collect::<Result<_, _>>()?;
             let default = a[n - 2].clone();
-            let mut cur = want_dict(&a[n - 1])?;
+            let mut cur = want_dict(a, n - 1)?;
             let mut found = true;
             for (ix, k) in keys.iter().enumerate() {
                 match cur.map_get(&Value::str(k.as_str())) {
@@ -1712,13 +1789,11 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "append" | "mustAppend" | "prepend" | "mustPrepend" => {
             arity(name, a, 2)?;
-            let mut items = list_items(name.trim_start_matches("must"), &a[0]).map_err(|_| {
-                CallError::Calling(format!("Cannot push on type {}", go_kind(&a[0])))
-            })?;
-            if name.ends_with("ppend")
-                && name.contains("ppend")
-                && (name == "append" || name == "mustAppend")
-            {
+            let mut items = match &a[0] {
+                Value::List(_) | Value::Nil | Value::Invalid => list_items(name, &a[0])?,
+                other => return calling(format!("Cannot push on type {}", go_kind(other))),
+            };
+            if name == "append" || name == "mustAppend" {
                 items.push(unwrap_invalid(a[1].clone()));
             } else {
                 items.insert(0, unwrap_invalid(a[1].clone()));
@@ -1736,10 +1811,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "chunk" | "mustChunk" => {
             arity(name, a, 2)?;
-            let size = i(&a[0])?;
+            let size = i(a, 0)?;
             let items = list_items("chunk", &a[1])?;
             if size <= 0 {
-                return calling("runtime error: integer divide by zero");
+                return calling("runtime error: makeslice: len out of range");
             }
             iface_list(
                 items
@@ -1750,13 +1825,13 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "fail" => {
             arity(name, a, 1)?;
-            return calling(s(&a[0])?);
+            return calling(s(a, 0)?);
         }
         // --- Sprig: regular expressions (Go RE2 syntax; Rust's regex is RE2-like)
         "regexMatch" | "mustRegexMatch" => {
             arity(name, a, 2)?;
-            let text = s(&a[1])?;
-            match regex(&s(&a[0])?) {
+            let text = s(a, 1)?;
+            match regex(&s(a, 0)?) {
                 Ok(re) => Value::Bool(re.is_match(&text)),
                 Err(e) if name.starts_with("must") => return Err(e),
                 Err(_) => Value::Bool(false),
@@ -1764,9 +1839,9 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "regexFindAll" | "mustRegexFindAll" => {
             arity(name, a, 3)?;
-            let text = s(&a[1])?;
-            let n = i(&a[2])?;
-            let re = regex(&s(&a[0])?)?;
+            let text = s(a, 1)?;
+            let n = i(a, 2)?;
+            let re = regex(&s(a, 0)?)?;
             let found = re.find_iter(&text).map(|m| m.as_str().to_string());
             strs(if n < 0 {
                 found.collect()
@@ -1776,29 +1851,29 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "regexFind" | "mustRegexFind" => {
             arity(name, a, 2)?;
-            let text = s(&a[1])?;
-            let re = regex(&s(&a[0])?)?;
+            let text = s(a, 1)?;
+            let re = regex(&s(a, 0)?)?;
             Value::str(re.find(&text).map(|m| m.as_str()).unwrap_or(""))
         }
         "regexReplaceAll" | "mustRegexReplaceAll" => {
             arity(name, a, 3)?;
-            let re = regex(&s(&a[0])?)?;
-            let text = s(&a[1])?;
-            let repl = s(&a[2])?;
+            let re = regex(&s(a, 0)?)?;
+            let text = s(a, 1)?;
+            let repl = s(a, 2)?;
             Value::str(re.replace_all(&text, repl.as_str()).as_ref())
         }
         "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => {
             arity(name, a, 3)?;
-            let re = regex(&s(&a[0])?)?;
-            let text = s(&a[1])?;
-            let repl = s(&a[2])?;
+            let re = regex(&s(a, 0)?)?;
+            let text = s(a, 1)?;
+            let repl = s(a, 2)?;
             Value::str(re.replace_all(&text, regex::NoExpand(&repl)).as_ref())
         }
         "regexSplit" | "mustRegexSplit" => {
             arity(name, a, 3)?;
-            let re = regex(&s(&a[0])?)?;
-            let text = s(&a[1])?;
-            let n = i(&a[2])?;
+            let re = regex(&s(a, 0)?)?;
+            let text = s(a, 1)?;
+            let n = i(a, 2)?;
             if n == 0 {
                 return Ok(strs(Vec::new()));
             }
@@ -1811,24 +1886,25 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         }
         "regexQuoteMeta" => {
             arity(name, a, 1)?;
-            Value::str(regex::escape(&s(&a[0])?))
+            Value::str(regex::escape(&s(a, 0)?))
         }
         other => return msg(format!("function \"{other}\" not defined")),
     })
 }
 
-fn want_dict(v: &Value) -> Result<Value, CallError> {
-    match v {
-        Value::Map(m) if m.type_name == "map[string]interface {}" => Ok(v.clone()),
+/// Argument `n` as a Go `map[string]interface {}` parameter (nil is an empty map).
+fn want_dict(a: &[Value], n: usize) -> Result<Value, CallError> {
+    match &a[n] {
+        v @ Value::Map(m) if m.type_name == "map[string]interface {}" => Ok(v.clone()),
         Value::Invalid | Value::Nil => Ok(Value::map(
             "map[string]interface {}",
             Vec::new(),
             Value::Nil,
         )),
-        other => msg(format!(
-            "wrong type for value; expected map[string]interface {{}}; got {}",
-            other.type_name()
-        )),
+        _ => Err(CallError::ArgType {
+            index: n,
+            want: "map[string]interface {}",
+        }),
     }
 }
 
@@ -1905,13 +1981,14 @@ fn base32_encode(data: &[u8]) -> String {
     out
 }
 
-fn base32_decode(text: &str) -> Option<Vec<u8>> {
+/// Decodes standard base32; the error is the offset of the first bad byte.
+fn base32_decode(text: &str) -> Result<Vec<u8>, usize> {
     let t = text.trim_end_matches('=');
     let mut bits = 0u64;
     let mut nbits = 0;
     let mut out = Vec::new();
-    for c in t.bytes() {
-        let v = B32.iter().position(|x| *x == c)? as u64;
+    for (at, c) in t.bytes().enumerate() {
+        let v = B32.iter().position(|x| *x == c).ok_or(at)? as u64;
         bits = (bits << 5) | v;
         nbits += 5;
         if nbits >= 8 {
@@ -1920,7 +1997,10 @@ fn base32_decode(text: &str) -> Option<Vec<u8>> {
             bits &= (1 << nbits) - 1;
         }
     }
-    Some(out)
+    if !matches!(t.len() % 8, 0 | 2 | 4 | 5 | 7) {
+        return Err(t.len());
+    }
+    Ok(out)
 }
 
 /// Go's base64 error text (`illegal base64 data at input byte N`).
@@ -1962,24 +2042,10 @@ fn wrap(text: &str, width: usize, sep: &str) -> String {
     out
 }
 
-/// xstrings' `ToSnakeCase`, `ToKebabCase` and `ToCamelCase`, for ASCII words.
+/// xstrings' `ToSnakeCase`, `ToKebabCase` and `ToCamelCase`.
 fn case_convert(name: &str, text: &str) -> String {
     if name == "camelcase" {
-        let mut out = String::new();
-        let mut upper_next = true;
-        for c in text.chars() {
-            if c == '_' {
-                upper_next = true;
-                continue;
-            }
-            if upper_next {
-                out.extend(c.to_uppercase());
-                upper_next = false;
-            } else {
-                out.push(c);
-            }
-        }
-        return out;
+        return camel_case(text);
     }
     let sep = if name == "snakecase" { '_' } else { '-' };
     let chars: Vec<char> = text.chars().collect();
@@ -2003,4 +2069,68 @@ fn case_convert(name: &str, text: &str) -> String {
         }
     }
     out.trim_end_matches(sep).to_string()
+}
+
+fn is_connector(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// xstrings' `ToCamelCase`: connectors (`-`, `_`, spaces) are dropped and the next letter
+/// upper-cased; other letters are lower-cased; leading connectors are kept.
+fn camel_case(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    let mut r0 = None;
+    for c in chars.by_ref() {
+        if !is_connector(c) {
+            r0 = Some(go_upper_char(c));
+            break;
+        }
+        out.push(c);
+        r0 = Some(c);
+    }
+    let Some(mut r0) = r0 else { return out };
+    let rest: Vec<char> = chars.collect();
+    if rest.is_empty() {
+        out.push(r0);
+        return out;
+    }
+    for c in rest {
+        let r1 = r0;
+        r0 = c;
+        if is_connector(r0) && is_connector(r1) {
+            out.push(r1);
+            continue;
+        }
+        if is_connector(r1) {
+            r0 = go_upper_char(r0);
+        } else {
+            r0 = go_lower_char(r0);
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    out
+}
+
+/// Go's `unicode.ToUpper`: the simple one-to-one mapping (`ß` stays `ß`).
+fn go_upper_char(c: char) -> char {
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// Go's `unicode.ToLower`: the simple mapping (`İ` becomes `i`).
+fn go_lower_char(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+fn go_upper(s: &str) -> String {
+    s.chars().map(go_upper_char).collect()
+}
+
+fn go_lower(s: &str) -> String {
+    s.chars().map(go_lower_char).collect()
 }

@@ -117,6 +117,20 @@ fn format_fixed(sign: &str, digits: &str, exp: i32) -> String {
     s
 }
 
+/// Go's fmt refuses widths and precisions above a million.
+const MAX_WIDTH: usize = 1_000_000;
+
+fn parse_width(digits: &[char]) -> Option<usize> {
+    let mut n = 0usize;
+    for d in digits {
+        if n > MAX_WIDTH {
+            return None;
+        }
+        n = n * 10 + d.to_digit(10)? as usize;
+    }
+    (!digits.is_empty()).then_some(n)
+}
+
 /// A parsed `%` directive.
 #[derive(Default, Clone)]
 struct Spec {
@@ -166,8 +180,10 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         if i < chars.len() && chars[i] == '*' {
             i += 1;
             match args.get(argi) {
-                Some(Value::Int(n)) => {
-                    let n = *n;
+                Some(v @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)))
+                    if v.as_i64().unwrap_or(0).unsigned_abs() <= MAX_WIDTH as u64 =>
+                {
+                    let n = v.as_i64().unwrap_or(0);
                     if n < 0 {
                         spec.minus = true;
                         spec.zero = false;
@@ -183,7 +199,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                 i += 1;
             }
             if i > start {
-                spec.width = chars[start..i].iter().collect::<String>().parse().ok();
+                match parse_width(&chars[start..i]) {
+                    Some(w) => spec.width = Some(w),
+                    None => {
+                        // Go gives up on the rest of the format.
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
+                }
             }
         }
         // precision
@@ -192,7 +215,11 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
                 match args.get(argi) {
-                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    Some(v @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)))
+                        if (0..=MAX_WIDTH as i64).contains(&v.as_i64().unwrap_or(-1)) =>
+                    {
+                        spec.prec = Some(v.as_i64().unwrap_or(0) as usize)
+                    }
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
@@ -201,13 +228,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                 while i < chars.len() && chars[i].is_ascii_digit() {
                     i += 1;
                 }
-                spec.prec = Some(
-                    chars[start..i]
-                        .iter()
-                        .collect::<String>()
-                        .parse()
-                        .unwrap_or(0),
-                );
+                match parse_width(&chars[start..i]) {
+                    Some(p) => spec.prec = Some(p),
+                    None if i == start => spec.prec = Some(0),
+                    None => {
+                        out.push_str("%!(NOVERB)");
+                        break;
+                    }
+                }
             }
         }
         if i >= chars.len() {
@@ -221,11 +249,28 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         }
         if verb == '[' {
-            // Explicit argument indexes are rare in commit templates; treat as bad.
+            // An explicit argument index: `%[n]verb`.
             reordered = true;
-            out.push_str("%!");
-            out.push(verb);
-            out.push_str("(BADINDEX)");
+            let close = chars[i..].iter().position(|c| *c == ']');
+            let n: Option<usize> =
+                close.and_then(|c| chars[i..i + c].iter().collect::<String>().parse().ok());
+            let Some(c) = close.filter(|c| i + c + 1 < chars.len()) else {
+                out.push_str("%!(BADINDEX)");
+                continue;
+            };
+            let verb = chars[i + c + 1];
+            i += c + 2;
+            match n {
+                Some(n) if n >= 1 && n <= args.len() => {
+                    argi = n;
+                    print_directive(&mut out, &args[n - 1], verb, spec);
+                }
+                _ => {
+                    out.push_str("%!");
+                    out.push(verb);
+                    out.push_str("(BADINDEX)");
+                }
+            }
             continue;
         }
         let Some(arg) = args.get(argi) else {
@@ -235,22 +280,17 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         argi += 1;
-        if verb == 'v' && spec.plus {
-            spec.plus_v = true;
-            spec.plus = false;
-        }
-        if verb == 'T' {
-            let t = arg.type_name();
-            pad(&mut out, t, &spec);
-            continue;
-        }
-        print_arg(&mut out, arg, verb, &spec, 0);
+        print_directive(&mut out, arg, verb, spec);
     }
     if !reordered && argi < args.len() {
         out.push_str("%!(EXTRA ");
         for (n, a) in args[argi..].iter().enumerate() {
             if n > 0 {
                 out.push_str(", ");
+            }
+            if matches!(a, Value::Nil | Value::Invalid) {
+                out.push_str("<nil>");
+                continue;
             }
             out.push_str(a.type_name());
             out.push('=');
@@ -261,8 +301,103 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
+fn print_directive(out: &mut String, arg: &Value, verb: char, mut spec: Spec) {
+    if verb == 'v' && spec.plus {
+        spec.plus_v = true;
+        spec.plus = false;
+    }
+    if verb == 'v' && spec.sharp {
+        let mut text = String::new();
+        go_syntax(&mut text, arg, true);
+        pad(out, &text, &spec);
+        return;
+    }
+    if verb == 'T' {
+        let t: String = match spec.prec {
+            Some(p) => arg.type_name().chars().take(p).collect(),
+            None => arg.type_name().to_string(),
+        };
+        if matches!(arg, Value::Nil | Value::Invalid) {
+            pad_text(out, "<nil>", &Spec { prec: None, ..spec });
+            return;
+        }
+        pad_text(out, &t, &spec);
+        return;
+    }
+    print_arg(out, arg, verb, &spec, 0);
+}
+
+/// `%#v`: the value in Go syntax.
+fn go_syntax(out: &mut String, v: &Value, top: bool) {
+    match v {
+        Value::Invalid => out.push_str("<invalid reflect.Value>"),
+        Value::Nil => out.push_str(if top { "<nil>" } else { "interface {}(nil)" }),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) | Value::Int64(i) => out.push_str(&i.to_string()),
+        Value::Byte(b) => out.push_str(&format!("0x{b:x}")),
+        Value::Float(f) => out.push_str(&format_float_g(*f)),
+        Value::Str(s) => out.push_str(&go_quote(s, false)),
+        Value::List(l) => {
+            out.push_str(l.type_name);
+            out.push('{');
+            for (n, it) in l.items.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, it, false);
+            }
+            out.push('}');
+        }
+        Value::Map(m) => {
+            out.push_str(m.type_name);
+            out.push('{');
+            for (n, (k, it)) in m.entries.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, k, false);
+                out.push(':');
+                go_syntax(out, it, false);
+            }
+            out.push('}');
+        }
+        Value::Struct(st) => {
+            out.push_str(st.type_name);
+            out.push('{');
+            for (n, f) in st.fields.iter().filter(|f| !f.method).enumerate() {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(f.name);
+                out.push(':');
+                go_syntax(out, &f.value, false);
+            }
+            out.push('}');
+        }
+    }
+}
+
 fn pad(out: &mut String, s: &str, spec: &Spec) {
     pad_with(out, s, spec, spec.zero && !spec.minus)
+}
+
+/// Pads text (no sign to keep in front): Go pads with zeros when the `0` flag is set.
+fn pad_text(out: &mut String, s: &str, spec: &Spec) {
+    let len = s.chars().count();
+    let width = spec.width.unwrap_or(0);
+    if len >= width {
+        out.push_str(s);
+        return;
+    }
+    let fill = width - len;
+    if spec.minus {
+        out.push_str(s);
+        out.extend(std::iter::repeat_n(' ', fill));
+    } else {
+        let c = if spec.zero { '0' } else { ' ' };
+        out.extend(std::iter::repeat_n(c, fill));
+        out.push_str(s);
+    }
 }
 
 fn pad_with(out: &mut String, s: &str, spec: &Spec, zeros: bool) {
@@ -293,16 +428,21 @@ fn pad_with(out: &mut String, s: &str, spec: &Spec, zeros: bool) {
     }
 }
 
-fn bad_verb(out: &mut String, v: &Value, verb: char) {
+fn bad_verb(out: &mut String, v: &Value, verb: char, spec: &Spec) {
     out.push_str("%!");
     out.push(verb);
     out.push('(');
     match v {
         Value::Nil | Value::Invalid => out.push_str("<nil>"),
+        // Go prints the value with `v` and the directive's flags, width and precision.
         _ => {
             out.push_str(v.type_name());
             out.push('=');
-            write_value(out, v, 'v', false, 0);
+            let plain = Spec {
+                plus_v: false,
+                ..spec.clone()
+            };
+            print_arg(out, v, 'v', &plain, 1);
         }
     }
     out.push(')');
@@ -322,10 +462,10 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize)
         }
         Value::Nil => fmt_nil(out, verb, spec),
         Value::Bool(b) => match verb {
-            'v' | 't' => pad(out, if *b { "true" } else { "false" }, spec),
-            _ => bad_verb(out, v, verb),
+            'v' | 't' => pad_text(out, if *b { "true" } else { "false" }, spec),
+            _ => bad_verb(out, v, verb, spec),
         },
-        Value::Int(i) => fmt_int(out, *i, verb, spec, v),
+        Value::Int(i) | Value::Int64(i) => fmt_int(out, *i, verb, spec, v),
         Value::Byte(b) => fmt_int(out, i64::from(*b), verb, spec, v),
         Value::Float(f) => fmt_float(out, *f, verb, spec, v),
         Value::Str(s) => fmt_str(out, s, verb, spec, v),
@@ -391,7 +531,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize)
 
 fn fmt_nil(out: &mut String, verb: char, spec: &Spec) {
     match verb {
-        'v' => pad(out, "<nil>", spec),
+        'v' => pad_text(out, "<nil>", spec),
         _ => {
             out.push_str("%!");
             out.push(verb);
@@ -411,21 +551,35 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
         'X' => format!("{mag:X}"),
         'c' => {
             let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
-            pad_with(out, &c.to_string(), spec, false);
+            pad_text(out, &c.to_string(), spec);
             return;
         }
         'q' => {
             let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
-            pad_with(out, &quote_rune(c), spec, false);
+            pad_text(out, &quote_rune(c, spec.plus), spec);
             return;
         }
         'U' => {
-            let s = format!("U+{:04X}", i);
-            pad_with(out, &s, spec, false);
+            let digits = spec.prec.unwrap_or(4).max(4);
+            let mut s = format!("U+{:0digits$X}", i);
+            if spec.sharp {
+                if let Some(c) = char::from_u32(i as u32).filter(|c| is_go_printable(*c)) {
+                    s.push_str(&format!(" '{c}'"));
+                }
+            }
+            // Go never zero-pads %U.
+            pad_text(
+                out,
+                &s,
+                &Spec {
+                    zero: false,
+                    ..spec.clone()
+                },
+            );
             return;
         }
         _ => {
-            bad_verb(out, v, verb);
+            bad_verb(out, v, verb, spec);
             return;
         }
     };
@@ -434,19 +588,23 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
             digits.insert(0, '0');
         }
         if p == 0 && mag == 0 {
-            digits.clear();
+            // Go writes only the padding: no sign, no prefix.
+            let width = spec.width.unwrap_or(0);
+            out.extend(std::iter::repeat_n(' ', width));
+            return;
         }
     }
-    let prefix = if spec.sharp {
+    let prefix = if verb == 'O' {
+        "0o"
+    } else if spec.sharp {
         match verb {
             'x' => "0x",
             'X' => "0X",
-            'o' => "0",
+            // `%#o` adds a leading zero unless there already is one.
+            'o' if !digits.starts_with('0') => "0",
             'b' => "0b",
             _ => "",
         }
-    } else if verb == 'O' {
-        "0o"
     } else {
         ""
     };
@@ -512,7 +670,7 @@ fn fmt_float(out: &mut String, f: f64, verb: char, spec: &Spec, v: &Value) {
             }
         }
         _ => {
-            bad_verb(out, v, verb);
+            bad_verb(out, v, verb, spec);
             return;
         }
     };
@@ -545,14 +703,14 @@ fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, v: &Value) {
         _ => s.to_string(),
     };
     match verb {
-        'v' | 's' => pad_with(out, &truncated, spec, spec.zero && !spec.minus),
+        'v' | 's' => pad_text(out, &truncated, spec),
         'q' => {
             let q = if spec.sharp && !truncated.contains('`') {
                 format!("`{truncated}`")
             } else {
                 go_quote(&truncated, spec.plus)
             };
-            pad_with(out, &q, spec, false)
+            pad_text(out, &q, spec)
         }
         'x' | 'X' => {
             let bytes = match spec.prec {
@@ -573,9 +731,9 @@ fn fmt_str(out: &mut String, s: &str, verb: char, spec: &Spec, v: &Value) {
                     h.push_str(&format!("{b:02X}"));
                 }
             }
-            pad_with(out, &h, spec, false)
+            pad_text(out, &h, spec)
         }
-        _ => bad_verb(out, v, verb),
+        _ => bad_verb(out, v, verb, spec),
     }
 }
 
@@ -590,9 +748,9 @@ pub(crate) fn go_quote(s: &str, ascii: bool) -> String {
     q
 }
 
-fn quote_rune(c: char) -> String {
+fn quote_rune(c: char, ascii: bool) -> String {
     let mut q = String::from("'");
-    push_escaped(&mut q, c, '\'', false);
+    push_escaped(&mut q, c, '\'', ascii);
     q.push('\'');
     q
 }
@@ -632,16 +790,26 @@ fn push_escaped(q: &mut String, c: char, quote: char, ascii: bool) {
 
 /// An approximation of Go's `strconv.IsPrint`: control and format characters, separators other
 /// than U+0020 and private-use characters are escaped.
-fn is_go_printable(c: char) -> bool {
+pub(crate) fn is_go_printable(c: char) -> bool {
     let u = c as u32;
-    !(u < 0x20
-        || (0x7f..0xa0).contains(&u)
+    if c == ' ' {
+        return true;
+    }
+    // Controls, separators (Zs, Zl, Zp), format characters and private use are not printable.
+    !(c.is_control()
+        || c.is_whitespace()
         || u == 0xad
-        || (0x2000..=0x200f).contains(&u)
-        || (0x2028..=0x202e).contains(&u)
+        || (0x600..=0x605).contains(&u)
+        || u == 0x61c
+        || u == 0x6dd
+        || u == 0x70f
+        || u == 0x180e
+        || (0x200b..=0x200f).contains(&u)
+        || (0x202a..=0x202e).contains(&u)
         || (0x2060..=0x206f).contains(&u)
         || u == 0xfeff
         || (0xfff9..=0xfffb).contains(&u)
         || (0xe000..=0xf8ff).contains(&u)
-        || (0xd800..=0xdfff).contains(&u))
+        || (0xf0000..=0x10ffff).contains(&u)
+        || (0xe0001..=0xe007f).contains(&u))
 }

@@ -34,6 +34,8 @@ enum Tok {
     Dot,
     Variable(String),
     Str(String),
+    /// A raw (backquoted) string.
+    RawStr(String),
     Char(char),
     Number(String),
     Bool(bool),
@@ -255,7 +257,8 @@ fn lex_action(
                     return err(pos, "unterminated raw quoted string");
                 };
                 items.push(Item {
-                    tok: Tok::Str(src[pos + 1..pos + 1 + close].to_string()),
+                    // strconv.Unquote drops carriage returns from raw strings.
+                    tok: Tok::RawStr(src[pos + 1..pos + 1 + close].replace('\r', "")),
                     pos,
                 });
                 pos = pos + 1 + close + 1;
@@ -568,12 +571,15 @@ pub(crate) enum Arg {
     Dot(Pos),
     Nil(Pos),
     Bool(Pos, bool),
-    Str(Pos, String),
+    /// A string constant; `true` when it was written as a raw (backquoted) string.
+    Str(Pos, String, bool),
     Number(Pos, Number),
     /// A function name.
     Ident(Pos, String),
     /// `(pipeline)`, possibly followed by fields.
     Pipe(Pos, Box<Pipe>, Vec<String>),
+    /// `fn.A.B`: a function called without arguments, then fields of its result.
+    Chain(Pos, String, Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -592,10 +598,11 @@ impl Arg {
             | Arg::Dot(p)
             | Arg::Nil(p)
             | Arg::Bool(p, _)
-            | Arg::Str(p, _)
+            | Arg::Str(p, _, _)
             | Arg::Number(p, _)
             | Arg::Ident(p, _)
-            | Arg::Pipe(p, _, _) => *p,
+            | Arg::Pipe(p, _, _)
+            | Arg::Chain(p, _, _) => *p,
         }
     }
 }
@@ -620,11 +627,21 @@ impl std::fmt::Display for Arg {
             Arg::Dot(_) => f.write_str("."),
             Arg::Nil(_) => f.write_str("nil"),
             Arg::Bool(_, b) => write!(f, "{b}"),
-            Arg::Str(_, s) => f.write_str(&super::gofmt::go_quote(s, false)),
+            Arg::Str(_, s, false) => f.write_str(&super::gofmt::go_quote(s, false)),
+            Arg::Str(_, s, true) => write!(f, "`{s}`"),
             Arg::Number(_, n) => f.write_str(&n.text),
             Arg::Ident(_, name) => f.write_str(name),
+            // Go prints a bare parenthesised pipeline without its parentheses.
+            Arg::Pipe(_, pipe, fields) if fields.is_empty() => write!(f, "{pipe}"),
             Arg::Pipe(_, pipe, fields) => {
                 write!(f, "({pipe})")?;
+                for field in fields {
+                    write!(f, ".{field}")?;
+                }
+                Ok(())
+            }
+            Arg::Chain(_, name, fields) => {
+                f.write_str(name)?;
                 for field in fields {
                     write!(f, ".{field}")?;
                 }
@@ -640,7 +657,10 @@ impl std::fmt::Display for Command {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            write!(f, "{a}")?;
+            match a {
+                Arg::Pipe(_, pipe, fields) if fields.is_empty() => write!(f, "({pipe})")?,
+                _ => write!(f, "{a}")?,
+            }
         }
         Ok(())
     }
@@ -681,7 +701,8 @@ struct Parser {
 /// Why a list ended.
 enum ListEnd {
     Eof,
-    End,
+    /// `{{end}}`, with the offset of its closing delimiter.
+    End(Pos),
     Else(Pos),
 }
 
@@ -697,7 +718,7 @@ pub(crate) fn parse(src: &str) -> Result<Tree, ParseError> {
     let (root, end) = p.list(true)?;
     match end {
         ListEnd::Eof => {}
-        ListEnd::End => return err(p.prev_pos(), "unexpected {{end}}"),
+        ListEnd::End(pos) => return err(pos, "unexpected {{end}}"),
         ListEnd::Else(pos) => return err(pos, "unexpected {{else}}"),
     }
     Ok(Tree {
@@ -767,7 +788,7 @@ impl Parser {
                         Tok::Keyword("end") => {
                             self.next_non_space();
                             self.expect_right("end")?;
-                            return Ok((nodes, ListEnd::End));
+                            return Ok((nodes, ListEnd::End(self.prev_pos())));
                         }
                         Tok::Keyword("else") => {
                             self.next_non_space();
@@ -795,7 +816,7 @@ impl Parser {
 
     fn define(&mut self, pos: Pos) -> Result<(), ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 "name of template in define clause must be a string",
@@ -806,12 +827,30 @@ impl Parser {
         let (body, end) = self.list(false)?;
         self.vars = saved_vars;
         match end {
-            ListEnd::End => {}
-            ListEnd::Else(p) => return err(p, "unexpected {{else}} in define clause"),
-            ListEnd::Eof => return err(pos, "unexpected EOF in define clause"),
+            ListEnd::End(end) => self.add_define(name, body, end),
+            ListEnd::Else(p) => err(p, "unexpected {{else}} in define clause"),
+            ListEnd::Eof => err(pos, "unexpected EOF in define clause"),
         }
-        self.defines.insert(name, body);
-        Ok(())
+    }
+
+    /// Go allows redefining a template only when one of the two bodies is empty.
+    fn add_define(&mut self, name: String, body: Vec<Node>, end: Pos) -> Result<(), ParseError> {
+        let empty = |nodes: &[Node]| {
+            nodes
+                .iter()
+                .all(|n| matches!(n, Node::Text(t) if t.trim_matches([' ', '\t', '\r', '\n']).is_empty()))
+        };
+        match self.defines.get(&name) {
+            Some(old) if !empty(old) && !empty(&body) => err(
+                end,
+                format!("template: multiple definition of template \"{name}\""),
+            ),
+            Some(_) if empty(&body) => Ok(()),
+            _ => {
+                self.defines.insert(name, body);
+                Ok(())
+            }
+        }
     }
 
     fn action(&mut self) -> Result<Node, ParseError> {
@@ -856,7 +895,7 @@ impl Parser {
             }
             Tok::Keyword(k) => err(it.pos, format!("unexpected <{k}> in command")),
             _ => {
-                let pipe = self.pipeline("command", true)?;
+                let pipe = self.pipeline("command")?;
                 Ok(Node::Action(pipe))
             }
         }
@@ -864,7 +903,7 @@ impl Parser {
 
     fn template_call(&mut self, pos: Pos, context: &str) -> Result<Node, ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 format!("unexpected {} in {context}", describe(&name_it.tok)),
@@ -874,29 +913,28 @@ impl Parser {
             self.next_non_space();
             None
         } else {
-            Some(self.pipeline(context, false)?)
+            Some(self.pipeline(context)?)
         };
         Ok(Node::Template { pos, name, pipe })
     }
 
     fn block(&mut self, pos: Pos) -> Result<Node, ParseError> {
         let name_it = self.next_non_space();
-        let Tok::Str(name) = name_it.tok else {
+        let (Tok::Str(name) | Tok::RawStr(name)) = name_it.tok else {
             return err(
                 name_it.pos,
                 "name of template in block clause must be a string",
             );
         };
-        let pipe = self.pipeline("block clause", false)?;
+        let pipe = self.pipeline("block clause")?;
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let (body, end) = self.list(false)?;
         self.vars = saved_vars;
         match end {
-            ListEnd::End => {}
+            ListEnd::End(end) => self.add_define(name.clone(), body, end)?,
             ListEnd::Else(p) => return err(p, "unexpected {{else}} in block clause"),
             ListEnd::Eof => return err(pos, "unexpected EOF in block clause"),
         }
-        self.defines.insert(name.clone(), body);
         Ok(Node::Template {
             pos,
             name,
@@ -907,7 +945,7 @@ impl Parser {
     /// `if`/`with`/`range`: pipeline, body, optional else (or `else if`/`else with` chain).
     fn branch(&mut self, kind: &'static str, pos: Pos) -> Result<Branch, ParseError> {
         let vars_mark = self.vars.len();
-        let pipe = self.pipeline(kind, false)?;
+        let pipe = self.pipeline(kind)?;
         if kind == "range" {
             self.range_depth += 1;
         }
@@ -916,8 +954,8 @@ impl Parser {
             self.range_depth -= 1;
         }
         let else_list = match end {
-            ListEnd::End => None,
-            ListEnd::Eof => return err(pos, format!("unexpected EOF in {kind}")),
+            ListEnd::End(_) => None,
+            ListEnd::Eof => return err(pos, "unexpected EOF"),
             ListEnd::Else(else_pos) => {
                 let chained = self.peek_non_space();
                 match chained.tok {
@@ -943,9 +981,9 @@ impl Parser {
                     _ => {
                         let (else_list, end2) = self.list(false)?;
                         match end2 {
-                            ListEnd::End => Some(else_list),
+                            ListEnd::End(_) => Some(else_list),
                             ListEnd::Else(p) => return err(p, "expected end; found {{else}}"),
-                            ListEnd::Eof => return err(pos, format!("unexpected EOF in {kind}")),
+                            ListEnd::Eof => return err(pos, "unexpected EOF"),
                         }
                     }
                 }
@@ -959,8 +997,8 @@ impl Parser {
         })
     }
 
-    /// A pipeline up to the closing delimiter (or `)` when `in_paren`).
-    fn pipeline(&mut self, context: &str, _top: bool) -> Result<Pipe, ParseError> {
+    /// A pipeline up to the closing delimiter.
+    fn pipeline(&mut self, context: &str) -> Result<Pipe, ParseError> {
         self.pipeline_until(context, false)
     }
 
@@ -981,9 +1019,6 @@ impl Parser {
                 Tok::Declare | Tok::Assign => {
                     self.next_non_space();
                     pipe.is_assign = after.tok == Tok::Assign;
-                    if pipe.is_assign && !self.vars.contains(name) {
-                        return err(start.pos, format!("undefined variable \"{name}\""));
-                    }
                     pipe.decl.push(name.clone());
                 }
                 Tok::Comma if context == "range" => {
@@ -996,6 +1031,9 @@ impl Parser {
                         );
                     };
                     let op = self.next_non_space();
+                    if op.tok == Tok::Comma {
+                        return err(op.pos, "too many declarations in range");
+                    }
                     if !matches!(op.tok, Tok::Declare | Tok::Assign) {
                         return err(op.pos, "range can only initialize variables");
                     }
@@ -1005,6 +1043,11 @@ impl Parser {
                 }
                 _ => self.i = save,
             }
+        }
+        // As in Go, declared names are in scope for the parser from here on (so `$x := $x`
+        // parses, and fails when executed), and `=` declares for the parser too.
+        for d in &pipe.decl {
+            self.vars.push(d.clone());
         }
         loop {
             let it = self.peek_non_space();
@@ -1024,7 +1067,7 @@ impl Parser {
                     );
                 }
                 _ => {
-                    let cmd = self.command(context, in_paren)?;
+                    let cmd = self.command(context)?;
                     pipe.cmds.push(cmd);
                 }
             }
@@ -1044,15 +1087,10 @@ impl Parser {
             }
         }
         // Declared variables come into scope after the pipeline.
-        if !pipe.is_assign {
-            for d in &pipe.decl {
-                self.vars.push(d.clone());
-            }
-        }
         Ok(pipe)
     }
 
-    fn command(&mut self, context: &str, in_paren: bool) -> Result<Command, ParseError> {
+    fn command(&mut self, context: &str) -> Result<Command, ParseError> {
         let start = self.peek_non_space();
         let mut cmd = Command {
             pos: start.pos,
@@ -1078,7 +1116,7 @@ impl Parser {
                 _ => {}
             }
             let it = self.next();
-            let operand = self.operand(it, context, in_paren)?;
+            let operand = self.operand(it, context)?;
             // After an operand: space, pipe, or end.
             match self.peek().tok {
                 Tok::Space | Tok::RightDelim | Tok::RParen | Tok::Pipe => {}
@@ -1097,7 +1135,7 @@ impl Parser {
         Ok(cmd)
     }
 
-    fn operand(&mut self, it: Item, context: &str, _in_paren: bool) -> Result<Arg, ParseError> {
+    fn operand(&mut self, it: Item, context: &str) -> Result<Arg, ParseError> {
         let pos = it.pos;
         let term = match it.tok {
             Tok::Ident(name) => {
@@ -1118,7 +1156,8 @@ impl Parser {
             Tok::Dot => Arg::Dot(pos),
             Tok::Nil => Arg::Nil(pos),
             Tok::Bool(b) => Arg::Bool(pos, b),
-            Tok::Str(s) => Arg::Str(pos, s),
+            Tok::Str(s) => Arg::Str(pos, s, false),
+            Tok::RawStr(s) => Arg::Str(pos, s, true),
             Tok::Char(c) => Arg::Number(
                 pos,
                 Number {
@@ -1164,8 +1203,11 @@ impl Parser {
                 Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
                     return err(pos, format!("unexpected . after term \"{term}\""));
                 }
-                Arg::Ident(p, name) => {
-                    return err(p, format!("unexpected . after term \"{name}\""));
+                // A function called without arguments, then fields of its result.
+                Arg::Ident(p, name) => Arg::Chain(p, name, vec![f]),
+                Arg::Chain(p, name, mut fs) => {
+                    fs.push(f);
+                    Arg::Chain(p, name, fs)
                 }
             };
         }
@@ -1183,19 +1225,21 @@ fn parse_number(pos: Pos, text: &str) -> Result<Number, ParseError> {
         None => (false, clean.trim_start_matches('+').to_string()),
     };
     let lower = body.to_ascii_lowercase();
-    let int = if let Some(h) = lower.strip_prefix("0x") {
-        i64::from_str_radix(h, 16).ok()
+    let (digits, radix) = if let Some(h) = lower.strip_prefix("0x") {
+        (h.to_string(), 16)
     } else if let Some(o) = lower.strip_prefix("0o") {
-        i64::from_str_radix(o, 8).ok()
+        (o.to_string(), 8)
     } else if let Some(b) = lower.strip_prefix("0b") {
-        i64::from_str_radix(b, 2).ok()
+        (b.to_string(), 2)
     } else if lower.len() > 1 && lower.starts_with('0') && lower.bytes().all(|c| c.is_ascii_digit())
     {
-        i64::from_str_radix(&lower[1..], 8).ok()
+        (lower[1..].to_string(), 8)
     } else {
-        lower.parse::<i64>().ok()
-    }
-    .map(|v| if neg { -v } else { v });
+        (lower.clone(), 10)
+    };
+    // Parse with the sign so that i64::MIN fits.
+    let signed = if neg { format!("-{digits}") } else { digits };
+    let int = i64::from_str_radix(&signed, radix).ok();
     let float = if lower.starts_with("0x") {
         int.map(|v| v as f64)
     } else {
@@ -1229,6 +1273,7 @@ fn describe(t: &Tok) -> String {
         Tok::Dot => "<.>".into(),
         Tok::Variable(v) => format!("<{v}>"),
         Tok::Str(s) => super::gofmt::go_quote(s, false),
+        Tok::RawStr(s) => format!("`{s}`"),
         Tok::Char(c) => format!("'{c}'"),
         Tok::Number(n) => n.clone(),
         Tok::Bool(b) => b.to_string(),

@@ -13,6 +13,8 @@ pub(crate) enum Value {
     Nil,
     Bool(bool),
     Int(i64),
+    /// An `int64`, as Sprig's math functions return.
+    Int64(i64),
     /// An `uint8`, from indexing a string.
     Byte(u8),
     Float(f64),
@@ -90,6 +92,7 @@ impl Value {
             Value::Nil => "<nil>",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
             Value::Byte(_) => "uint8",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
@@ -104,13 +107,22 @@ impl Value {
         match self {
             Value::Invalid | Value::Nil => false,
             Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
             Value::Byte(b) => *b != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.items.is_empty(),
             Value::Map(m) => !m.entries.is_empty(),
             Value::Struct(_) => true,
+        }
+    }
+
+    /// The value of any integer kind.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) | Value::Int64(i) => Some(*i),
+            Value::Byte(b) => Some(i64::from(*b)),
+            _ => None,
         }
     }
 
@@ -152,7 +164,7 @@ fn rank(v: &Value) -> u8 {
         Value::Invalid => 0,
         Value::Nil => 1,
         Value::Bool(_) => 2,
-        Value::Int(_) | Value::Byte(_) => 3,
+        Value::Int(_) | Value::Int64(_) | Value::Byte(_) => 3,
         Value::Float(_) => 4,
         Value::Str(_) => 5,
         Value::List(_) => 6,
@@ -166,10 +178,11 @@ fn rank(v: &Value) -> u8 {
 pub(crate) fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Int(x), Value::Int(y)) => x.cmp(y),
         (Value::Byte(x), Value::Byte(y)) => x.cmp(y),
-        (Value::Int(x), Value::Byte(y)) => x.cmp(&i64::from(*y)),
-        (Value::Byte(x), Value::Int(y)) => i64::from(*x).cmp(y),
+        (
+            a @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)),
+            b @ (Value::Int(_) | Value::Int64(_) | Value::Byte(_)),
+        ) => a.as_i64().cmp(&b.as_i64()),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
         (Value::Str(x), Value::Str(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Value::Struct(x), Value::Struct(y)) => {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::api::{
-    Config, GitRef, GitRepository, ImagePolicy, ImageRepository, ImageUpdateAutomation, Kind,
-    NamespacedName, Secret, SigningKeyType,
+    Config, DigestReflection, GitRef, GitRepository, ImagePolicy, ImageRepository,
+    ImageUpdateAutomation, Kind, NamespacedName, Secret, SigningKeyType,
 };
 use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
@@ -140,7 +140,7 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
     // 2. Evaluate every policy against its repository's tags.
     let mut policy_outcomes = Vec::new();
     for policy in config.policies.values() {
-        let status = evaluate(config, policy, &scanned, store);
+        let status = evaluate(config, policy, &scanned, store).await;
         policy_outcomes.push(Outcome::new(Kind::ImagePolicy, &policy.id, status));
     }
     report.outcomes.extend(policy_outcomes);
@@ -251,7 +251,7 @@ fn scan_options(
     })
 }
 
-fn evaluate(
+async fn evaluate(
     config: &Config,
     policy: &ImagePolicy,
     scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
@@ -280,47 +280,90 @@ fn evaluate(
             }
         },
     };
-    match policy.policy.latest(&tags) {
-        Ok(tag) => {
-            let latest = ImageRef {
-                name: repo.image.original.clone(),
-                tag,
-                digest: None,
-            };
-            let previous = store.latest(&policy.id.to_string()).cloned();
-            let text = match previous {
-                Some(p) if p != latest => format!("latest is {latest} (previously {p})"),
-                _ => format!("latest is {latest}"),
-            };
-            store.set_latest(&policy.id.to_string(), latest);
-            Status::Ok(text)
-        }
-        Err(e) => Status::Failed(e.to_string()),
-    }
+    let tag = match policy.policy.latest(&tags) {
+        Ok(tag) => tag,
+        Err(e) => return Status::Failed(e.to_string()),
+    };
+    let previous = store.latest(&policy.id.to_string()).cloned();
+    let digest = match policy.digest_reflection {
+        DigestReflection::Never => None,
+        DigestReflection::IfNotPresent => match &previous {
+            Some(p) if p.name == repo.image.original && p.tag == tag && p.digest.is_some() => {
+                p.digest.clone()
+            }
+            _ => match reflect_digest(repo, &tag, &config.secrets).await {
+                Ok(d) => Some(d),
+                Err(e) => return Status::Failed(e),
+            },
+        },
+        DigestReflection::Always => match reflect_digest(repo, &tag, &config.secrets).await {
+            Ok(d) => Some(d),
+            Err(e) => return Status::Failed(e),
+        },
+    };
+    let latest = ImageRef {
+        name: repo.image.original.clone(),
+        tag,
+        digest,
+    };
+    let text = match previous {
+        Some(p) if p != latest => format!("latest is {latest} (previously {p})"),
+        _ => format!("latest is {latest}"),
+    };
+    store.set_latest(&policy.id.to_string(), latest);
+    Status::Ok(text)
 }
 
-/// Finds the checkout and push branches the way Flux does.
+/// The manifest digest of the chosen tag, with the repository's credentials and TLS.
+async fn reflect_digest(
+    repo: &ImageRepository,
+    tag: &str,
+    secrets: &BTreeMap<NamespacedName, Secret>,
+) -> Result<String, String> {
+    let options = scan_options(repo, secrets)?;
+    scanner::digest(&repo.image, tag, &options)
+        .await
+        .map_err(|e| format!("reflecting the digest of tag {tag}: {e}"))
+}
+
+/// What to check out: a branch, or a tag (a detached checkout whose changes go to the push
+/// branch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CheckoutRef {
+    Branch(String),
+    Tag(String),
+}
+
+/// Finds the checkout reference and the push branch the way Flux does: `git.checkout.ref`,
+/// else the GitRepository's `spec.ref`, else branch `master`; push to `git.push.branch`, else
+/// the checkout branch (a tag checkout needs `git.push.branch`).
 fn branches(
     automation: &ImageUpdateAutomation,
     source: &GitRepository,
-) -> Result<(String, String), String> {
+) -> Result<(CheckoutRef, String), String> {
     let reference = automation
         .checkout
         .clone()
         .or_else(|| source.reference.clone())
         .unwrap_or_else(|| GitRef::Branch("master".into()));
     let checkout = match reference {
-        GitRef::Branch(b) => b,
+        GitRef::Branch(b) => CheckoutRef::Branch(b),
+        GitRef::Tag(t) => CheckoutRef::Tag(t),
         other => {
             return Err(format!(
-            "spec.git.checkout.ref: checking out by {other:?} is not supported yet; use a branch"
-        ))
+                "spec.git.checkout.ref: checking out by {other:?} is not supported yet; use a branch or a tag"
+            ))
         }
     };
-    let push = automation
-        .push_branch
-        .clone()
-        .unwrap_or_else(|| checkout.clone());
+    let push = match (&automation.push_branch, &checkout) {
+        (Some(b), _) => b.clone(),
+        (None, CheckoutRef::Branch(b)) => b.clone(),
+        (None, CheckoutRef::Tag(t)) => {
+            return Err(format!(
+                "spec.git.push.branch: push spec not provided, and cannot be inferred from checking out tag '{t}'"
+            ))
+        }
+    };
     Ok((checkout, push))
 }
 
@@ -500,7 +543,7 @@ async fn update(
             automation.source
         ));
     };
-    let (checkout_branch, push_branch) = branches(automation, source)?;
+    let (checkout_ref, push_branch) = branches(automation, source)?;
     let remote = remote(source, &config.secrets)?;
     let signer = signer(automation, &config.secrets)?;
     let setters = setters(config, automation, store);
@@ -515,9 +558,15 @@ async fn update(
             .prefix("tagline-checkout-")
             .tempdir()
             .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
-        let mut checkout =
-            Checkout::clone(&remote, &checkout_branch, dir.path()).map_err(|e| e.to_string())?;
-        let review = push_branch != checkout_branch;
+        let mut checkout = match &checkout_ref {
+            CheckoutRef::Branch(b) => Checkout::clone(&remote, b, dir.path()),
+            CheckoutRef::Tag(t) => Checkout::clone_tag(&remote, t, dir.path()),
+        }
+        .map_err(|e| e.to_string())?;
+        let checkout_name = match &checkout_ref {
+            CheckoutRef::Branch(b) | CheckoutRef::Tag(b) => b.clone(),
+        };
+        let review = checkout_ref != CheckoutRef::Branch(push_branch.clone());
         let push_options = git::push_options(&automation.push_options);
         let mut attempt = 0;
         loop {
@@ -538,7 +587,7 @@ async fn update(
             let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
                 .map_err(|e| e.to_string())?;
             if update.files.is_empty() {
-                return Ok((format!("no changes on {checkout_branch}"), update));
+                return Ok((format!("no changes on {checkout_name}"), update));
             }
             let summary = summary(&update);
             if dry_run {
@@ -555,7 +604,7 @@ async fn update(
                 .commit_with(&author, &message, now, signer.as_ref())
                 .map_err(|e| e.to_string())?
             else {
-                return Ok((format!("no changes on {checkout_branch}"), update));
+                return Ok((format!("no changes on {checkout_name}"), update));
             };
             let short = commit[..commit.len().min(7)].to_string();
             let pushed = if review {
@@ -584,7 +633,7 @@ async fn update(
             match pushed {
                 Ok(text) => return Ok((text, update)),
                 // The branch moved between fetch and push: start again from its new tip.
-                Err(e) if e.is_conflict() && attempt < PUSH_ATTEMPTS => {
+                Err(e) if e.is_conflict() && !review && attempt < PUSH_ATTEMPTS => {
                     tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");
                     checkout.refresh(&remote).map_err(|e| e.to_string())?;
                 }

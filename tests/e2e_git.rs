@@ -191,3 +191,86 @@ fn ssh_signed_commits_verify_with_git() {
     );
     assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
 }
+
+#[test]
+fn digest_reflection_writes_digest_markers() {
+    let s = plain();
+    let digest = s
+        .registry
+        .manifest_digest(&s.image, "1.2.0")
+        .expect("the registry knows the digest");
+    let values = "image:\n  digest: sha256:0000 # {\"$imagepolicy\": \"default:app:digest\"}\n  full: x # {\"$imagepolicy\": \"default:app\"}\n";
+    s.git.commit(
+        &s.fleet,
+        "main",
+        &[("deploy/values.yaml", values)],
+        "values",
+    );
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0").replace(
+        "  policy:\n    semver:",
+        "  digestReflectionPolicy: IfNotPresent\n  policy:\n    semver:",
+    );
+    s.config.write("objects.yaml", &objects);
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let full = format!("{}/{}:1.2.0@{digest}", s.registry.host(), s.image);
+    assert_eq!(
+        s.git.file(&s.fleet, "main", "deploy/values.yaml"),
+        values
+            .replace("sha256:0000", &digest)
+            .replace("full: x", &format!("full: {full}"))
+    );
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(&format!("image: {full} #")));
+    assert!(line(&run, "ImagePolicy default/app").ends_with(&full));
+}
+
+#[test]
+fn checkout_by_tag_pushes_to_the_push_branch() {
+    let s = plain();
+    git()
+        .arg("--git-dir")
+        .arg(s.git.git_dir(&s.fleet))
+        .args(["tag", "release-1", "main"])
+        .status()
+        .unwrap();
+    s.git.commit(
+        &s.fleet,
+        "main",
+        &[("later.txt", "after the tag\n")],
+        "later",
+    );
+    configure(
+        &s,
+        &Extra {
+            git: "    checkout:\n      ref:\n        tag: release-1\n    push:\n      branch: from-tag\n".into(),
+            ..Default::default()
+        },
+    );
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = s.git.log(&s.fleet, "from-tag");
+    assert_eq!(
+        log[0].parents,
+        vec![s.initial_head.clone()],
+        "built on the tagged commit"
+    );
+    assert!(!s
+        .git
+        .files(&s.fleet, "from-tag")
+        .contains(&"later.txt".to_string()));
+
+    // Without a push branch there is nowhere to push: a clear failure.
+    configure(
+        &s,
+        &Extra {
+            git: "    checkout:\n      ref:\n        tag: release-1\n".into(),
+            ..Default::default()
+        },
+    );
+    let run = run_once(&s.config);
+    assert_ne!(run.code, 0);
+    assert!(line(&run, "ImageUpdateAutomation default/fleet").contains("push spec not provided"));
+}

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::{
-    parse_duration, types, Config, GitRef, GitRepository, ImagePolicy, ImageRepository,
-    ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector, SigningKeyType,
+    parse_duration, types, Config, DigestReflection, GitRef, GitRepository, ImagePolicy,
+    ImageRepository, ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector,
+    SigningKeyType,
 };
 use crate::image::ImageName;
 use crate::policy::{Choice, FilterTags, Order, Policy};
@@ -398,16 +399,43 @@ impl Loader {
                 return;
             }
         };
-        match spec.digest_reflection_policy.as_deref() {
-            None | Some("Never") => {}
+        let digest_reflection = match spec.digest_reflection_policy.as_deref() {
+            None | Some("Never") => DigestReflection::Never,
+            Some("IfNotPresent") => DigestReflection::IfNotPresent,
+            Some("Always") => DigestReflection::Always,
             Some(other) => {
                 self.object_problem(
                     &h,
                     "spec.digestReflectionPolicy",
-                    format!("'{other}' is not supported yet; only Never"),
+                    format!("'{other}' is not Never, IfNotPresent or Always"),
                 );
                 return;
             }
+        };
+        // Flux's CEL rules: an interval goes with Always, and Always needs one.
+        match (digest_reflection, &spec.interval) {
+            (DigestReflection::Always, None) => {
+                self.object_problem(
+                    &h,
+                    "spec.interval",
+                    "required with digestReflectionPolicy: Always",
+                );
+                return;
+            }
+            (DigestReflection::Always, Some(i)) => {
+                if self.duration(&h, "spec.interval", i).is_none() {
+                    return;
+                }
+            }
+            (_, Some(_)) => {
+                self.object_problem(
+                    &h,
+                    "spec.interval",
+                    "only allowed with digestReflectionPolicy: Always",
+                );
+                return;
+            }
+            (_, None) => {}
         }
         let repository = NamespacedName::new(
             spec.image_repository_ref
@@ -430,6 +458,7 @@ impl Loader {
                 labels: obj.metadata.labels,
                 repository,
                 policy,
+                digest_reflection,
                 suspend: spec.suspend,
             },
         );

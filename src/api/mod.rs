@@ -96,7 +96,21 @@ pub struct ImagePolicy {
     pub labels: BTreeMap<String, String>,
     pub repository: NamespacedName,
     pub policy: Policy,
+    /// `spec.digestReflectionPolicy`.
+    pub digest_reflection: DigestReflection,
     pub suspend: bool,
+}
+
+/// `spec.digestReflectionPolicy`: when the chosen tag's manifest digest is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestReflection {
+    /// No digest (the default).
+    #[default]
+    Never,
+    /// Looked up when the tag (or name) changed or no digest is known yet.
+    IfNotPresent,
+    /// Looked up on every reconcile, so moving tags such as `latest` are tracked.
+    Always,
 }
 
 /// `git.checkout.ref` / `GitRepository.spec.ref`, one kind of reference.

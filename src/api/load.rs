@@ -874,4 +874,126 @@ data:
             "{err}"
         );
     }
+
+    const POLICY: &str = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+  labels: {team: a}
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: '^1.0.0'
+";
+
+    #[test]
+    fn policies_are_checked_with_the_field_named() {
+        let dir = folder(&[("p.yaml", POLICY)]);
+        let config = load_dir(dir.path()).unwrap();
+        let p = &config.policies[&NamespacedName::new("default", "app")];
+        assert_eq!(p.repository, NamespacedName::new("default", "app"));
+        assert_eq!(p.labels["team"], "a");
+        assert_eq!(
+            p.policy
+                .latest(&["1.0.0".into(), "1.3.0".into(), "2.0.0".into()])
+                .unwrap(),
+            "1.3.0"
+        );
+
+        let p = problems(&[("p.yaml", &POLICY.replace("^1.0.0", ">=1.0 <x1"))]);
+        assert!(
+            p[0].contains("ImagePolicy default/app: spec.policy.semver.range: "),
+            "{}",
+            p[0]
+        );
+        assert!(p[0].contains("column"), "{}", p[0]);
+
+        let filtered = POLICY.replace(
+            "  policy:",
+            "  filterTags:\n    pattern: '^main-(unclosed'\n  policy:",
+        );
+        let p = problems(&[("p.yaml", &filtered)]);
+        assert!(p[0].contains("spec.filterTags.pattern: "), "{}", p[0]);
+
+        let p = problems(&[(
+            "p.yaml",
+            &POLICY.replace(
+                "    semver:\n      range: '^1.0.0'",
+                "    alphabetical:\n      order: up",
+            ),
+        )]);
+        assert!(
+            p[0].contains("spec.policy.alphabetical.order: 'up' is not 'asc' or 'desc'"),
+            "{}",
+            p[0]
+        );
+
+        let p = problems(&[(
+            "p.yaml",
+            &POLICY.replace("    semver:\n      range: '^1.0.0'", "    {}"),
+        )]);
+        assert!(
+            p[0].contains("spec.policy: set one of semver, alphabetical or numerical"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn digest_reflection_follows_flux_rules() {
+        let with = |extra: &str| POLICY.replace("  policy:", &format!("{extra}  policy:"));
+        let dir = folder(&[(
+            "p.yaml",
+            &with("  digestReflectionPolicy: Always\n  interval: 10m\n"),
+        )]);
+        let config = load_dir(dir.path()).unwrap();
+        assert_eq!(
+            config.policies[&NamespacedName::new("default", "app")].digest_reflection,
+            super::super::DigestReflection::Always
+        );
+        let p = problems(&[("p.yaml", &with("  digestReflectionPolicy: Always\n"))]);
+        assert!(
+            p[0].contains("spec.interval: required with digestReflectionPolicy: Always"),
+            "{}",
+            p[0]
+        );
+        let p = problems(&[(
+            "p.yaml",
+            &with("  digestReflectionPolicy: IfNotPresent\n  interval: 1m\n"),
+        )]);
+        assert!(
+            p[0].contains("spec.interval: only allowed with digestReflectionPolicy: Always"),
+            "{}",
+            p[0]
+        );
+        let p = problems(&[("p.yaml", &with("  digestReflectionPolicy: Sometimes\n"))]);
+        assert!(
+            p[0].contains("spec.digestReflectionPolicy: 'Sometimes' is not"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_bad_message_template_is_a_config_problem() {
+        let iua = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata: {name: auto}
+spec:
+  interval: 5m
+  sourceRef: {kind: GitRepository, name: repo}
+  git:
+    commit:
+      author: {email: bot@example.com}
+      messageTemplate: '{{ range .Changed.Changes }}'
+";
+        let p = problems(&[("a.yaml", iua)]);
+        assert!(
+            p[0].contains("ImageUpdateAutomation default/auto: spec.git.commit.messageTemplate: "),
+            "{}",
+            p[0]
+        );
+    }
 }

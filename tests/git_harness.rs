@@ -324,7 +324,9 @@ $HTTP["url"] =~ "^/git" {{
 "#,
         dir = dir.display(),
         pem = server_pem.display(),
-        backend = "/usr/lib/git-core/git-http-backend",
+        backend = Path::new(&world.git(base, &["--exec-path"]))
+            .join("git-http-backend")
+            .display(),
         base = base.display(),
         home = world.tmp.path().display(),
     );

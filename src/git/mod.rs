@@ -632,10 +632,11 @@ impl Checkout {
     }
 
     /// The review-branch push: HEAD (built on the checkout tip) goes to `branch`, forced with
-    /// a lease on `last_pushed` (what tagline last pushed there) or, when None, on
-    /// `remote_tip` (the tip `fetch` saw; None: the branch must not exist). Nothing is pushed
-    /// when the remote branch already holds the same content (tree) on top of the same
-    /// parents: `PushOutcome::Unchanged` names that remote commit.
+    /// a lease: when `fetch` saw no such branch (`remote_tip` None) it must still be absent
+    /// (a merged-and-deleted review branch is created again); otherwise it must be at
+    /// `last_pushed` (what tagline last pushed there), or at `remote_tip` if None. Nothing is
+    /// pushed when the remote branch already holds the same content (tree) on top of the
+    /// same parents: `PushOutcome::Unchanged` names that remote commit.
     pub fn push_review(
         &self,
         remote: &Remote,
@@ -662,9 +663,11 @@ impl Checkout {
                 return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
             }
         }
-        let lease = match last_pushed.or(remote_tip) {
-            Some(c) => Lease::At(c.to_string()),
+        // A branch that is gone (merged and deleted) is simply created again; one that is
+        // there must still be what we last pushed (or, if we never did, what we fetched).
+        let lease = match remote_tip {
             None => Lease::Absent,
+            Some(tip) => Lease::At(last_pushed.unwrap_or(tip).to_string()),
         };
         self.push_force_with_lease(remote, branch, &lease)?;
         Ok(PushOutcome::Pushed(head.id().to_string()))

@@ -240,3 +240,31 @@ fn the_service_accounts_ssh_dir_is_never_read() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn concurrent_sessions_each_get_their_own_known_hosts() {
+    // Threads trusting different host keys of one server clone at the same time: each must
+    // ask for (and accept) its own key type, none may block another for good.
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let d = sshd_with_host_keys(&w, &["ecdsa", "ed25519", "rsa"], &[&public]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let line = d.host_lines[i % 3].clone();
+                let r = ssh_remote(d.server.port, &bare, &private, None, &line);
+                let dir = w.path(&format!("c{i}"));
+                scope.spawn(move || {
+                    let co = Checkout::clone(&r, "main", &dir)?;
+                    tagline::git::ls_remote(&r)?;
+                    Ok::<_, GitError>(co.head)
+                })
+            })
+            .collect();
+        for h in handles {
+            let head = h.join().unwrap().unwrap();
+            assert_eq!(Some(head), w.rev(&bare, "main"));
+        }
+    });
+}

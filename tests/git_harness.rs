@@ -324,7 +324,9 @@ $HTTP["url"] =~ "^/git" {{
 "#,
         dir = dir.display(),
         pem = server_pem.display(),
-        backend = "/usr/lib/git-core/git-http-backend",
+        backend = Path::new(&world.git(base, &["--exec-path"]))
+            .join("git-http-backend")
+            .display(),
         base = base.display(),
         home = world.tmp.path().display(),
     );
@@ -429,4 +431,115 @@ pub fn sshd_with_host_keys(world: &World, host_kinds: &[&str], authorized: &[&st
         known_hosts: host_lines[0].clone(),
         host_lines,
     }
+}
+
+/// A root CA, an intermediate CA it signed, and a server certificate for 127.0.0.1/localhost
+/// issued by the intermediate. Returns (root ca.crt path, PEM of server cert + intermediate +
+/// key, for a server that sends the chain).
+pub fn make_tls_chain(world: &World, name: &str) -> (PathBuf, PathBuf) {
+    let dir = world.path(&format!("tls-chain-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut root = vec!["req", "-x509"];
+    root.extend(ec);
+    root.extend([
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test root",
+    ]);
+    run(&root);
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    let mut inter = vec!["req"];
+    inter.extend(ec);
+    inter.extend([
+        "-keyout",
+        "inter.key",
+        "-out",
+        "inter.csr",
+        "-subj",
+        "/CN=test intermediate",
+    ]);
+    run(&inter);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "inter.csr",
+        "-CA",
+        "root.crt",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-out",
+        "inter.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ca.cnf",
+    ]);
+    std::fs::write(
+        dir.join("srv.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let mut srv = vec!["req"];
+    srv.extend(ec);
+    srv.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&srv);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "inter.crt",
+        "-CAkey",
+        "inter.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "srv.cnf",
+    ]);
+    let mut pem = std::fs::read(dir.join("server.crt")).unwrap();
+    pem.extend(std::fs::read(dir.join("inter.crt")).unwrap());
+    pem.extend(std::fs::read(dir.join("server.key")).unwrap());
+    std::fs::write(dir.join("server.pem"), pem).unwrap();
+    (dir.join("root.crt"), dir.join("server.pem"))
 }

@@ -138,3 +138,28 @@ fn credentials_in_the_url_are_used_when_the_secret_has_none() {
     assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("wrong-pw-77"));
 }
+
+#[test]
+fn a_server_certificate_from_an_intermediate_ca_verifies_against_the_root() {
+    // ca.crt holds only the root; the server sends leaf + intermediate.
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (root, pem) = make_tls_chain(&w, "a");
+    let h = lighttpd(&w, w.tmp.path(), "bot", "pw-1234", &pem);
+    let mut r = basic(
+        format!("https://127.0.0.1:{}/git/repo.git", h.tls_port),
+        "pw-1234",
+    );
+    r.ca_pem = Some(std::fs::read(&root).unwrap());
+    let dir = w.path("c");
+    let co = Checkout::clone(&r, "main", &dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "x\n").unwrap();
+    let id = co.commit(&author(), "m").unwrap().unwrap();
+    co.push(&r, "main").unwrap();
+    assert_eq!(w.rev(&bare, "main").unwrap(), id);
+    // Another root does not verify it.
+    let (other_root, _) = make_tls_chain(&w, "b");
+    r.ca_pem = Some(std::fs::read(&other_root).unwrap());
+    let err = Checkout::clone(&r, "main", &w.path("d")).unwrap_err();
+    assert!(matches!(err, GitError::Certificate { .. }), "{err:?}");
+}

@@ -105,3 +105,25 @@ fn ls_remote_lists_heads_and_tags_without_cloning() {
     let err = tagline::git::ls_remote(&remote(&file_url(&w.path("absent.git")))).unwrap_err();
     assert!(matches!(err, GitError::Fetch { .. }), "{err:?}");
 }
+
+#[test]
+fn any_ref_can_be_checked_out() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let main = w.rev(&bare, "main").unwrap();
+    let pr = w.commit_elsewhere(&bare, "main", &[("pr.txt", "p\n")]);
+    w.git(&bare, &["update-ref", "refs/pull/7/head", &pr]);
+    w.git(&bare, &["update-ref", "refs/heads/main", &main]);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let dir = w.path("c");
+    let co = Checkout::clone_ref(&r, "refs/pull/7/head", &dir).unwrap();
+    assert_eq!(co.head, pr);
+    assert!(dir.join("pr.txt").exists());
+    for bad in ["pull/7/head", "refs/pull/../x"] {
+        let err = Checkout::clone_ref(&r, bad, &w.path("x")).unwrap_err();
+        assert!(matches!(err, GitError::Config { .. }), "{bad}: {err:?}");
+    }
+    let err = Checkout::clone_ref(&r, "refs/pull/8/head", &w.path("y")).unwrap_err();
+    assert!(matches!(err, GitError::RefNotFound { .. }), "{err:?}");
+}

@@ -264,3 +264,20 @@ fn accumulate_on_an_existing_push_branch_like_flux() {
     // A missing branch fetches as None.
     assert_eq!(co.fetch(&r, "nope").unwrap(), None);
 }
+
+#[test]
+fn a_merged_and_deleted_review_branch_is_created_again() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let d = git_daemon(&w, w.tmp.path());
+    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let PushOutcome::Pushed(first) = run(&w, &r, "run1", None, 1_700_000_000).unwrap() else {
+        panic!("expected a push")
+    };
+    w.git(&bare, &["branch", "-D", "review"]);
+    let PushOutcome::Pushed(again) = run(&w, &r, "run2", Some(&first), 1_700_000_600).unwrap()
+    else {
+        panic!("expected a push")
+    };
+    assert_eq!(w.rev(&bare, "review").unwrap(), again);
+}

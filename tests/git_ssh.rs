@@ -240,3 +240,62 @@ fn the_service_accounts_ssh_dir_is_never_read() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn concurrent_sessions_each_get_their_own_known_hosts() {
+    // Threads trusting different host keys of one server clone at the same time: each must
+    // ask for (and accept) its own key type, none may block another for good.
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let d = sshd_with_host_keys(&w, &["ecdsa", "ed25519", "rsa"], &[&public]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let line = d.host_lines[i % 3].clone();
+                let r = ssh_remote(d.server.port, &bare, &private, None, &line);
+                let dir = w.path(&format!("c{i}"));
+                scope.spawn(move || {
+                    let co = Checkout::clone(&r, "main", &dir)?;
+                    tagline::git::ls_remote(&r)?;
+                    Ok::<_, GitError>(co.head)
+                })
+            })
+            .collect();
+        for h in handles {
+            let head = h.join().unwrap().unwrap();
+            assert_eq!(Some(head), w.rev(&bare, "main"));
+        }
+    });
+}
+
+#[test]
+fn without_a_user_in_the_url_the_user_is_git() {
+    let w = World::new();
+    let bare = w.bare_repo("repo", "main", FILES);
+    let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
+    let d = sshd(&w, "ed25519", &[&public]);
+    let mut r = remote(&format!(
+        "ssh://127.0.0.1:{}{}",
+        d.server.port,
+        bare.display()
+    ));
+    r.auth = Some(Auth::Ssh {
+        identity: private,
+        password: None,
+        known_hosts: d.known_hosts.clone(),
+    });
+    // This machine has no `git` account: the server refuses it, and says whom it refused.
+    let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
+    assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
+    let log_path = w.path(&format!("sshd-{}/sshd.log", d.server.port));
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("user git") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(log.contains("Invalid user git"), "{log}");
+}

@@ -12,7 +12,8 @@
 //! - `Auth::Ssh { identity, password, known_hosts }`; host keys are checked against
 //!   `known_hosts` only.
 //! - `GitError::{is_retryable, is_conflict}`; `redact_url`.
-//! - `Checkout::clone_tag(&Remote, tag, dir)`, `clone_commit(&Remote, branch, sha, dir)`:
+//! - `Checkout::clone_tag(&Remote, tag, dir)`, `clone_ref(&Remote, refname, dir)`,
+//!   `clone_commit(&Remote, branch, sha, dir)`:
 //!   detached checkouts (then `switch_branch` to the push branch before pushing).
 //! - `Checkout::commit_at` (explicit time), `current_branch`, `head_commit`.
 //! - Review branch: `fetch(&Remote, branch) -> Option<tip>`, `switch_branch(branch, at)`,
@@ -186,31 +187,54 @@ impl Checkout {
     /// detached HEAD; `branch` is empty. Commits go on top of it; pushing needs a branch:
     /// `switch_branch(push_branch, &head)` first.
     pub fn clone_tag(remote: &Remote, tag: &str, dir: &Path) -> Result<Checkout, GitError> {
-        let refname = format!("refs/tags/{tag}");
-        if tag.is_empty() || !git2::Reference::is_valid_name(&refname) {
+        if tag.is_empty() {
             return Err(GitError::Config {
                 url: redact_url(&remote.url),
-                cause: format!("'{tag}' is not a valid tag name"),
+                cause: "empty tag name".into(),
+            });
+        }
+        Self::clone_detached(
+            remote,
+            &format!("refs/tags/{tag}"),
+            &format!("tag '{tag}'"),
+            dir,
+        )
+    }
+
+    /// Clones any ref (Flux's `checkout.ref.name`, e.g. `refs/pull/7/head` or
+    /// `refs/heads/main`) and checks out its commit with a detached HEAD; `branch` is empty.
+    pub fn clone_ref(remote: &Remote, refname: &str, dir: &Path) -> Result<Checkout, GitError> {
+        Self::clone_detached(remote, refname, &format!("ref '{refname}'"), dir)
+    }
+
+    fn clone_detached(
+        remote: &Remote,
+        refname: &str,
+        what: &str,
+        dir: &Path,
+    ) -> Result<Checkout, GitError> {
+        if !refname.starts_with("refs/") || !git2::Reference::is_valid_name(refname) {
+            return Err(GitError::Config {
+                url: redact_url(&remote.url),
+                cause: format!("{what} is not a valid ref name"),
             });
         }
         let session = Session::new(remote, "cloning")?;
         let repo = init_clone(&session, dir, &format!("+{refname}:{refname}"))?;
-        let target =
-            fetch_ref(&repo, &session, &refname, &refname, tag, true, true)?.ok_or_else(|| {
-                GitError::RefNotFound {
-                    url: session.url(),
-                    what: format!("tag '{tag}'"),
-                }
+        let target = fetch_ref(&repo, &session, refname, refname, refname, true, true)?
+            .ok_or_else(|| GitError::RefNotFound {
+                url: session.url(),
+                what: what.to_string(),
             })?;
         let commit = repo
             .find_object(target, None)
             .and_then(|o| o.peel_to_commit())
             .map_err(|e| GitError::Checkout {
-                branch: tag.to_string(),
+                branch: refname.to_string(),
                 cause: e.message().to_string(),
             })?
             .id();
-        Self::detached(&repo, dir, tag, commit)
+        Self::detached(&repo, dir, refname, commit)
     }
 
     /// Clones `branch` with its history and checks out `commit` (Flux's `checkout.ref.commit`)
@@ -634,10 +658,11 @@ impl Checkout {
     }
 
     /// The review-branch push: HEAD (built on the checkout tip) goes to `branch`, forced with
-    /// a lease on `last_pushed` (what tagline last pushed there) or, when None, on
-    /// `remote_tip` (the tip `fetch` saw; None: the branch must not exist). Nothing is pushed
-    /// when the remote branch already holds the same content (tree) on top of the same
-    /// parents: `PushOutcome::Unchanged` names that remote commit.
+    /// a lease: when `fetch` saw no such branch (`remote_tip` None) it must still be absent
+    /// (a merged-and-deleted review branch is created again); otherwise it must be at
+    /// `last_pushed` (what tagline last pushed there), or at `remote_tip` if None. Nothing is
+    /// pushed when the remote branch already holds the same content (tree) on top of the
+    /// same parents: `PushOutcome::Unchanged` names that remote commit.
     pub fn push_review(
         &self,
         remote: &Remote,
@@ -664,9 +689,11 @@ impl Checkout {
                 return Ok(PushOutcome::Unchanged(theirs.id().to_string()));
             }
         }
-        let lease = match last_pushed.or(remote_tip) {
-            Some(c) => Lease::At(c.to_string()),
+        // A branch that is gone (merged and deleted) is simply created again; one that is
+        // there must still be what we last pushed (or, if we never did, what we fetched).
+        let lease = match remote_tip {
             None => Lease::Absent,
+            Some(tip) => Lease::At(last_pushed.unwrap_or(tip).to_string()),
         };
         self.push_force_with_lease(remote, branch, &lease)?;
         Ok(PushOutcome::Pushed(head.id().to_string()))

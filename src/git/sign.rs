@@ -347,3 +347,29 @@ fn ssh_key_from_pem(pem: &str, passphrase: Option<&str>) -> Result<ssh_key::Priv
     };
     ssh_key::PrivateKey::new(data, "").map_err(|e| bad(&e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signer_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Signer>();
+        shared::<super::super::Checkout>();
+        shared::<super::super::Remote>();
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let k = SigningKey::OpenPgp {
+            armored: "-----BEGIN PGP PRIVATE KEY BLOCK-----".into(),
+            passphrase: Some("hunter22".into()),
+        };
+        let shown = format!("{k:?}");
+        assert!(
+            !shown.contains("BEGIN") && !shown.contains("hunter22"),
+            "{shown}"
+        );
+    }
+}

@@ -235,12 +235,26 @@ impl<'r> Session<'r> {
         let flags = self.flags.clone();
         let port = ssh::port_of(&self.remote.url);
         let home_lease = self.home_lease.clone();
+        let https_port = url::Url::parse(&self.remote.url)
+            .ok()
+            .filter(|u| u.scheme() == "https")
+            .and_then(|u| u.port_or_known_default());
+        let deadline = self.deadline;
         cb.certificate_check(move |cert, host| {
             if let Some(x509) = cert.as_x509() {
                 if cas.is_empty() {
                     return Ok(CertificateCheckStatus::CertificatePassthrough);
                 }
-                return match verify_leaf(&cas, x509.data(), host) {
+                let verdict = verify_leaf(&cas, x509.data(), host).or_else(|why| {
+                    // libgit2 shows only the leaf: a server certificate issued by an
+                    // intermediate needs the chain the server sends, so look at it ourselves.
+                    let Some(port) = https_port else {
+                        return Err(why);
+                    };
+                    verify_chain(&cas, host, port, x509.data(), deadline)
+                        .map_err(|chain_why| format!("{why}; {chain_why}"))
+                });
+                return match verdict {
                     Ok(()) => Ok(CertificateCheckStatus::CertificateOk),
                     Err(why) => {
                         // Not signed by the configured CA: let the system store decide, as
@@ -404,4 +418,51 @@ fn verify_leaf(cas: &[X509], der: &[u8], host: &str) -> Result<(), String> {
         None => Ok(()),
         Some(why) => Err(format!("not verified by the configured ca.crt: {why}")),
     }
+}
+
+/// Connects to `host:port` with TLS, verifies the chain the server sends against the
+/// configured CAs (and the host name), and checks that its leaf is `leaf_der`, the
+/// certificate libgit2 got.
+fn verify_chain(
+    cas: &[X509],
+    host: &str,
+    port: u16,
+    leaf_der: &[u8],
+    deadline: Instant,
+) -> Result<(), String> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let why = |e: &dyn std::fmt::Display| format!("chain check: {e}");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| why(&"out of time"))?;
+    let addr = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| why(&e))?
+        .next()
+        .ok_or_else(|| why(&"no address"))?;
+    let tcp = TcpStream::connect_timeout(&addr, left).map_err(|e| why(&e))?;
+    tcp.set_read_timeout(Some(left)).map_err(|e| why(&e))?;
+    tcp.set_write_timeout(Some(left)).map_err(|e| why(&e))?;
+    let mut store = X509StoreBuilder::new().map_err(|e| why(&e))?;
+    for ca in cas {
+        store.add_cert(ca.clone()).map_err(|e| why(&e))?;
+    }
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(|e| why(&e))?;
+    builder.set_cert_store(store.build());
+    let connector = builder.build();
+    let tls = connector
+        .connect(bare, tcp)
+        .map_err(|e| why(&format!("not verified by the configured ca.crt: {e}")))?;
+    let served = tls
+        .ssl()
+        .peer_certificate()
+        .and_then(|c| c.to_der().ok())
+        .ok_or_else(|| why(&"no server certificate"))?;
+    if served != leaf_der {
+        return Err(why(&"the server showed another certificate"));
+    }
+    Ok(())
 }

@@ -492,6 +492,16 @@ impl<'a> Session<'a> {
                 .target
                 .auth_error("the bearer challenge's realm is not an http(s) URL".into()));
         }
+        // An HTTPS registry pointing at a plain-HTTP realm would have the secret sent in clear.
+        if url.scheme() == "http"
+            && self.target.base.scheme() == "https"
+            && self.credentials.is_some()
+        {
+            return Err(self.target.auth_error(format!(
+                "refusing to send credentials to the plain-HTTP token realm {}",
+                url.origin().ascii_serialization()
+            )));
+        }
         let default_scope = format!("repository:{}:pull", self.target.repository);
         let scope = scope.unwrap_or(&default_scope);
         let realm_host = url.host_str().unwrap_or_default().to_string();

@@ -24,6 +24,8 @@ pub enum Mode {
     Tls,
     MutualTls,
     Token,
+    /// TLS registry whose token realm is plain HTTP.
+    TlsToken,
 }
 
 pub const USER: &str = "scanner-user";
@@ -134,7 +136,7 @@ impl Registry {
         );
         let (mut ca_pem, mut client_cert_pem, mut client_key_pem, mut token_port) =
             (None, None, None, None);
-        if matches!(mode, Mode::Tls | Mode::MutualTls) {
+        if matches!(mode, Mode::Tls | Mode::MutualTls | Mode::TlsToken) {
             make_pki(&dir);
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -161,7 +163,7 @@ impl Registry {
                 dir.join("htpasswd").display()
             ));
         }
-        if mode == Mode::Token {
+        if matches!(mode, Mode::Token | Mode::TlsToken) {
             let tp = token::start(&dir);
             token_port = Some(tp);
             config.push_str(&format!(
@@ -221,7 +223,7 @@ read _ignored || true
     }
 
     pub fn tls(&self) -> bool {
-        matches!(self.mode, Mode::Tls | Mode::MutualTls)
+        matches!(self.mode, Mode::Tls | Mode::MutualTls | Mode::TlsToken)
     }
 
     fn base(&self) -> String {
@@ -251,7 +253,7 @@ read _ignored || true
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
             )),
-            Mode::Token => {
+            Mode::Token | Mode::TlsToken => {
                 let url = format!(
                     "http://127.0.0.1:{}/token?service=tagline-test&scope=repository:{repo}:pull,push",
                     self.token_port.unwrap()

@@ -436,3 +436,13 @@ proptest::proptest! {
         }
     }
 }
+
+/// Sprig 3.3.0 (Flux's) added `sha512sum`; the oracle's Sprig 3.2.3 lacks it.
+#[test]
+fn sha512sum_of_sprig_3_3() {
+    assert_eq!(
+        render_default("{{ sha512sum \"abc\" }}").unwrap(),
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+         2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+    );
+}

@@ -69,6 +69,7 @@ const SPRIG: &[&str] = &[
     "replace",
     "plural",
     "sha1sum",
+    "sha512sum",
     "sha256sum",
     "adler32sum",
     "toString",
@@ -1326,6 +1327,11 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
         "sha256sum" => {
             arity(name, a, 1)?;
             Value::str(hex(&sha2::Sha256::digest(s(a, 0)?.as_bytes())))
+        }
+        // Sprig 3.3.0, which Flux uses.
+        "sha512sum" => {
+            arity(name, a, 1)?;
+            Value::str(hex(&sha2::Sha512::digest(s(a, 0)?.as_bytes())))
         }
         "adler32sum" => {
             arity(name, a, 1)?;

@@ -18,8 +18,7 @@
 //!   `template` calls;
 //! - positions are 1-based line:column in characters, at the start of the expression (Go
 //!   counts bytes from 0 and points at the last field of a chain); regular expressions use
-//!   Rust's `regex` (RE2 syntax like Go's; error texts differ); `snakecase`/`kebabcase` follow
-//!   xstrings except around digits.
+//!   Rust's `regex` (RE2 syntax like Go's; error texts differ).
 
 mod exec;
 mod funcs;

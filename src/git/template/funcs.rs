@@ -395,17 +395,22 @@ fn to_int64(v: &Value) -> i64 {
         Value::Byte(b) => i64::from(*b),
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
-        Value::Str(s) => {
-            let t = s.trim_end_matches(".0");
-            let t = if s.contains('.') && s.trim_end_matches('0').ends_with('.') {
-                s.trim_end_matches('0').trim_end_matches('.')
-            } else {
-                t
-            };
-            parse_go_int(t).unwrap_or(0)
-        }
+        Value::Str(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// cast's `trimZeroDecimal`: `"12.00"` is `"12"`; `"1.50"` and `"1."` stay.
+fn trim_zero_decimal(s: &str) -> &str {
+    let mut found_zero = false;
+    for (i, b) in s.bytes().enumerate().rev() {
+        match b {
+            b'.' if found_zero => return &s[..i],
+            b'0' => found_zero = true,
+            _ => return s,
+        }
+    }
+    s
 }
 
 fn to_float64(v: &Value) -> f64 {

@@ -956,7 +956,7 @@ impl Parser {
         let else_list = match end {
             ListEnd::End(_) => None,
             ListEnd::Eof => return err(pos, "unexpected EOF"),
-            ListEnd::Else(else_pos) => {
+            ListEnd::Else(_) => {
                 let chained = self.peek_non_space();
                 match chained.tok {
                     Tok::Keyword(k @ ("if" | "with"))
@@ -972,7 +972,6 @@ impl Parser {
                         }])
                     }
                     Tok::Keyword(k @ ("if" | "with")) => {
-                        let _ = else_pos;
                         return err(
                             chained.pos,
                             format!("unexpected <{k}> in {{{{else}}}} of {kind}"),

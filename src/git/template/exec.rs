@@ -417,7 +417,7 @@ impl<'t> Exec<'t> {
                     None => self.fail(format!("can't evaluate field {name} in type {type_name}")),
                 }
             }
-            Value::Map(m) if m.string_keys || m.type_name.starts_with("map[string]") => {
+            Value::Map(m) if m.has_string_keys() => {
                 if has_args {
                     return self.fail(format!("{name} is not a method but has arguments"));
                 }

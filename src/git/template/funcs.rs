@@ -549,17 +549,8 @@ fn index(args: &[Value]) -> R {
                 Value::Byte(s.as_bytes()[n])
             }
             Value::Map(m) => {
-                let key_ok = match ix {
-                    Value::Str(_) => m.type_name.starts_with("map[string]"),
-                    Value::Struct(st) => m.type_name.contains(st.type_name),
-                    _ => false,
-                };
-                if !key_ok {
-                    let key_type = if m.type_name.starts_with("map[string]") {
-                        "string"
-                    } else {
-                        "update.ObjectIdentifier"
-                    };
+                let key_type = m.key_type();
+                if ix.type_name() != key_type {
                     return calling(format!(
                         "value has type {}; should be {key_type}",
                         ix.type_name()

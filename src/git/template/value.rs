@@ -46,6 +46,15 @@ impl Map {
     pub fn has_string_keys(&self) -> bool {
         self.type_name.starts_with("map[string]")
     }
+
+    /// The Go type of the keys.
+    pub fn key_type(&self) -> &'static str {
+        if self.has_string_keys() {
+            "string"
+        } else {
+            "update.ObjectIdentifier"
+        }
+    }
 }
 
 /// A field of a Go struct.

@@ -9,7 +9,6 @@
 //! - `Checkout::push(&self, &Remote, branch) -> Result<(), GitError>`: a rejected ref is an error.
 
 pub mod template;
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

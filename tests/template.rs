@@ -436,3 +436,56 @@ proptest::proptest! {
         }
     }
 }
+
+/// Sprig 3.3.0 (Flux's) added `sha512sum`; the oracle's Sprig 3.2.3 lacks it.
+#[test]
+fn sha512sum_of_sprig_3_3() {
+    assert_eq!(
+        render_default("{{ sha512sum \"abc\" }}").unwrap(),
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+         2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+    );
+}
+
+/// Deep nesting is refused before it can exhaust a thread's stack: templates render on
+/// blocking threads with 2 MiB stacks.
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let run = |tmpl: String| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                template::parse(&tmpl)
+                    .and_then(|t| {
+                        let cs = flux_source_test_changes();
+                        let values = BTreeMap::new();
+                        t.render(&TemplateData {
+                            automation_namespace: "ns",
+                            automation_name: "n",
+                            changes: &cs,
+                            values: &values,
+                        })
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    let parens = |n: usize| format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n));
+    let ifs = |n: usize| format!("{}x{}", "{{ if true }}".repeat(n), "{{ end }}".repeat(n));
+    let recursion =
+        "{{ define \"r\" }}{{ if gt . 0 }}{{ template \"r\" (sub . 1) }}{{ end }}{{ end }}";
+    assert_eq!(run(parens(50)).unwrap(), "1");
+    assert_eq!(run(ifs(50)).unwrap(), "x");
+    assert_eq!(
+        run(format!("{recursion}{{{{ template \"r\" 150 }}}}ok")).unwrap(),
+        "ok"
+    );
+    for deep in [parens(100_000), ifs(100_000)] {
+        let e = run(deep).unwrap_err();
+        assert!(e.contains("nested too deeply"), "{e}");
+    }
+    let e = run(format!("{recursion}{{{{ template \"r\" 100000 }}}}")).unwrap_err();
+    assert!(e.contains("exceeded maximum template depth"), "{e}");
+}

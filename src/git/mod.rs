@@ -40,7 +40,6 @@ mod ssh;
 mod transport;
 
 pub mod template;
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

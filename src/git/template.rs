@@ -15,11 +15,11 @@
 //!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
 //!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
 //! - a render stops with an error past 4 MiB of output, 1,000,000 steps or 200 nested
-//!   `template` calls;
+//!   `template` calls, and parentheses or control structures nested deeper than 100 levels
+//!   are refused at parse time (Go has no such limits);
 //! - positions are 1-based line:column in characters, at the start of the expression (Go
 //!   counts bytes from 0 and points at the last field of a chain); regular expressions use
-//!   Rust's `regex` (RE2 syntax like Go's; error texts differ); `snakecase`/`kebabcase` follow
-//!   xstrings except around digits.
+//!   Rust's `regex` (RE2 syntax like Go's; error texts differ).
 
 mod exec;
 mod funcs;

@@ -42,7 +42,7 @@ pub(crate) struct Exec<'t> {
     depth: usize,
     steps: u64,
     /// The node being evaluated, for error messages.
-    at: (Pos, String),
+    at: At<'t>,
 }
 
 type R<T> = Result<T, ExecError>;
@@ -56,21 +56,22 @@ impl<'t> Exec<'t> {
             dot_iface: false,
             depth: 0,
             steps: 0,
-            at: (0, String::new()),
+            at: At::Start,
         }
     }
 
     pub fn run(&mut self) -> R<()> {
         let dot = self.vars[0].value.clone();
-        let root = &self.tree.root;
-        self.walk_list(&dot, root)?;
+        let tree: &'t Tree = self.tree;
+        self.walk_list(&dot, &tree.root)?;
         Ok(())
     }
 
     fn fail<T>(&self, message: impl Into<String>) -> R<T> {
+        let (pos, context) = self.at.describe();
         Err(ExecError::Failed {
-            pos: self.at.0,
-            context: self.at.1.clone(),
+            pos,
+            context,
             message: message.into(),
         })
     }
@@ -86,7 +87,7 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    fn walk_list(&mut self, dot: &Value, list: &[Node]) -> R<Flow> {
+    fn walk_list(&mut self, dot: &Value, list: &'t [Node]) -> R<Flow> {
         for node in list {
             match self.walk(dot, node)? {
                 Flow::Normal => {}
@@ -96,7 +97,7 @@ impl<'t> Exec<'t> {
         Ok(Flow::Normal)
     }
 
-    fn walk(&mut self, dot: &Value, node: &Node) -> R<Flow> {
+    fn walk(&mut self, dot: &Value, node: &'t Node) -> R<Flow> {
         self.step()?;
         match node {
             Node::Text(t) => self.out.push_str(t),
@@ -134,10 +135,7 @@ impl<'t> Exec<'t> {
                 r?;
             }
             Node::Template { pos, name, pipe } => {
-                self.at = (
-                    *pos,
-                    format!("{{{{template {}}}}}", gofmt::go_quote(name, false)),
-                );
+                self.at = At::Template(*pos, name);
                 let Some(body) = self.tree.defines.get(name) else {
                     return self.fail(format!(
                         "template {} not defined",
@@ -167,7 +165,7 @@ impl<'t> Exec<'t> {
         Ok(Flow::Normal)
     }
 
-    fn walk_range(&mut self, dot: &Value, b: &Branch) -> R<()> {
+    fn walk_range(&mut self, dot: &Value, b: &'t Branch) -> R<()> {
         let v = self.eval_pipeline(dot, &b.pipe)?;
         let decl = &b.pipe.decl;
         let len = match &v {
@@ -248,7 +246,7 @@ impl<'t> Exec<'t> {
         }
     }
 
-    pub(crate) fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> R<Value> {
+    pub(crate) fn eval_pipeline(&mut self, dot: &Value, pipe: &'t Pipe) -> R<Value> {
         let mut value: Option<Value> = None;
         for cmd in &pipe.cmds {
             // A nil interface result is an invalid value to the next stage, as in Go.
@@ -271,9 +269,9 @@ impl<'t> Exec<'t> {
         Ok(value)
     }
 
-    fn eval_command(&mut self, dot: &Value, cmd: &Command, fin: Option<Value>) -> R<Value> {
+    fn eval_command(&mut self, dot: &Value, cmd: &'t Command, fin: Option<Value>) -> R<Value> {
         let first = &cmd.args[0];
-        self.at = (first.pos(), cmd.to_string());
+        self.at = At::Cmd(cmd);
         match first {
             Arg::Field(_, fields) => {
                 let iface = self.dot_iface;
@@ -293,12 +291,12 @@ impl<'t> Exec<'t> {
                     return self.eval_pipeline(dot, pipe);
                 }
                 let v = self.eval_pipeline(dot, pipe)?;
-                self.at = (first.pos(), cmd.to_string());
+                self.at = At::Cmd(cmd);
                 self.eval_chain(v, fields, &cmd.args[1..], fin, false)
             }
             Arg::Chain(_, name, fields) => {
                 let v = self.eval_function(dot, name, &[], None)?;
-                self.at = (first.pos(), cmd.to_string());
+                self.at = At::Cmd(cmd);
                 self.eval_chain(v, fields, &cmd.args[1..], fin, false)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, &cmd.args[1..], fin),
@@ -357,7 +355,7 @@ impl<'t> Exec<'t> {
         &mut self,
         mut receiver: Value,
         fields: &[String],
-        args: &[Arg],
+        args: &'t [Arg],
         fin: Option<Value>,
         mut iface: bool,
     ) -> R<Value> {
@@ -391,13 +389,13 @@ impl<'t> Exec<'t> {
             Value::Struct(s) => {
                 if !iface && s.type_name == "source.TemplateData" && name == "Updated" {
                     return Err(ExecError::Removed {
-                        pos: self.at.0,
+                        pos: self.at.describe().0,
                         field: ".Updated",
                     });
                 }
                 if !iface && s.type_name == "update.Result" && name == "ImageResult" {
                     return Err(ExecError::Removed {
-                        pos: self.at.0,
+                        pos: self.at.describe().0,
                         field: ".Changed.ImageResult",
                     });
                 }
@@ -419,7 +417,7 @@ impl<'t> Exec<'t> {
                     None => self.fail(format!("can't evaluate field {name} in type {type_name}")),
                 }
             }
-            Value::Map(m) if m.string_keys || m.type_name.starts_with("map[string]") => {
+            Value::Map(m) if m.has_string_keys() => {
                 if has_args {
                     return self.fail(format!("{name} is not a method but has arguments"));
                 }
@@ -432,8 +430,8 @@ impl<'t> Exec<'t> {
     }
 
     /// Evaluates one argument of a function call.
-    fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> R<Value> {
-        self.at = (arg.pos(), arg.to_string());
+    fn eval_arg(&mut self, dot: &Value, arg: &'t Arg) -> R<Value> {
+        self.at = At::Arg(arg);
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
@@ -462,10 +460,10 @@ impl<'t> Exec<'t> {
         &mut self,
         dot: &Value,
         name: &str,
-        args: &[Arg],
+        args: &'t [Arg],
         fin: Option<Value>,
     ) -> R<Value> {
-        let here = self.at.clone();
+        let here = self.at;
         // `and` and `or` evaluate their arguments lazily.
         if name == "and" || name == "or" {
             let total = args.len() + usize::from(fin.is_some());
@@ -532,7 +530,7 @@ impl<'t> Exec<'t> {
 
     /// Go's messages for an argument of the wrong type: literals are checked against the
     /// parameter type ("expected integer; found \"5\""), computed values after evaluation.
-    fn arg_type_error(&mut self, node: Option<&Arg>, value: &Value, want: &str) -> R<Value> {
+    fn arg_type_error(&mut self, node: Option<&'t Arg>, value: &Value, want: &str) -> R<Value> {
         if let Some(node) = node {
             let literal_want = match want {
                 "int" => "integer",
@@ -540,15 +538,15 @@ impl<'t> Exec<'t> {
             };
             match node {
                 Arg::Nil(_) => {
-                    self.at = (node.pos(), node.to_string());
+                    self.at = At::Arg(node);
                     return self.fail(format!("cannot assign nil to {want}"));
                 }
                 Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) if want.starts_with("map[") => {
-                    self.at = (node.pos(), node.to_string());
+                    self.at = At::Arg(node);
                     return self.fail(format!("can't handle {node} for arg of type {want}"));
                 }
                 Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) => {
-                    self.at = (node.pos(), node.to_string());
+                    self.at = At::Arg(node);
                     return self.fail(format!("expected {literal_want}; found {node}"));
                 }
                 _ => {}
@@ -577,6 +575,30 @@ impl Var {
             name: name.to_string(),
             value,
             iface,
+        }
+    }
+}
+
+/// The node being evaluated, described only when an error needs it.
+#[derive(Clone, Copy)]
+enum At<'t> {
+    Start,
+    Cmd(&'t Command),
+    Arg(&'t Arg),
+    Template(Pos, &'t str),
+}
+
+impl At<'_> {
+    /// The offset and Go's text of the node.
+    fn describe(&self) -> (Pos, String) {
+        match self {
+            At::Start => (0, String::new()),
+            At::Cmd(cmd) => (cmd.args[0].pos(), cmd.to_string()),
+            At::Arg(arg) => (arg.pos(), arg.to_string()),
+            At::Template(pos, name) => (
+                *pos,
+                format!("{{{{template {}}}}}", gofmt::go_quote(name, false)),
+            ),
         }
     }
 }

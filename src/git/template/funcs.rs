@@ -69,6 +69,7 @@ const SPRIG: &[&str] = &[
     "replace",
     "plural",
     "sha1sum",
+    "sha512sum",
     "sha256sum",
     "adler32sum",
     "toString",
@@ -394,17 +395,22 @@ fn to_int64(v: &Value) -> i64 {
         Value::Byte(b) => i64::from(*b),
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
-        Value::Str(s) => {
-            let t = s.trim_end_matches(".0");
-            let t = if s.contains('.') && s.trim_end_matches('0').ends_with('.') {
-                s.trim_end_matches('0').trim_end_matches('.')
-            } else {
-                t
-            };
-            parse_go_int(t).unwrap_or(0)
-        }
+        Value::Str(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// cast's `trimZeroDecimal`: `"12.00"` is `"12"`; `"1.50"` and `"1."` stay.
+fn trim_zero_decimal(s: &str) -> &str {
+    let mut found_zero = false;
+    for (i, b) in s.bytes().enumerate().rev() {
+        match b {
+            b'.' if found_zero => return &s[..i],
+            b'0' => found_zero = true,
+            _ => return s,
+        }
+    }
+    s
 }
 
 fn to_float64(v: &Value) -> f64 {
@@ -543,17 +549,8 @@ fn index(args: &[Value]) -> R {
                 Value::Byte(s.as_bytes()[n])
             }
             Value::Map(m) => {
-                let key_ok = match ix {
-                    Value::Str(_) => m.type_name.starts_with("map[string]"),
-                    Value::Struct(st) => m.type_name.contains(st.type_name),
-                    _ => false,
-                };
-                if !key_ok {
-                    let key_type = if m.type_name.starts_with("map[string]") {
-                        "string"
-                    } else {
-                        "update.ObjectIdentifier"
-                    };
+                let key_type = m.key_type();
+                if ix.type_name() != key_type {
                     return calling(format!(
                         "value has type {}; should be {key_type}",
                         ix.type_name()
@@ -1327,6 +1324,11 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
             arity(name, a, 1)?;
             Value::str(hex(&sha2::Sha256::digest(s(a, 0)?.as_bytes())))
         }
+        // Sprig 3.3.0, which Flux uses.
+        "sha512sum" => {
+            arity(name, a, 1)?;
+            Value::str(hex(&sha2::Sha512::digest(s(a, 0)?.as_bytes())))
+        }
         "adler32sum" => {
             arity(name, a, 1)?;
             Value::str(adler32(s(a, 0)?.as_bytes()).to_string())
@@ -2044,31 +2046,187 @@ fn wrap(text: &str, width: usize, sep: &str) -> String {
 
 /// xstrings' `ToSnakeCase`, `ToKebabCase` and `ToCamelCase`.
 fn case_convert(name: &str, text: &str) -> String {
-    if name == "camelcase" {
-        return camel_case(text);
+    match name {
+        "camelcase" => camel_case(text),
+        "snakecase" => camel_to_lower(text, '_'),
+        _ => camel_to_lower(text, '-'),
     }
-    let sep = if name == "snakecase" { '_' } else { '-' };
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::new();
-    for (n, &c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            let prev_lower =
-                n > 0 && (chars[n - 1].is_lowercase() || chars[n - 1].is_ascii_digit());
-            let next_lower = chars.get(n + 1).is_some_and(|x| x.is_lowercase());
-            let prev_upper = n > 0 && chars[n - 1].is_uppercase();
-            if n > 0 && !out.ends_with(sep) && (prev_lower || (prev_upper && next_lower)) {
-                out.push(sep);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WordType {
+    Invalid,
+    Number,
+    UpperCase,
+    Alphabet,
+    Connector,
+    Punct,
+    Other,
+}
+
+/// xstrings' `isAlphabet`: a letter, but not a CJK ideograph.
+fn is_alphabet(c: char) -> bool {
+    let u = c as u32;
+    c.is_alphabetic()
+        && !((0x4e00..=0x9fcc).contains(&u)
+            || (0x3400..=0x4d85).contains(&u)
+            || (0x20000..=0x2b81d).contains(&u))
+}
+
+/// Go's `unicode.IsPunct` for the characters commit templates meet (ASCII punctuation other
+/// than the symbols `$+<=>^`|~`, and general punctuation).
+fn is_punct(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation() && !"$+<=>^`|~".contains(c);
+    }
+    matches!(c as u32, 0x2010..=0x2027 | 0x2030..=0x205e | 0x3001..=0x3003 | 0xff01..=0xff0f)
+}
+
+/// xstrings' `nextWord`: the type and length (in chars) of the word at the start of `s`.
+fn next_word(s: &[char]) -> (WordType, usize) {
+    let Some(&r) = s.first() else {
+        return (WordType::Invalid, 0);
+    };
+    if r == '\u{FFFD}' {
+        return (WordType::Invalid, 1);
+    }
+    let run = |start: usize, pred: &dyn Fn(char) -> bool| {
+        let mut n = start;
+        while n < s.len() && pred(s[n]) {
+            n += 1;
+        }
+        n
+    };
+    if is_connector(r) {
+        (WordType::Connector, run(1, &is_connector))
+    } else if is_punct(r) {
+        (WordType::Punct, run(1, &is_punct))
+    } else if r.is_uppercase() {
+        match s.get(1) {
+            Some(&n) if n.is_uppercase() => {
+                let end = run(1, &|c: char| c.is_uppercase());
+                // "HTTPStatus": the last capital starts the next word.
+                if end < s.len() && is_alphabet(s[end]) {
+                    (WordType::UpperCase, end - 1)
+                } else {
+                    (WordType::UpperCase, end)
+                }
             }
-            out.extend(c.to_lowercase());
-        } else if c == ' ' || c == '_' || c == '-' || c == '.' {
-            if !out.is_empty() && !out.ends_with(sep) {
-                out.push(sep);
-            }
+            Some(&n) if is_alphabet(n) => (
+                WordType::UpperCase,
+                run(1, &|c: char| is_alphabet(c) && !c.is_uppercase()),
+            ),
+            _ => (WordType::UpperCase, 1),
+        }
+    } else if is_alphabet(r) {
+        (
+            WordType::Alphabet,
+            run(1, &|c: char| is_alphabet(c) && !c.is_uppercase()),
+        )
+    } else if r.is_numeric() {
+        (WordType::Number, run(1, &|c: char| c.is_numeric()))
+    } else {
+        (
+            WordType::Other,
+            run(1, &|c: char| {
+                !(is_connector(c) || is_alphabet(c) || c.is_numeric() || is_punct(c))
+            }),
+        )
+    }
+}
+
+/// xstrings' `toLower`: upper-case words and connectors are rewritten, the rest kept.
+fn word_to_lower(out: &mut String, wt: WordType, word: &[char], connector: char) {
+    if wt != WordType::UpperCase && wt != WordType::Connector {
+        out.extend(word);
+        return;
+    }
+    for &c in word {
+        if is_connector(c) {
+            out.push(connector);
+        } else if c.is_uppercase() {
+            out.push(go_lower_char(c));
         } else {
             out.push(c);
         }
     }
-    out.trim_end_matches(sep).to_string()
+}
+
+/// xstrings' `camelCaseToLowerCase`, behind `snakecase` and `kebabcase`.
+fn camel_to_lower(text: &str, connector: char) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    if chars.is_empty() {
+        return out;
+    }
+    let mut pos = 0;
+    let take = |pos: &mut usize| {
+        let (wt, n) = next_word(&chars[*pos..]);
+        let word = &chars[*pos..*pos + n];
+        *pos += n;
+        (wt, word)
+    };
+    let (mut wt, mut word) = take(&mut pos);
+    while pos < chars.len() {
+        if wt != WordType::Connector {
+            word_to_lower(&mut out, wt, word, connector);
+        }
+        let prev = wt;
+        let last = word;
+        (wt, word) = take(&mut pos);
+        match prev {
+            WordType::Number => {
+                while wt == WordType::Alphabet || wt == WordType::Number {
+                    word_to_lower(&mut out, wt, word, connector);
+                    (wt, word) = take(&mut pos);
+                }
+                if !matches!(
+                    wt,
+                    WordType::Invalid | WordType::Punct | WordType::Connector
+                ) {
+                    out.push(connector);
+                }
+            }
+            WordType::Connector => word_to_lower(&mut out, prev, last, connector),
+            WordType::Punct => {}
+            _ => {
+                if wt != WordType::Number {
+                    if wt != WordType::Connector && wt != WordType::Punct {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                if pos >= chars.len() {
+                    continue;
+                }
+                let number = word;
+                (wt, word) = take(&mut pos);
+                // "Bld4Floor" => "bld4_floor": a number belongs to the previous word.
+                if wt != WordType::Alphabet {
+                    word_to_lower(&mut out, WordType::Number, number, connector);
+                    if wt != WordType::Connector && wt != WordType::Punct {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                // "HTTP2xx" => "http_2xx".
+                out.push(connector);
+                word_to_lower(&mut out, WordType::Number, number, connector);
+                while wt == WordType::Alphabet || wt == WordType::Number {
+                    word_to_lower(&mut out, wt, word, connector);
+                    (wt, word) = take(&mut pos);
+                }
+                if !matches!(
+                    wt,
+                    WordType::Invalid | WordType::Connector | WordType::Punct
+                ) {
+                    out.push(connector);
+                }
+            }
+        }
+    }
+    word_to_lower(&mut out, wt, word, connector);
+    out
 }
 
 fn is_connector(c: char) -> bool {

@@ -307,9 +307,11 @@ fn print_directive(out: &mut String, arg: &Value, verb: char, mut spec: Spec) {
         spec.plus = false;
     }
     if verb == 'v' && spec.sharp {
-        let mut text = String::new();
-        go_syntax(&mut text, arg, true);
-        pad(out, &text, &spec);
+        let inner = Spec {
+            sharp: false,
+            ..spec
+        };
+        go_syntax(out, arg, &inner, true);
         return;
     }
     if verb == 'T' {
@@ -327,16 +329,31 @@ fn print_directive(out: &mut String, arg: &Value, verb: char, mut spec: Spec) {
     print_arg(out, arg, verb, &spec, 0);
 }
 
-/// `%#v`: the value in Go syntax.
-fn go_syntax(out: &mut String, v: &Value, top: bool) {
+/// `%#v`: the value in Go syntax; the flags, width and precision apply to each scalar.
+fn go_syntax(out: &mut String, v: &Value, spec: &Spec, top: bool) {
     match v {
-        Value::Invalid => out.push_str("<invalid reflect.Value>"),
-        Value::Nil => out.push_str(if top { "<nil>" } else { "interface {}(nil)" }),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) | Value::Int64(i) => out.push_str(&i.to_string()),
-        Value::Byte(b) => out.push_str(&format!("0x{b:x}")),
-        Value::Float(f) => out.push_str(&format_float_g(*f)),
-        Value::Str(s) => out.push_str(&go_quote(s, false)),
+        Value::Invalid | Value::Nil if top => pad_text(out, "<nil>", spec),
+        Value::Invalid | Value::Nil => out.push_str("interface {}(nil)"),
+        Value::Bool(b) => pad_text(out, if *b { "true" } else { "false" }, spec),
+        Value::Int(i) | Value::Int64(i) => fmt_int(out, *i, 'd', spec, v),
+        Value::Byte(b) => fmt_int(
+            out,
+            i64::from(*b),
+            'x',
+            &Spec {
+                sharp: true,
+                ..spec.clone()
+            },
+            v,
+        ),
+        Value::Float(f) => fmt_float(out, *f, 'g', spec, v),
+        Value::Str(s) => {
+            let t: String = match spec.prec {
+                Some(p) => s.chars().take(p).collect(),
+                None => s.to_string(),
+            };
+            pad_text(out, &go_quote(&t, spec.plus), spec)
+        }
         Value::List(l) => {
             out.push_str(l.type_name);
             out.push('{');
@@ -344,7 +361,7 @@ fn go_syntax(out: &mut String, v: &Value, top: bool) {
                 if n > 0 {
                     out.push_str(", ");
                 }
-                go_syntax(out, it, false);
+                go_syntax(out, it, spec, false);
             }
             out.push('}');
         }
@@ -355,9 +372,9 @@ fn go_syntax(out: &mut String, v: &Value, top: bool) {
                 if n > 0 {
                     out.push_str(", ");
                 }
-                go_syntax(out, k, false);
+                go_syntax(out, k, spec, false);
                 out.push(':');
-                go_syntax(out, it, false);
+                go_syntax(out, it, spec, false);
             }
             out.push('}');
         }
@@ -370,7 +387,7 @@ fn go_syntax(out: &mut String, v: &Value, top: bool) {
                 }
                 out.push_str(f.name);
                 out.push(':');
-                go_syntax(out, &f.value, false);
+                go_syntax(out, &f.value, spec, false);
             }
             out.push('}');
         }
@@ -583,31 +600,42 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
             return;
         }
     };
-    if let Some(p) = spec.prec {
+    let has_sign = neg || spec.plus || spec.space;
+    // Go zero-pads by raising the precision to the width (less the sign), before the prefix.
+    let prec = match spec.prec {
+        Some(p) => Some(p),
+        None if spec.zero && !spec.minus && spec.width.is_some() => Some(
+            spec.width
+                .unwrap_or(0)
+                .saturating_sub(usize::from(has_sign)),
+        ),
+        None => None,
+    };
+    if let Some(p) = prec {
         while digits.len() < p {
             digits.insert(0, '0');
         }
-        if p == 0 && mag == 0 {
+        if p == 0 && mag == 0 && spec.prec.is_some() {
             // Go writes only the padding: no sign, no prefix.
             let width = spec.width.unwrap_or(0);
             out.extend(std::iter::repeat_n(' ', width));
             return;
         }
     }
-    let prefix = if verb == 'O' {
-        "0o"
-    } else if spec.sharp {
+    let mut prefix = String::new();
+    if spec.sharp {
         match verb {
-            'x' => "0x",
-            'X' => "0X",
+            'x' => prefix.push_str("0x"),
+            'X' => prefix.push_str("0X"),
+            'b' => prefix.push_str("0b"),
             // `%#o` adds a leading zero unless there already is one.
-            'o' if !digits.starts_with('0') => "0",
-            'b' => "0b",
-            _ => "",
+            'o' | 'O' if !digits.starts_with('0') => prefix.push('0'),
+            _ => {}
         }
-    } else {
-        ""
-    };
+    }
+    if verb == 'O' {
+        prefix.insert_str(0, "0o");
+    }
     let sign = if neg {
         "-"
     } else if spec.plus {
@@ -617,76 +645,256 @@ fn fmt_int(out: &mut String, i: i64, verb: char, spec: &Spec, v: &Value) {
     } else {
         ""
     };
-    let body = format!("{prefix}{digits}");
-    let zeros = spec.zero && !spec.minus && spec.prec.is_none();
-    let width = spec.width.unwrap_or(0);
-    let len = sign.len() + body.chars().count();
-    if zeros && len < width {
-        out.push_str(sign);
-        out.extend(std::iter::repeat_n('0', width - len));
-        out.push_str(&body);
-    } else {
-        pad_with(out, &format!("{sign}{body}"), spec, false);
-    }
+    pad_with(out, &format!("{sign}{prefix}{digits}"), spec, false);
 }
 
+/// Go's `fmt.fmtFloat`: strconv's text for the verb and precision, then the sign, the `#`
+/// flag's decimal point and trailing zeros, and padding (zeros go after the sign).
 fn fmt_float(out: &mut String, f: f64, verb: char, spec: &Spec, v: &Value) {
-    let body = match verb {
-        'v' | 'g' | 'G' => match spec.prec {
-            None => format_float_g(f),
-            Some(p) => {
-                let p = p.max(1);
-                let s = format!("{:.*e}", p - 1, f);
-                let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-                let exp: i32 = exp.parse().unwrap_or(0);
-                if exp < -4 || exp >= p as i32 {
-                    let mant = if spec.sharp {
-                        mant.to_string()
-                    } else {
-                        trim_zeros(mant)
-                    };
-                    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-                } else {
-                    let decimals = (p as i32 - 1 - exp).max(0) as usize;
-                    let s = format!("{f:.decimals$}");
-                    if spec.sharp {
-                        s
-                    } else {
-                        trim_zeros(&s)
-                    }
-                }
-            }
-        },
-        'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f),
-        'e' | 'E' => {
-            let s = format!("{:.*e}", spec.prec.unwrap_or(6), f);
-            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-            let exp: i32 = exp.parse().unwrap_or(0);
-            let s = format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-            if verb == 'E' {
-                s.to_uppercase()
-            } else {
-                s
-            }
-        }
+    let (conv, default_prec) = match verb {
+        'v' => ('g', None),
+        'g' | 'G' | 'x' | 'X' | 'b' => (verb, None),
+        'e' | 'E' | 'f' | 'F' => (verb, Some(6)),
         _ => {
             bad_verb(out, v, verb, spec);
             return;
         }
     };
-    let body = if verb == 'G' {
-        body.to_uppercase()
-    } else {
-        body
+    let prec = spec.prec.or(default_prec);
+    let text = strconv_float(f, conv, prec);
+    let (mut sign, mut num) = match text.strip_prefix('-') {
+        Some(rest) => ('-', rest.to_string()),
+        None => ('+', text),
     };
-    let body = if !body.starts_with('-') && spec.plus {
-        format!("+{body}")
-    } else if !body.starts_with('-') && spec.space {
-        format!(" {body}")
-    } else {
-        body
+    if spec.space && sign == '+' && !spec.plus {
+        sign = ' ';
+    }
+    if f.is_nan() || f.is_infinite() {
+        let shown = if f.is_nan() && !spec.space && !spec.plus {
+            num
+        } else {
+            format!("{sign}{num}")
+        };
+        pad_text(
+            out,
+            &shown,
+            &Spec {
+                zero: false,
+                ..spec.clone()
+            },
+        );
+        return;
+    }
+    if spec.sharp && conv != 'b' {
+        let mut digits: i64 = match conv {
+            'g' | 'G' | 'x' | 'X' => prec.map(|p| p as i64).unwrap_or(6),
+            _ => 0,
+        };
+        let mut tail = String::new();
+        let mut body = String::new();
+        let mut has_point = false;
+        let mut saw_nonzero = false;
+        let chars: Vec<char> = num.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            match c {
+                '.' => {
+                    has_point = true;
+                    body.push(c);
+                }
+                'p' | 'P' => {
+                    tail = chars[i..].iter().collect();
+                    break;
+                }
+                'e' | 'E' if !matches!(conv, 'x' | 'X') => {
+                    tail = chars[i..].iter().collect();
+                    break;
+                }
+                _ => {
+                    if c != '0' {
+                        saw_nonzero = true;
+                    }
+                    if saw_nonzero {
+                        digits -= 1;
+                    }
+                    body.push(c);
+                }
+            }
+            i += 1;
+        }
+        if !has_point {
+            if body == "0" {
+                digits -= 1;
+            }
+            body.push('.');
+        }
+        while digits > 0 {
+            body.push('0');
+            digits -= 1;
+        }
+        body.push_str(&tail);
+        num = body;
+    }
+    if spec.plus || sign != '+' {
+        let width = spec.width.unwrap_or(0);
+        let len = num.chars().count() + 1;
+        if spec.zero && !spec.minus && width > len {
+            out.push(sign);
+            out.extend(std::iter::repeat_n('0', width - len));
+            out.push_str(&num);
+            return;
+        }
+        pad_text(
+            out,
+            &format!("{sign}{num}"),
+            &Spec {
+                zero: spec.zero && !spec.minus,
+                ..spec.clone()
+            },
+        );
+        return;
+    }
+    pad_with(out, &num, spec, spec.zero && !spec.minus);
+}
+
+/// `strconv.FormatFloat(f, verb, prec, 64)`; `prec` None is Go's -1 (shortest).
+fn strconv_float(f: f64, verb: char, prec: Option<usize>) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let upper = verb.is_ascii_uppercase();
+    let text = match verb.to_ascii_lowercase() {
+        'e' => match prec {
+            Some(p) => go_exp(&format!("{f:.p$e}")),
+            None => go_exp(&format!("{f:e}")),
+        },
+        'f' => match prec {
+            Some(p) => format!("{f:.p$}"),
+            None => format!("{f}"),
+        },
+        'g' => match prec {
+            None => format_float_g(f),
+            Some(p) => {
+                let p = p.max(1);
+                let e = format!("{:.*e}", p - 1, f);
+                let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+                let exp: i32 = exp.parse().unwrap_or(0);
+                let mant = trim_zeros(mant);
+                if exp < -4 || exp >= p as i32 {
+                    go_exp(&format!("{mant}e{exp}"))
+                } else {
+                    let decimals = (p as i32 - 1 - exp).max(0) as usize;
+                    trim_zeros(&format!("{f:.decimals$}"))
+                }
+            }
+        },
+        'x' => hex_float(f, prec),
+        _ => {
+            // 'b': decimal mantissa and binary exponent.
+            let bits = f.to_bits();
+            let neg = bits >> 63 == 1;
+            let exp = ((bits >> 52) & 0x7ff) as i64;
+            let mut mant = bits & ((1 << 52) - 1);
+            let e = if exp == 0 {
+                -1074
+            } else {
+                mant |= 1 << 52;
+                exp - 1075
+            };
+            format!(
+                "{}{mant}p{}{}",
+                if neg { "-" } else { "" },
+                if e < 0 { '-' } else { '+' },
+                e.abs()
+            )
+        }
     };
-    pad(out, &body, spec);
+    if upper {
+        text.to_uppercase()
+    } else {
+        text
+    }
+}
+
+/// Rust's `1.5e3` / `1.5e-7` as Go's `1.5e+03` / `1.5e-07`.
+fn go_exp(s: &str) -> String {
+    let (mant, exp) = s.split_once('e').unwrap_or((s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+/// strconv's `%x` float: `-0x1.8p+01`, shortest or rounded (half to even) to `prec` digits.
+fn hex_float(f: f64, prec: Option<usize>) -> String {
+    let bits = f.to_bits();
+    let neg = bits >> 63 == 1;
+    let sign = if neg { "-" } else { "" };
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    let mut exp;
+    if biased == 0 {
+        if mant == 0 {
+            let digits = prec
+                .map(|p| format!(".{}", "0".repeat(p)))
+                .unwrap_or_default();
+            let digits = if digits == "." { String::new() } else { digits };
+            return format!("{sign}0x0{digits}p+00");
+        }
+        // Subnormal: normalise so the leading 1 is at bit 52.
+        exp = -1022;
+        while mant & (1 << 52) == 0 {
+            mant <<= 1;
+            exp -= 1;
+        }
+        mant &= (1 << 52) - 1;
+    } else {
+        exp = biased - 1023;
+    }
+    // 52 fraction bits = 13 hex digits.
+    let mut frac = mant;
+    let mut ndigits = 13usize;
+    if let Some(p) = prec.filter(|p| *p < 13) {
+        let shift = (13 - p) * 4;
+        let rem = frac & ((1u64 << shift) - 1);
+        let half = 1u64 << (shift - 1);
+        frac >>= shift;
+        if rem > half || (rem == half && frac & 1 == 1) {
+            frac += 1;
+        }
+        if frac >> (p * 4) == 1 {
+            // Rounded up to 2.0: 1.0 times the next power of two.
+            frac = 0;
+            exp += 1;
+        }
+        ndigits = p;
+    }
+    let mut digits = if ndigits == 0 {
+        String::new()
+    } else {
+        format!("{frac:0ndigits$x}")
+    };
+    if prec.is_none() {
+        digits = digits.trim_end_matches('0').to_string();
+    } else if let Some(p) = prec.filter(|p| *p > 13) {
+        digits.push_str(&"0".repeat(p - 13));
+    }
+    let point = if digits.is_empty() {
+        String::new()
+    } else {
+        format!(".{digits}")
+    };
+    format!(
+        "{sign}0x1{point}p{}{:02}",
+        if exp < 0 { '-' } else { '+' },
+        exp.abs()
+    )
 }
 
 fn trim_zeros(s: &str) -> String {

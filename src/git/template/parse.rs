@@ -55,6 +55,9 @@ struct Item {
     pos: Pos,
 }
 
+/// Deepest nesting of parentheses and control structures (Go has no limit; its stacks grow).
+const MAX_NESTING: usize = 100;
+
 const KEYWORDS: &[&str] = &[
     "block", "break", "continue", "define", "else", "end", "if", "range", "template", "with",
 ];
@@ -695,6 +698,8 @@ struct Parser {
     /// Declared variable names in scope.
     vars: Vec<String>,
     range_depth: usize,
+    /// Parentheses and control structures open around the current item.
+    nesting: usize,
     defines: BTreeMap<String, Vec<Node>>,
 }
 
@@ -713,6 +718,7 @@ pub(crate) fn parse(src: &str) -> Result<Tree, ParseError> {
         i: 0,
         vars: vec!["$".to_string()],
         range_depth: 0,
+        nesting: 0,
         defines: BTreeMap::new(),
     };
     let (root, end) = p.list(true)?;
@@ -943,7 +949,21 @@ impl Parser {
     }
 
     /// `if`/`with`/`range`: pipeline, body, optional else (or `else if`/`else with` chain).
+    /// Counts one more level of nesting; refuses templates nested deeper than a thread's stack
+    /// can walk.
+    fn enter(&mut self, pos: Pos) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return err(
+                pos,
+                format!("template nested too deeply (more than {MAX_NESTING} levels)"),
+            );
+        }
+        Ok(())
+    }
+
     fn branch(&mut self, kind: &'static str, pos: Pos) -> Result<Branch, ParseError> {
+        self.enter(pos)?;
         let vars_mark = self.vars.len();
         let pipe = self.pipeline(kind)?;
         if kind == "range" {
@@ -956,7 +976,7 @@ impl Parser {
         let else_list = match end {
             ListEnd::End(_) => None,
             ListEnd::Eof => return err(pos, "unexpected EOF"),
-            ListEnd::Else(else_pos) => {
+            ListEnd::Else(_) => {
                 let chained = self.peek_non_space();
                 match chained.tok {
                     Tok::Keyword(k @ ("if" | "with"))
@@ -972,7 +992,6 @@ impl Parser {
                         }])
                     }
                     Tok::Keyword(k @ ("if" | "with")) => {
-                        let _ = else_pos;
                         return err(
                             chained.pos,
                             format!("unexpected <{k}> in {{{{else}}}} of {kind}"),
@@ -990,6 +1009,7 @@ impl Parser {
             }
         };
         self.vars.truncate(vars_mark);
+        self.nesting -= 1;
         Ok(Branch {
             pipe,
             list,
@@ -1176,7 +1196,9 @@ impl Parser {
                 Arg::Variable(pos, name, Vec::new())
             }
             Tok::LParen => {
+                self.enter(pos)?;
                 let pipe = self.pipeline_until(context, true)?;
+                self.nesting -= 1;
                 Arg::Pipe(pos, Box::new(pipe), Vec::new())
             }
             Tok::Keyword(k) => return err(pos, format!("unexpected <{k}> in command")),

@@ -39,8 +39,22 @@ pub(crate) struct Map {
     pub entries: Vec<(Value, Value)>,
     /// The zero value of the element type (`index` of a missing key returns it).
     pub zero: Value,
-    /// Keys are strings (so `.key` works on this map).
-    pub string_keys: bool,
+}
+
+impl Map {
+    /// Keys are strings, so `.key` looks an entry up.
+    pub fn has_string_keys(&self) -> bool {
+        self.type_name.starts_with("map[string]")
+    }
+
+    /// The Go type of the keys.
+    pub fn key_type(&self) -> &'static str {
+        if self.has_string_keys() {
+            "string"
+        } else {
+            "update.ObjectIdentifier"
+        }
+    }
 }
 
 /// A field of a Go struct.
@@ -75,13 +89,10 @@ impl Value {
     /// A map; sorts the entries in Go's `fmtsort` order.
     pub fn map(type_name: &'static str, mut entries: Vec<(Value, Value)>, zero: Value) -> Value {
         entries.sort_by(|a, b| compare(&a.0, &b.0));
-        let string_keys = entries.iter().all(|(k, _)| matches!(k, Value::Str(_)))
-            && (type_name.starts_with("map[string]") || !entries.is_empty());
         Value::Map(Rc::new(Map {
             type_name,
             entries,
             zero,
-            string_keys,
         }))
     }
 

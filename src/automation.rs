@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::{
     Config, DigestReflection, GitRef, GitRepository, ImagePolicy, ImageRepository,
@@ -16,7 +17,7 @@ use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
 use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
-use crate::store::Store;
+use crate::store::{ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
 
 /// What happened to one object.
@@ -72,6 +73,9 @@ impl fmt::Display for Outcome {
 pub struct Options {
     /// Compute the changes but write, commit and push nothing (`tagline plan`).
     pub dry_run: bool,
+    /// The current time (None: the system clock); scans younger than their interval are not
+    /// repeated.
+    pub now: Option<SystemTime>,
 }
 
 /// The result of one pass over every object.
@@ -94,8 +98,17 @@ impl Report {
 pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) -> Report {
     let mut report = Report::default();
 
-    // 1. Scan every repository concurrently.
+    // 1. Scan every repository whose last scan is older than its interval, concurrently; two
+    //    repositories that would send the same requests share one scan.
+    let now = options.now.unwrap_or_else(SystemTime::now);
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
+    let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
+    let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
     for repo in config.repositories.values() {
         if repo.suspend {
             report.outcomes.push(Outcome::new(
@@ -105,28 +118,80 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
             ));
             continue;
         }
-        let repo = repo.clone();
-        let options = scan_options(&repo, &config.secrets);
+        let key = repo.id.to_string();
+        if let (Some(record), Some(tags)) = (store.scan(&key), store.tags(&key)) {
+            let age = now_secs.saturating_sub(record.time);
+            if record.fingerprint == fingerprint(repo) && age < repo.interval.as_secs() {
+                let next = repo.interval.as_secs() - age;
+                fresh.push(Outcome::new(
+                    Kind::ImageRepository,
+                    &repo.id,
+                    Status::Ok(format!(
+                        "{} tags from the scan {age}s ago; next scan in {next}s",
+                        tags.len()
+                    )),
+                ));
+                scanned.insert(repo.id.clone(), Ok(tags.to_vec()));
+                continue;
+            }
+        }
+        match scan_options(repo, &config.secrets) {
+            Ok(options) => {
+                let same = sharing.iter_mut().find(|(o, r, _)| {
+                    r.image == repo.image
+                        && o.credentials == options.credentials
+                        && o.ca_pem == options.ca_pem
+                        && o.insecure == options.insecure
+                        && same_patterns(&o.exclusion, &options.exclusion)
+                        && o.client_identity
+                            .as_ref()
+                            .map(|c| (&c.cert_pem, &c.key_pem))
+                            == options
+                                .client_identity
+                                .as_ref()
+                                .map(|c| (&c.cert_pem, &c.key_pem))
+                });
+                match same {
+                    Some((_, _, ids)) => ids.push(repo.id.clone()),
+                    None => sharing.push((options, repo.clone(), vec![repo.id.clone()])),
+                }
+            }
+            Err(e) => {
+                scanned.insert(repo.id.clone(), Err(e));
+            }
+        }
+    }
+    for (options, repo, ids) in sharing {
         scans.spawn(async move {
-            let result = match options {
-                Ok(options) => scanner::scan(&repo.image, &options)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            (repo.id, result)
+            let result = scanner::scan(&repo.image, &options)
+                .await
+                .map(|r| r.tags)
+                .map_err(|e| e.to_string());
+            (ids, result)
         });
     }
-    let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (id, result) = joined.expect("scan task does not panic");
-        scanned.insert(id, result.map(|r| r.tags));
+        let (ids, result) = joined.expect("scan task does not panic");
+        for id in ids {
+            scanned.insert(id, result.clone());
+        }
     }
     for (id, result) in &scanned {
+        if fresh.iter().any(|o| &o.id == id) {
+            continue;
+        }
         let key = id.to_string();
         let status = match result {
             Ok(tags) => {
-                store.set_tags(&key, tags.clone());
+                let repo = &config.repositories[id];
+                store.set_scan(
+                    &key,
+                    tags.clone(),
+                    ScanRecord {
+                        time: now_secs,
+                        fingerprint: fingerprint(repo),
+                    },
+                );
                 Status::Ok(format!("scanned {} tags", tags.len()))
             }
             Err(e) => Status::Failed(e.clone()),
@@ -135,6 +200,7 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
             .outcomes
             .push(Outcome::new(Kind::ImageRepository, id, status));
     }
+    report.outcomes.extend(fresh);
     sort_outcomes(&mut report.outcomes);
 
     // 2. Evaluate every policy against its repository's tags.
@@ -174,6 +240,24 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
         report.outcomes.push(outcome);
     }
     report
+}
+
+/// What a scan's result depends on, for telling whether a stored scan still applies. Secret
+/// names only, never their contents.
+fn fingerprint(repo: &ImageRepository) -> String {
+    let patterns: Vec<&str> = repo.exclusion.iter().map(|r| r.as_str()).collect();
+    format!(
+        "{}|insecure={}|secret={}|cert={}|exclude={}",
+        repo.image.canonical(),
+        repo.insecure,
+        repo.secret_ref.as_deref().unwrap_or_default(),
+        repo.cert_secret_ref.as_deref().unwrap_or_default(),
+        patterns.join("\u{1f}")
+    )
+}
+
+fn same_patterns(a: &[regex::Regex], b: &[regex::Regex]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.as_str() == y.as_str())
 }
 
 fn sort_outcomes(outcomes: &mut [Outcome]) {

@@ -252,3 +252,64 @@ fn registry_that_does_not_trust_us_without_the_ca() {
     s.config.write("objects.yaml", &objects);
     assert_fails_cleanly(&s, "ImageRepository default/app", "certificate");
 }
+
+fn run_with_state(config: &ConfigDir, state: &std::path::Path) -> Run {
+    let out = tagline()
+        .args(["run", "--once", "--config"])
+        .arg(config.path())
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run tagline");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let first = run_with_state(&s.config, state.path());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+
+    // A new tag, but the scan is younger than its 5m interval: not scanned again.
+    s.registry.push_tags(&s.image, &["1.3.0"]);
+    let second = run_with_state(&s.config, state.path());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        line(&second, "ImageRepository default/app").contains("4 tags from the scan"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+
+    // Interval over: the new tag is seen and lands.
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+        .replace("interval: 5m\n  insecure", "interval: 1ms\n  insecure");
+    s.config.write("objects.yaml", &objects);
+    let third = run_with_state(&s.config, state.path());
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(":1.3.0 #"));
+
+    // The scan starts failing (HTTPS spoken to a plain-HTTP registry): the policy keeps
+    // choosing from the last good list, nothing is downgraded or committed, and the run
+    // reports the failure.
+    s.config.write(
+        "objects.yaml",
+        &objects.replace("insecure: true", "insecure: false"),
+    );
+    let fourth = run_with_state(&s.config, state.path());
+    assert_ne!(fourth.code, 0, "{}", fourth.stderr);
+    assert!(line(&fourth, "ImageRepository default/app").contains("failed"));
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 3, "{}", fourth.stderr);
+}

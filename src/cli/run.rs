@@ -79,7 +79,10 @@ pub async fn plan(
         Err(code) => return Ok(code),
     };
     let mut store = open_store(state_dir)?;
-    let options = Options { dry_run: true };
+    let options = Options {
+        dry_run: true,
+        ..Options::default()
+    };
     let report = automation::reconcile(&config, &mut store, &options).await;
     print_outcomes(&report);
     for (id, update) in &report.updates {

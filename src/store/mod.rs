@@ -22,6 +22,20 @@ struct State {
     /// `namespace/name` of an ImagePolicy → its latest reference.
     #[serde(default)]
     latest: BTreeMap<String, ImageRef>,
+    /// `namespace/name` of an ImageRepository → when and with what configuration it was last
+    /// scanned successfully.
+    #[serde(default)]
+    scans: BTreeMap<String, ScanRecord>,
+}
+
+/// The last successful scan of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    /// What the scan depended on (image, exclusions, Secret names; never Secret contents): a
+    /// changed configuration makes the record stale at once.
+    pub fingerprint: String,
 }
 
 /// The state, in memory, with the file it is saved to (none: nothing persists).
@@ -83,6 +97,16 @@ impl Store {
     /// Records a complete tag list (never call this with a failed or truncated scan).
     pub fn set_tags(&mut self, repository: &str, tags: Vec<String>) {
         self.state.tags.insert(repository.to_string(), tags);
+    }
+
+    pub fn scan(&self, repository: &str) -> Option<&ScanRecord> {
+        self.state.scans.get(repository)
+    }
+
+    /// Records a complete scan: its tags and when it happened.
+    pub fn set_scan(&mut self, repository: &str, tags: Vec<String>, record: ScanRecord) {
+        self.state.tags.insert(repository.to_string(), tags);
+        self.state.scans.insert(repository.to_string(), record);
     }
 
     pub fn latest(&self, policy: &str) -> Option<&ImageRef> {

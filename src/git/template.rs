@@ -14,8 +14,8 @@
 //! - functions of Sprig's hermetic map that depend on time, randomness, crypto, semver or URL
 //!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
 //!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
-//! - a render stops with an error past 4 MiB of output, 1,000,000 steps or 200 nested
-//!   `template` calls, and parentheses or control structures nested deeper than 100 levels
+//! - a render stops with an error past 4 MiB of output, 1,000,000 steps, 200 nested
+//!   `template` calls or a function result over 4 MiB or 2^20 items, and parentheses or control structures nested deeper than 100 levels
 //!   are refused at parse time (Go has no such limits);
 //! - positions are 1-based line:column in characters, at the start of the expression (Go
 //!   counts bytes from 0 and points at the last field of a chain); regular expressions use

@@ -13,7 +13,9 @@
 //!   Kind, Name, Namespace); Flux's order is random. Sprig's `keys` and `values` are sorted.
 //! - functions of Sprig's hermetic map that depend on time, randomness, crypto, semver or URL
 //!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
-//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
+//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline"); the float
+//!   functions (`addf`, `divf`, ...) compute in 128-bit decimals and fall back to floats past
+//!   that;
 //! - a render stops with an error past 4 MiB of output, 1,000,000 steps, 200 nested
 //!   `template` calls or a function result over 4 MiB or 2^20 items, and parentheses or control structures nested deeper than 100 levels
 //!   are refused at parse time (Go has no such limits);

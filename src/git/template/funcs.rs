@@ -70,6 +70,7 @@ const SPRIG: &[&str] = &[
     "plural",
     "sha1sum",
     "sha512sum",
+    "duration",
     "add1f",
     "addf",
     "subf",
@@ -197,7 +198,6 @@ const SPRIG: &[&str] = &[
 /// shared maps: refused with a clear message rather than rendered differently from Flux.
 const UNSUPPORTED: &[&str] = &[
     "ago",
-    "duration",
     "durationRound",
     "unixEpoch",
     "toDate",
@@ -1623,6 +1623,16 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                 nums.max().unwrap_or(0)
             })
         }
+        // Seconds as Go's time.Duration prints them; only strings and int64 count (an int
+        // literal is 0, as in Sprig).
+        "duration" => {
+            let secs = match &a[0] {
+                Value::Str(s) => s.parse::<i64>().unwrap_or(0),
+                Value::Int64(n) => *n,
+                _ => 0,
+            };
+            Value::str(go_duration(secs.wrapping_mul(1_000_000_000)))
+        }
         // Sprig's float math: shopspring/decimal on the shortest decimal form of each operand.
         "add1f" => Value::Float(decimal_op(&a[0], &[Value::Int(1)], DecOp::Add)?),
         "addf" => Value::Float(decimal_op(&Value::Float(0.0), a, DecOp::Add)?),
@@ -2452,4 +2462,58 @@ fn go_upper(s: &str) -> String {
 
 fn go_lower(s: &str) -> String {
     s.chars().map(go_lower_char).collect()
+}
+
+/// Go's `time.Duration.String` for a whole number of seconds (`nanos` is a multiple of 1e9,
+/// or what the multiplication wrapped to).
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let neg = nanos < 0;
+    let mut u = nanos.unsigned_abs();
+    let mut out = String::new();
+    if u < 1_000_000_000 {
+        // Under a second: Go prints ns, µs or ms with a fraction.
+        let (unit, div) = if u < 1_000 {
+            ("ns", 1)
+        } else if u < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        let whole = u / div;
+        let frac = u % div;
+        out.push_str(&whole.to_string());
+        if frac > 0 {
+            let width = (div as f64).log10() as usize;
+            let digits = format!("{frac:0width$}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push_str(unit);
+    } else {
+        let frac = u % 1_000_000_000;
+        u /= 1_000_000_000;
+        let secs = u % 60;
+        let mins = (u / 60) % 60;
+        let hours = u / 3600;
+        if hours > 0 {
+            out.push_str(&format!("{hours}h"));
+        }
+        if hours > 0 || mins > 0 {
+            out.push_str(&format!("{mins}m"));
+        }
+        out.push_str(&secs.to_string());
+        if frac > 0 {
+            let digits = format!("{frac:09}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push('s');
+    }
+    if neg {
+        out.insert(0, '-');
+    }
+    out
 }

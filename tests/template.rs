@@ -382,6 +382,9 @@ fn runaway_templates_stop_with_an_error() {
     );
     let (_, _, _, message) = execute_error("{{ range 100000000 }}{{ end }}");
     assert!(message.contains("steps"), "{message}");
+    let (_, _, _, message) =
+        execute_error("{{ repeat 1500000 \"xy\" }}{{ repeat 1500000 \"xy\" }}");
+    assert!(message.contains("output exceeds"), "{message}");
     let (_, _, _, message) = execute_error("{{ repeat 100000000 \"xy\" }}");
     assert!(message.contains("too large"), "{message}");
     let (_, _, _, message) = execute_error(

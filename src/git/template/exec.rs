@@ -66,6 +66,9 @@ impl<'t> Exec<'t> {
         let dot = self.vars[0].value.clone();
         let tree: &'t Tree = self.tree;
         self.walk_list(&dot, &tree.root)?;
+        if self.out.len() > MAX_OUTPUT {
+            return self.fail(format!("output exceeds {MAX_OUTPUT} bytes"));
+        }
         Ok(())
     }
 

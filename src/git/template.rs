@@ -7,6 +7,36 @@
 //! visited in Go's sorted order, so the output is deterministic. `.Updated` (removed in Flux
 //! 1.0) is an error of its own kind, [`TemplateError::RemovedField`].
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use tagline::git::template::{self, TemplateData};
+//! use tagline::writer::{Change, ChangeSet, ObjectId};
+//!
+//! // Parse once, when the ImageUpdateAutomation is loaded...
+//! let t = template::parse(
+//!     "{{ .Values.cluster }}: {{ range .Changed.Changes }}{{ .NewValue }} {{ end }}",
+//! )?;
+//! // ...render per commit.
+//! let mut changes = ChangeSet::new();
+//! changes.entry("deploy.yaml".into()).or_default().insert(
+//!     ObjectId::default(),
+//!     vec![Change {
+//!         old_value: "app:1.0.0".into(),
+//!         new_value: "app:1.0.1".into(),
+//!         setter: "flux-system:app".into(),
+//!     }],
+//! );
+//! let values = BTreeMap::from([("cluster".to_string(), "prod".to_string())]);
+//! let data = TemplateData {
+//!     automation_namespace: "flux-system",
+//!     automation_name: "apps",
+//!     changes: &changes,
+//!     values: &values,
+//! };
+//! assert_eq!(t.render(&data)?, "prod: app:1.0.1 ");
+//! # Ok::<(), template::TemplateError>(())
+//! ```
+//!
 //! Output is checked byte for byte against Go's `text/template` + Sprig (see
 //! `tests/fixtures/templates/`). Where tagline differs, on purpose:
 //! - order: `.Changed.Changes` visits files sorted, then objects in Go's map order (APIVersion,

@@ -382,8 +382,18 @@ fn runaway_templates_stop_with_an_error() {
     );
     let (_, _, _, message) = execute_error("{{ range 100000000 }}{{ end }}");
     assert!(message.contains("steps"), "{message}");
+    let (_, _, _, message) =
+        execute_error("{{ repeat 1500000 \"xy\" }}{{ repeat 1500000 \"xy\" }}");
+    assert!(message.contains("output exceeds"), "{message}");
     let (_, _, _, message) = execute_error("{{ repeat 100000000 \"xy\" }}");
     assert!(message.contains("too large"), "{message}");
+    let (_, _, _, message) = execute_error(
+        "{{ $x := \"ab\" }}{{ range until 64 }}{{ $x = printf \"%s%s\" $x $x }}{{ end }}",
+    );
+    assert!(message.contains("result larger than"), "{message}");
+    let (_, _, _, message) =
+        execute_error("{{ $l := list 1 }}{{ range until 64 }}{{ $l = concat $l $l }}{{ end }}");
+    assert!(message.contains("result larger than"), "{message}");
     assert_eq!(
         render_default("{{ printf \"%20000000d\" 1 }}").unwrap(),
         "%!(NOVERB)%!(EXTRA int=1)"

@@ -189,9 +189,22 @@ fn one_line_templates(set: &str) {
     let cases = cases.as_array().unwrap();
     assert!(cases.len() > 100);
     let mut failures = Vec::new();
+    let mut skipped = 0;
     for case in cases {
         let tmpl = case["template"].as_str().unwrap();
         let got = template::render(tmpl, &data);
+        // Go 1.19 (the oracle) cannot range over an integer, newer Go (Flux's) can: what
+        // follows the range is not comparable.
+        if let Some(go) = case["error"].as_str() {
+            if go_message(go)
+                .strip_prefix("range can't iterate over ")
+                .is_some_and(|n| n.parse::<i64>().is_ok())
+                && !matches!(got, Err(TemplateError::Execute { ref message, .. }) if message.contains("iterate over more than one variable"))
+            {
+                skipped += 1;
+                continue;
+            }
+        }
         match (case["output"].as_str(), case["error"].as_str(), got) {
             (Some(want), _, Ok(text)) if text == want => {}
             (None, None, Ok(text)) if text.is_empty() => {}
@@ -229,6 +242,7 @@ fn one_line_templates(set: &str) {
             )),
         }
     }
+    assert!(skipped * 50 < cases.len(), "{skipped} cases skipped");
     assert!(
         failures.is_empty(),
         "{} of {} differ:\n{}",

@@ -7,15 +7,47 @@
 //! visited in Go's sorted order, so the output is deterministic. `.Updated` (removed in Flux
 //! 1.0) is an error of its own kind, [`TemplateError::RemovedField`].
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use tagline::git::template::{self, TemplateData};
+//! use tagline::writer::{Change, ChangeSet, ObjectId};
+//!
+//! // Parse once, when the ImageUpdateAutomation is loaded...
+//! let t = template::parse(
+//!     "{{ .Values.cluster }}: {{ range .Changed.Changes }}{{ .NewValue }} {{ end }}",
+//! )?;
+//! // ...render per commit.
+//! let mut changes = ChangeSet::new();
+//! changes.entry("deploy.yaml".into()).or_default().insert(
+//!     ObjectId::default(),
+//!     vec![Change {
+//!         old_value: "app:1.0.0".into(),
+//!         new_value: "app:1.0.1".into(),
+//!         setter: "flux-system:app".into(),
+//!     }],
+//! );
+//! let values = BTreeMap::from([("cluster".to_string(), "prod".to_string())]);
+//! let data = TemplateData {
+//!     automation_namespace: "flux-system",
+//!     automation_name: "apps",
+//!     changes: &changes,
+//!     values: &values,
+//! };
+//! assert_eq!(t.render(&data)?, "prod: app:1.0.1 ");
+//! # Ok::<(), template::TemplateError>(())
+//! ```
+//!
 //! Output is checked byte for byte against Go's `text/template` + Sprig (see
 //! `tests/fixtures/templates/`). Where tagline differs, on purpose:
 //! - order: `.Changed.Changes` visits files sorted, then objects in Go's map order (APIVersion,
 //!   Kind, Name, Namespace); Flux's order is random. Sprig's `keys` and `values` are sorted.
 //! - functions of Sprig's hermetic map that depend on time, randomness, crypto, semver or URL
 //!   parsing, or mutate maps (`ago`, `shuffle`, `randInt`, `set`, `merge`, `semverCompare`,
-//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline");
-//! - a render stops with an error past 4 MiB of output, 1,000,000 steps or 200 nested
-//!   `template` calls, and parentheses or control structures nested deeper than 100 levels
+//!   `genPrivateKey`, ...) are refused at parse time ("not supported by tagline"); the float
+//!   functions (`addf`, `divf`, ...) compute in 128-bit decimals and fall back to floats past
+//!   that;
+//! - a render stops with an error past 4 MiB of output, 1,000,000 steps, 200 nested
+//!   `template` calls or a function result over 4 MiB or 2^20 items, and parentheses or control structures nested deeper than 100 levels
 //!   are refused at parse time (Go has no such limits);
 //! - positions are 1-based line:column in characters, at the start of the expression (Go
 //!   counts bytes from 0 and points at the last field of a chain); regular expressions use

@@ -10,6 +10,8 @@ use super::value::Value;
 pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 /// Nested `template` calls deeper than this are an error (Go allows 100000; Rust's stack not).
 const MAX_DEPTH: usize = 200;
+/// Items a list or map made by a function may hold.
+const MAX_ITEMS: usize = 1 << 20;
 /// Evaluation steps allowed, so `range` over a huge integer cannot spin for ever.
 const MAX_STEPS: u64 = 1_000_000;
 
@@ -64,6 +66,9 @@ impl<'t> Exec<'t> {
         let dot = self.vars[0].value.clone();
         let tree: &'t Tree = self.tree;
         self.walk_list(&dot, &tree.root)?;
+        if self.out.len() > MAX_OUTPUT {
+            return self.fail(format!("output exceeds {MAX_OUTPUT} bytes"));
+        }
         Ok(())
     }
 
@@ -507,7 +512,22 @@ impl<'t> Exec<'t> {
         self.at = here;
         loop {
             match funcs::call(name, &values) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    // Values that double on each loop pass would exhaust memory long before
+                    // the output limit: bound what a function may return.
+                    let too_big = match &v {
+                        Value::Str(s) => s.len() > MAX_OUTPUT,
+                        Value::List(l) => l.items.len() > MAX_ITEMS,
+                        Value::Map(m) => m.entries.len() > MAX_ITEMS,
+                        _ => false,
+                    };
+                    if too_big {
+                        return self.fail(format!(
+                            "error calling {name}: result larger than {MAX_OUTPUT} bytes or {MAX_ITEMS} items"
+                        ));
+                    }
+                    return Ok(v);
+                }
                 Err(funcs::CallError::Message(m)) => return self.fail(m),
                 Err(funcs::CallError::Calling(m)) => {
                     return self.fail(format!("error calling {name}: {m}"))

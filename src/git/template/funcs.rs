@@ -70,6 +70,14 @@ const SPRIG: &[&str] = &[
     "plural",
     "sha1sum",
     "sha512sum",
+    "duration",
+    "add1f",
+    "addf",
+    "subf",
+    "divf",
+    "mulf",
+    "maxf",
+    "minf",
     "sha256sum",
     "adler32sum",
     "toString",
@@ -190,7 +198,6 @@ const SPRIG: &[&str] = &[
 /// shared maps: refused with a clear message rather than rendered differently from Flux.
 const UNSUPPORTED: &[&str] = &[
     "ago",
-    "duration",
     "durationRound",
     "unixEpoch",
     "toDate",
@@ -199,13 +206,6 @@ const UNSUPPORTED: &[&str] = &[
     "mustDateModify",
     "shuffle",
     "randInt",
-    "add1f",
-    "addf",
-    "subf",
-    "divf",
-    "mulf",
-    "maxf",
-    "minf",
     "set",
     "unset",
     "merge",
@@ -233,6 +233,147 @@ const UNSUPPORTED: &[&str] = &[
     "urlJoin",
 ];
 
+#[derive(Clone, Copy)]
+enum DecOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// A decimal `coef * 10^exp`, as shopspring/decimal holds it (here bounded by i128).
+#[derive(Clone, Copy)]
+struct Dec {
+    coef: i128,
+    exp: i32,
+}
+
+impl Dec {
+    /// `decimal.NewFromFloat`: the shortest decimal that round-trips.
+    fn from_f64(f: f64) -> Option<Dec> {
+        if !f.is_finite() {
+            return None;
+        }
+        if f == 0.0 {
+            return Some(Dec { coef: 0, exp: 0 });
+        }
+        let e = format!("{f:e}");
+        let (mant, exp) = e.split_once('e')?;
+        let exp: i32 = exp.parse().ok()?;
+        let neg = mant.starts_with('-');
+        let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+        let coef: i128 = digits.parse().ok()?;
+        Some(Dec {
+            coef: if neg { -coef } else { coef },
+            exp: exp - (digits.len() as i32 - 1),
+        })
+    }
+
+    fn rescale(self, exp: i32) -> Option<i128> {
+        // exp <= self.exp
+        let shift = u32::try_from(self.exp - exp).ok()?;
+        self.coef.checked_mul(10i128.checked_pow(shift)?)
+    }
+
+    fn to_f64(self) -> f64 {
+        format!("{}e{}", self.coef, self.exp).parse().unwrap_or(0.0)
+    }
+
+    fn apply(self, op: DecOp, other: Dec) -> Result<Option<Dec>, CallError> {
+        Ok(match op {
+            DecOp::Add | DecOp::Sub => {
+                let exp = self.exp.min(other.exp);
+                let (Some(x), Some(y)) = (self.rescale(exp), other.rescale(exp)) else {
+                    return Ok(None);
+                };
+                let y = if matches!(op, DecOp::Sub) { -y } else { y };
+                x.checked_add(y).map(|coef| Dec { coef, exp })
+            }
+            DecOp::Mul => self.coef.checked_mul(other.coef).map(|coef| Dec {
+                coef,
+                exp: self.exp + other.exp,
+            }),
+            DecOp::Div => {
+                if other.coef == 0 {
+                    return calling("decimal division by 0");
+                }
+                // DivRound(d2, 16): the quotient at 16 decimal places, half away from zero.
+                let shift = self.exp - other.exp + 16;
+                let (num, den) = if shift >= 0 {
+                    let Some(num) = 10i128
+                        .checked_pow(shift as u32)
+                        .and_then(|p| self.coef.checked_mul(p))
+                    else {
+                        return Ok(None);
+                    };
+                    (num, other.coef)
+                } else {
+                    let Some(den) = 10i128
+                        .checked_pow((-shift) as u32)
+                        .and_then(|p| other.coef.checked_mul(p))
+                    else {
+                        // The divisor dwarfs the dividend (at most 17 digits): the quotient
+                        // rounds to zero at 16 places.
+                        return Ok(Some(Dec { coef: 0, exp: -16 }));
+                    };
+                    (self.coef, den)
+                };
+                let (q, r) = (num / den, num % den);
+                let away = r.unsigned_abs() * 2 >= den.unsigned_abs();
+                let q = if away {
+                    if (num < 0) != (den < 0) {
+                        q - 1
+                    } else {
+                        q + 1
+                    }
+                } else {
+                    q
+                };
+                Some(Dec { coef: q, exp: -16 })
+            }
+        })
+    }
+}
+
+/// Sprig's `execDecimalOp`: folds the operands in decimal, then converts to float64. Operands
+/// too large for 128-bit decimals fall back to float arithmetic.
+fn decimal_op(first: &Value, rest: &[Value], op: DecOp) -> Result<f64, CallError> {
+    for v in std::iter::once(first).chain(rest) {
+        let x = to_float64(v);
+        if !x.is_finite() {
+            return calling(format!(
+                "Cannot create a Decimal from {}",
+                gofmt::sprint_value(&Value::Float(x))
+            ));
+        }
+    }
+    let mut acc = to_float64(first);
+    let mut dec = Dec::from_f64(acc);
+    for v in rest {
+        let x = to_float64(v);
+        if matches!(op, DecOp::Div) && x == 0.0 {
+            return calling("decimal division by 0");
+        }
+        dec = match (dec, Dec::from_f64(x)) {
+            (Some(d), Some(e)) => d.apply(op, e)?,
+            _ => None,
+        };
+        acc = match dec {
+            Some(d) => d.to_f64(),
+            None => match op {
+                DecOp::Add => acc + x,
+                DecOp::Sub => acc - x,
+                DecOp::Mul => acc * x,
+                DecOp::Div => acc / x,
+            },
+        };
+        if dec.is_none() {
+            dec = Dec::from_f64(acc);
+        }
+    }
+    Ok(acc)
+}
+
 /// A function's Go signature: the number of fixed parameters and whether more may follow.
 /// Go checks it before evaluating the arguments.
 pub(crate) fn signature(name: &str) -> (usize, bool) {
@@ -241,6 +382,8 @@ pub(crate) fn signature(name: &str) -> (usize, bool) {
         | "add" | "coalesce" | "all" | "any" | "tuple" | "list" | "dict" | "keys" | "concat"
         | "dig" => (0, true),
         "hello" => (0, false),
+        "addf" => (0, true),
+        "subf" | "mulf" | "divf" | "maxf" | "minf" => (1, true),
         "and" | "or" | "index" | "printf" | "eq" | "call" | "slice" | "mustSlice" | "mul"
         | "biggest" | "max" | "min" | "default" | "pluck" | "pick" | "omit" | "without"
         | "mustWithout" => (1, true),
@@ -1480,6 +1623,34 @@ pub(crate) fn call(name: &str, a: &[Value]) -> R {
                 nums.max().unwrap_or(0)
             })
         }
+        // Seconds as Go's time.Duration prints them; only strings and int64 count (an int
+        // literal is 0, as in Sprig).
+        "duration" => {
+            let secs = match &a[0] {
+                Value::Str(s) => s.parse::<i64>().unwrap_or(0),
+                Value::Int64(n) => *n,
+                _ => 0,
+            };
+            Value::str(go_duration(secs.wrapping_mul(1_000_000_000)))
+        }
+        // Sprig's float math: shopspring/decimal on the shortest decimal form of each operand.
+        "add1f" => Value::Float(decimal_op(&a[0], &[Value::Int(1)], DecOp::Add)?),
+        "addf" => Value::Float(decimal_op(&Value::Float(0.0), a, DecOp::Add)?),
+        "subf" => Value::Float(decimal_op(&a[0], &a[1..], DecOp::Sub)?),
+        "mulf" => Value::Float(decimal_op(&a[0], &a[1..], DecOp::Mul)?),
+        "divf" => Value::Float(decimal_op(&a[0], &a[1..], DecOp::Div)?),
+        "maxf" | "minf" => {
+            let mut acc = to_float64(&a[0]);
+            for v in &a[1..] {
+                let x = to_float64(v);
+                acc = if name == "maxf" {
+                    acc.max(x)
+                } else {
+                    acc.min(x)
+                };
+            }
+            Value::Float(acc)
+        }
         "ceil" | "floor" | "round" => {
             arity_min(name, a, 1)?;
             let x = to_float64(&a[0]);
@@ -2291,4 +2462,58 @@ fn go_upper(s: &str) -> String {
 
 fn go_lower(s: &str) -> String {
     s.chars().map(go_lower_char).collect()
+}
+
+/// Go's `time.Duration.String` for a whole number of seconds (`nanos` is a multiple of 1e9,
+/// or what the multiplication wrapped to).
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let neg = nanos < 0;
+    let mut u = nanos.unsigned_abs();
+    let mut out = String::new();
+    if u < 1_000_000_000 {
+        // Under a second: Go prints ns, µs or ms with a fraction.
+        let (unit, div) = if u < 1_000 {
+            ("ns", 1)
+        } else if u < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        let whole = u / div;
+        let frac = u % div;
+        out.push_str(&whole.to_string());
+        if frac > 0 {
+            let width = (div as f64).log10() as usize;
+            let digits = format!("{frac:0width$}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push_str(unit);
+    } else {
+        let frac = u % 1_000_000_000;
+        u /= 1_000_000_000;
+        let secs = u % 60;
+        let mins = (u / 60) % 60;
+        let hours = u / 3600;
+        if hours > 0 {
+            out.push_str(&format!("{hours}h"));
+        }
+        if hours > 0 || mins > 0 {
+            out.push_str(&format!("{mins}m"));
+        }
+        out.push_str(&secs.to_string());
+        if frac > 0 {
+            let digits = format!("{frac:09}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push('s');
+    }
+    if neg {
+        out.insert(0, '-');
+    }
+    out
 }

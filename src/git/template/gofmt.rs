@@ -664,7 +664,7 @@ fn fmt_float(out: &mut String, f: f64, verb: char, spec: &Spec, v: &Value) {
     let text = strconv_float(f, conv, prec);
     let (mut sign, mut num) = match text.strip_prefix('-') {
         Some(rest) => ('-', rest.to_string()),
-        None => ('+', text),
+        None => ('+', text.trim_start_matches('+').to_string()),
     };
     if spec.space && sign == '+' && !spec.plus {
         sign = ' ';

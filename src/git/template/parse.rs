@@ -1164,7 +1164,7 @@ impl Parser {
                     funcs::Lookup::Unsupported => {
                         return err(
                             pos,
-                            format!("function \"{name}\" is not supported by tagline (it depends on time, randomness or mutable state)"),
+                            format!("function \"{name}\" is not supported by tagline (Sprig functions on time, randomness, crypto, semver, URLs or map mutation)"),
                         );
                     }
                     funcs::Lookup::Undefined => {

@@ -338,6 +338,7 @@ async fn the_page_budget_truncates() {
         other => panic!("{other:?}"),
     }
     assert_eq!(e.tag_requests(), 2);
+    assert!(!err.is_retryable());
 }
 
 #[tokio::test]

@@ -338,6 +338,7 @@ async fn the_page_budget_truncates() {
         other => panic!("{other:?}"),
     }
     assert_eq!(e.tag_requests(), 2);
+    assert!(!err.is_retryable());
 }
 
 #[tokio::test]
@@ -457,4 +458,36 @@ async fn the_timeout_bounds_the_whole_listing() {
     assert!(matches!(err, ScanError::Timeout { .. }), "{err:?}");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("team/app"), "{err}");
+}
+
+/// A redirect to another origin may be followed (some registries front a CDN), but the
+/// credentials stay behind.
+#[tokio::test]
+async fn a_cross_origin_redirect_gets_no_credentials() {
+    let other = Emulator::start(|_r: &Request| Response::json(200, r#"{"tags":["x"]}"#)).await;
+    let other_host = format!("localhost:{}", other.port);
+    let e = Emulator::start(move |r: &Request| {
+        if r.header("authorization").is_none() {
+            return Response::json(401, "{}").header("WWW-Authenticate", "Basic realm=\"x\"");
+        }
+        let mut resp = Response::json(307, "");
+        resp.headers.push((
+            "Location".into(),
+            format!("http://{other_host}/v2/team/app/tags/list"),
+        ));
+        resp
+    })
+    .await;
+    let opts = ScanOptions {
+        credentials: Some(Credentials::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        }),
+        ..options()
+    };
+    let r = scan(&image(&e), &opts).await.unwrap();
+    assert_eq!(r.tags, ["x"]);
+    let seen = other.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("authorization"), None);
 }

@@ -17,12 +17,18 @@ async fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--insecure" => insecure = true,
-            "--repeat" => repeat = args.next().and_then(|n| n.parse().ok()).expect("--repeat N"),
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--repeat N")
+            }
             _ => image = Some(a),
         }
     }
-    let image = ImageName::parse(&image.expect("usage: scan-tags [--insecure] [--repeat N] <image>"))
-        .expect("image name");
+    let image =
+        ImageName::parse(&image.expect("usage: scan-tags [--insecure] [--repeat N] <image>"))
+            .expect("image name");
     let options = ScanOptions {
         insecure,
         timeout: Duration::from_secs(60),

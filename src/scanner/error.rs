@@ -111,8 +111,7 @@ impl ScanError {
         match self {
             ScanError::Connect { .. }
             | ScanError::Timeout { .. }
-            | ScanError::RateLimited { .. }
-            | ScanError::Truncated { .. } => true,
+            | ScanError::RateLimited { .. } => true,
             ScanError::Status { status, .. } => {
                 matches!(status, 408 | 425 | 429 | 499 | 500..=599)
             }
@@ -124,6 +123,8 @@ impl ScanError {
             | ScanError::TagNotFound { .. }
             | ScanError::Decode { .. }
             | ScanError::TooLarge { .. }
+            // A budget cut is deterministic: the same listing would be cut again.
+            | ScanError::Truncated { .. }
             | ScanError::CrossOriginLink { .. } => false,
         }
     }

@@ -14,6 +14,19 @@
 //! registry can make us allocate without bound). The client here is a few hundred lines on
 //! `reqwest`: the bearer/basic challenge flow, same-origin pagination with a budget, capped
 //! streaming reads, retries with backoff, and errors that name the step that failed.
+//!
+//! Behaviour in brief (defaults in [`ScanOptions::default`], [`Limits`], [`RetryPolicy`]):
+//! - `GET /v2/<repo>/tags/list?n=1000`; `Link: rel="next"` followed on the same origin only
+//!   ([`ScanError::CrossOriginLink`] otherwise); without `Link`, a page of exactly `n` tags is
+//!   continued with `last=` (Nexus); a page refused with Quay's "max is N" is asked again with
+//!   `n=N`; a repeated URL or a page with nothing new ends the listing.
+//! - Budget per listing: 1000 pages, 1,000,000 tags, 64 MiB of bodies; a cut listing is
+//!   [`ScanError::Truncated`], never a partial list. Tags that are not valid tag names are
+//!   dropped and counted in [`ScanResult::invalid_tags`].
+//! - Auth: Basic or Bearer challenge (token, access_token, identity-token refresh grant);
+//!   tokens cached in memory until shortly before expiry; one refresh on a 401.
+//! - Retries: 408/429/5xx and connection failures, exponential backoff with jitter, never
+//!   shorter than `Retry-After`, stopping before `timeout` runs out.
 
 mod auth;
 mod client;

@@ -119,7 +119,7 @@ fn skip_properties(text: &str, mut i: usize, end: usize) -> usize {
     let b = text.as_bytes();
     loop {
         match b.get(i) {
-            Some(b'&') | Some(b'!') => {
+            Some(b'&') | Some(b'!') if i < end => {
                 while i < end && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
                     i += 1;
                 }

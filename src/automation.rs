@@ -17,7 +17,7 @@ use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
 use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
-use crate::store::{ScanRecord, Store};
+use crate::store::{AutomationRecord, ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
 
 /// What happened to one object.
@@ -220,7 +220,10 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
         );
         if !automation.suspend {
             match update(config, automation, store, options).await {
-                Ok((text, update)) => {
+                Ok((text, update, observed)) => {
+                    if let Some(record) = observed {
+                        store.set_automation(&automation.id.to_string(), record);
+                    }
                     outcome.warnings = update
                         .diagnostics
                         .iter()
@@ -615,12 +618,42 @@ fn signer(
         .map_err(|e| format!("spec.git.commit.signingKey: Secret {ns}/{name}: {e}"))
 }
 
+/// What an automation's short-circuit depends on besides the branch and the policies.
+fn automation_fingerprint(
+    automation: &ImageUpdateAutomation,
+    source: &GitRepository,
+    push_branch: &str,
+) -> String {
+    format!(
+        "{}|{push_branch}|{}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}",
+        source.url,
+        automation.update_path,
+        automation.checkout,
+        source.reference,
+        automation.message_template.as_ref().map(|t| t.source()),
+        automation.author_name,
+        automation.author_email,
+        automation.message_template_values,
+        automation.signing_key,
+    )
+}
+
+/// The commit `branch` points at on the remote, by a ref listing (no clone).
+fn remote_head(remote: &Remote, branch: &str) -> Option<String> {
+    let wanted = format!("refs/heads/{branch}");
+    git::ls_remote(remote)
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, id)| id)
+}
+
 async fn update(
     config: &Config,
     automation: &ImageUpdateAutomation,
     store: &Store,
     options: &Options,
-) -> Result<(String, Update), String> {
+) -> Result<(String, Update, Option<AutomationRecord>), String> {
     let Some(source) = config.git_repositories.get(&automation.source) else {
         return Err(format!(
             "spec.sourceRef: GitRepository {} not found",
@@ -635,9 +668,35 @@ async fn update(
         name: automation.author_name.clone(),
         email: automation.author_email.clone(),
     };
+    // Flux's short-circuit: pushing to the branch it checks out, with nothing else to push,
+    // a run whose branch and policies are where the last run left them has nothing to do.
+    let fingerprint = automation_fingerprint(automation, source, &push_branch);
+    let short_circuit = checkout_ref == CheckoutRef::Branch(push_branch.clone())
+        && automation.push_refspec.is_none()
+        && !matches!(remote.auth, Some(git::Auth::Bearer(_)));
+    let previous = store
+        .automation(&automation.id.to_string())
+        .filter(|r| short_circuit && r.fingerprint == fingerprint && r.policies == setters)
+        .cloned();
     let automation = automation.clone();
     let dry_run = options.dry_run;
     tokio::task::spawn_blocking(move || {
+        let record = |revision: String| {
+            short_circuit.then(|| AutomationRecord {
+                fingerprint: fingerprint.clone(),
+                revision,
+                policies: setters.clone(),
+            })
+        };
+        if let Some(previous) = &previous {
+            if remote_head(&remote, &push_branch).as_deref() == Some(previous.revision.as_str()) {
+                return Ok((
+                    "no change since last reconciliation".to_string(),
+                    Update::default(),
+                    None,
+                ));
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix("tagline-checkout-")
             .tempdir()
@@ -671,11 +730,12 @@ async fn update(
             let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
                 .map_err(|e| e.to_string())?;
             if update.files.is_empty() {
-                return Ok((format!("no changes on {checkout_name}"), update));
+                let observed = if dry_run { None } else { record(checkout.head.clone()) };
+                return Ok((format!("no changes on {checkout_name}"), update, observed));
             }
             let summary = summary(&update);
             if dry_run {
-                return Ok((format!("would commit to {push_branch}: {summary}"), update));
+                return Ok((format!("would commit to {push_branch}: {summary}"), update, None));
             }
             // Render before writing: a template that fails must leave the checkout untouched.
             let message = message(&automation, &update)?;
@@ -688,7 +748,8 @@ async fn update(
                 .commit_with(&author, &message, now, signer.as_ref())
                 .map_err(|e| e.to_string())?
             else {
-                return Ok((format!("no changes on {checkout_name}"), update));
+                let observed = record(checkout.head.clone());
+                return Ok((format!("no changes on {checkout_name}"), update, observed));
             };
             let short = commit[..commit.len().min(7)].to_string();
             let pushed = if review {
@@ -715,7 +776,7 @@ async fn update(
                 None => Ok(text),
             });
             match pushed {
-                Ok(text) => return Ok((text, update)),
+                Ok(text) => return Ok((text, update, record(commit.clone()))),
                 // The branch moved between fetch and push: start again from its new tip.
                 Err(e) if e.is_conflict() && !review && attempt < PUSH_ATTEMPTS => {
                     tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");

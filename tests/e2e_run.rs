@@ -288,6 +288,26 @@ fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
         second.stderr
     );
     assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+    // Neither the branch nor the policy moved: a ref listing, no clone.
+    assert!(
+        line(&second, "ImageUpdateAutomation default/fleet")
+            .ends_with("no change since last reconciliation"),
+        "{}",
+        second.stderr
+    );
+
+    // Someone else commits: the branch moved, so the automation looks again (and finds
+    // nothing to change).
+    s.git
+        .commit(&s.fleet, "main", &[("NOTES.md", "notes\n")], "notes");
+    let moved = run_with_state(&s.config, state.path());
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(
+        line(&moved, "ImageUpdateAutomation default/fleet").contains("no changes on main"),
+        "{}",
+        moved.stderr
+    );
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 3);
 
     // Interval over: the new tag is seen and lands.
     let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
@@ -311,5 +331,5 @@ fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
     assert_ne!(fourth.code, 0, "{}", fourth.stderr);
     assert!(line(&fourth, "ImageRepository default/app").contains("failed"));
     let log = s.git.log(&s.fleet, "main");
-    assert_eq!(log.len(), 3, "{}", fourth.stderr);
+    assert_eq!(log.len(), 4, "{}\n{log:#?}", fourth.stderr);
 }

@@ -26,6 +26,22 @@ struct State {
     /// scanned successfully.
     #[serde(default)]
     scans: BTreeMap<String, ScanRecord>,
+    /// `namespace/name` of an ImageUpdateAutomation → what its last successful run saw.
+    #[serde(default)]
+    automations: BTreeMap<String, AutomationRecord>,
+}
+
+/// What an automation's last successful run saw (Flux's `observedSourceRevision` and
+/// `observedPolicies`): when neither the branch nor any policy moved since, there is nothing
+/// to do and no clone is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutomationRecord {
+    /// The automation's configuration it ran with (no secrets).
+    pub fingerprint: String,
+    /// The branch's commit after the run.
+    pub revision: String,
+    /// Policy `ns:name` → the latest reference applied.
+    pub policies: BTreeMap<String, ImageRef>,
 }
 
 /// The last successful scan of a repository.
@@ -107,6 +123,16 @@ impl Store {
     pub fn set_scan(&mut self, repository: &str, tags: Vec<String>, record: ScanRecord) {
         self.state.tags.insert(repository.to_string(), tags);
         self.state.scans.insert(repository.to_string(), record);
+    }
+
+    pub fn automation(&self, automation: &str) -> Option<&AutomationRecord> {
+        self.state.automations.get(automation)
+    }
+
+    pub fn set_automation(&mut self, automation: &str, record: AutomationRecord) {
+        self.state
+            .automations
+            .insert(automation.to_string(), record);
     }
 
     pub fn latest(&self, policy: &str) -> Option<&ImageRef> {

@@ -253,20 +253,6 @@ fn registry_that_does_not_trust_us_without_the_ca() {
     assert_fails_cleanly(&s, "ImageRepository default/app", "certificate");
 }
 
-fn run_with_state(config: &ConfigDir, state: &std::path::Path) -> Run {
-    let out = tagline()
-        .args(["run", "--once", "--config"])
-        .arg(config.path())
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("run tagline");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
     let s = setup(

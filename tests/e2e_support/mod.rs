@@ -166,11 +166,20 @@ pub struct Run {
 }
 
 pub fn run_once(config: &ConfigDir) -> Run {
-    let out = tagline()
-        .args(["run", "--once", "--config"])
-        .arg(config.path())
-        .output()
-        .expect("run tagline");
+    run_tagline(config, None)
+}
+
+pub fn run_with_state(config: &ConfigDir, state: &std::path::Path) -> Run {
+    run_tagline(config, Some(state))
+}
+
+fn run_tagline(config: &ConfigDir, state: Option<&std::path::Path>) -> Run {
+    let mut cmd = tagline();
+    cmd.args(["run", "--once", "--config"]).arg(config.path());
+    if let Some(state) = state {
+        cmd.arg("--state-dir").arg(state);
+    }
+    let out = cmd.output().expect("run tagline");
     Run {
         code: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -274,3 +274,41 @@ fn checkout_by_tag_pushes_to_the_push_branch() {
     assert_ne!(run.code, 0);
     assert!(line(&run, "ImageUpdateAutomation default/fleet").contains("push spec not provided"));
 }
+
+#[test]
+fn a_commit_pushed_between_fetch_and_push_survives_and_ours_lands_once() {
+    let s = plain();
+    // Someone else's commit, ready on a side branch; the hook moves main to it while
+    // tagline's first push is in flight, as a concurrent writer would.
+    let theirs = s.git.commit(
+        &s.fleet,
+        "competitor",
+        &[("deploy/other.yaml", "kind: ConfigMap\n")],
+        "someone else",
+    );
+    let marker = s.git.git_dir(&s.fleet).join("raced");
+    s.git.set_hook(
+        &s.fleet,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh\ncat >/dev/null\nif [ ! -e {m} ]; then\n  touch {m}\n  env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main {theirs}\nfi\nexit 0\n",
+            m = marker.display()
+        ),
+    );
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(marker.exists(), "the race happened");
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 3, "initial, theirs, ours: {log:#?}");
+    assert_eq!(log[1].sha, theirs, "their commit survives");
+    assert_eq!(log[0].parents, vec![theirs.clone()]);
+    assert_eq!(log[0].author_name, "Tagline Bot");
+    assert_eq!(
+        s.git.file(&s.fleet, "main", "deploy/other.yaml"),
+        "kind: ConfigMap\n"
+    );
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
+}

@@ -48,9 +48,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos, SshServer};
-pub use yaml::secret;
 pub use registry::{Registry, RegistryOptions};
 pub use tls::TestCa;
+pub use yaml::secret;
 
 /// The built `tagline` binary with a clean environment: none of the host's TLS-trust, git or
 /// proxy variables (`SSL_*`, `GIT_*`, `CURL_CA_BUNDLE`, `*_proxy`, …), `HOME` and

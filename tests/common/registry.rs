@@ -298,18 +298,7 @@ impl Registry {
         let body = expect_status("list tags", &url, resp, StatusCode::OK)
             .text()
             .unwrap_or_else(|e| panic!("list tags {url}: read body: {e}"));
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("list tags {url}: not JSON ({e}): {body}"));
-        let mut tags: Vec<String> = json["tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        tags
+        sorted_tags(&format!("list tags {url}"), &body, "tags")
     }
 
     /// The digest of the manifest `repo:tag` points at, `None` when there is no such tag.
@@ -344,19 +333,8 @@ impl Registry {
     pub fn list_tags_with_skopeo(&self, repo: &str) -> Vec<String> {
         let mut cmd = self.skopeo("list-tags");
         cmd.arg(format!("docker://{}/{repo}", self.host));
-        let json = run("skopeo list-tags", &mut cmd);
-        let json: serde_json::Value = serde_json::from_str(&json)
-            .unwrap_or_else(|e| panic!("skopeo list-tags: not JSON ({e}): {json}"));
-        let mut tags: Vec<String> = json["Tags"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        tags
+        let body = run("skopeo list-tags", &mut cmd);
+        sorted_tags("skopeo list-tags", &body, "Tags")
     }
 
     /// `skopeo <subcommand>` set up for this registry: its CA and client certificate
@@ -499,6 +477,23 @@ fn http_client(options: RegistryOptions) -> Client {
         }
     }
     builder.build().expect("build HTTP client")
+}
+
+/// The string array under `field` of the JSON document `body`, sorted (empty when the field
+/// is missing or `null`, as after the last manifest of a repository is deleted).
+fn sorted_tags(what: &str, body: &str, field: &str) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    let mut tags: Vec<String> = json[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
 }
 
 fn expect_status(what: &str, url: &str, resp: Response, want: StatusCode) -> Response {

@@ -42,7 +42,7 @@ for spec in "${SPECS[@]}"; do
         -n tagline-discover "$BIN discover $T"
 
     hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/rewrite-$files.json" \
-        --prepare "git -C $T checkout -q -- ." \
+        --prepare "git -C $T checkout -q -- . && sync" \
         -n sed-i "xargs sed -i 's|reg/team/app:1.0.0 #|reg/team/app:1.1.0 #|' < $WORK/marked-$files" \
         -n tagline-write "$BIN write $T"
 

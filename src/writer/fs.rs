@@ -583,7 +583,9 @@ impl Update {
             tmp.as_file()
                 .set_permissions(meta.permissions())
                 .map_err(werr)?;
-            prepared.push((tmp, target, f.repo_path.clone()));
+            // Close it now (many files must not exhaust descriptors); the path still removes
+            // the file when dropped unpersisted.
+            prepared.push((tmp.into_temp_path(), target, f.repo_path.clone()));
         }
         for (tmp, target, repo_path) in prepared {
             tmp.persist(&target).map_err(|e| WriterError::Write {

@@ -405,3 +405,18 @@ fn a_refused_write_replaces_no_file_at_all() {
         .collect();
     assert_eq!(names.len(), 2, "temp files left: {names:?}");
 }
+
+#[test]
+fn discover_lists_only_screened_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "a/deploy.yaml", DEPLOY);
+    write(root, "a/b/values.yml", TAG_ONLY);
+    write(root, "a/plain.yaml", "image: x:1\n");
+    write(root, "a/readme.md", TAG_ONLY);
+    write(root, ".git/x.yaml", TAG_ONLY);
+    write(root, "Kustomization", TAG_ONLY);
+    let (found, diags) = tagline::writer::fs::discover(root, ".", &Options::default()).unwrap();
+    assert_eq!(found, ["Kustomization", "a/b/values.yml", "a/deploy.yaml"]);
+    assert!(diags.is_empty());
+}

@@ -37,11 +37,12 @@ fn main() {
         }
         "plan" | "write" => {
             let up = update(Path::new(root), path, &setters).unwrap();
+            let computed = started.elapsed();
             if mode == "write" {
                 up.write().unwrap();
             }
             eprintln!(
-                "{mode}: {} files changed, {} diagnostics in {:?}",
+                "{mode}: {} files changed, {} diagnostics in {:?} (update {computed:?})",
                 up.files.len(),
                 up.diagnostics.len(),
                 started.elapsed()

@@ -384,3 +384,39 @@ fn unparsable_and_unknown_markers_are_diagnostics_with_lines() {
         .contains("not on the line of a scalar"));
     assert!(up.diagnostics[2].message.contains("elsewhere"));
 }
+
+#[test]
+fn a_refused_write_replaces_no_file_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", DEPLOY);
+    write(dir.path(), "b.yaml", DEPLOY);
+    let up = update(dir.path(), ".", &setters()).unwrap();
+    assert_eq!(up.files.len(), 2);
+    // b.yaml changes after the walk: a.yaml, prepared first, must not be replaced either.
+    write(dir.path(), "b.yaml", &DEPLOY.replace("# app", "# edited"));
+    assert!(matches!(up.write(), Err(WriterError::Write { ref path, .. }) if path == "b.yaml"));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("a.yaml")).unwrap(),
+        DEPLOY
+    );
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "temp files left: {names:?}");
+}
+
+#[test]
+fn discover_lists_only_screened_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "a/deploy.yaml", DEPLOY);
+    write(root, "a/b/values.yml", TAG_ONLY);
+    write(root, "a/plain.yaml", "image: x:1\n");
+    write(root, "a/readme.md", TAG_ONLY);
+    write(root, ".git/x.yaml", TAG_ONLY);
+    write(root, "Kustomization", TAG_ONLY);
+    let (found, diags) = tagline::writer::fs::discover(root, ".", &Options::default()).unwrap();
+    assert_eq!(found, ["Kustomization", "a/b/values.yml", "a/deploy.yaml"]);
+    assert!(diags.is_empty());
+}

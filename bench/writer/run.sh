@@ -36,13 +36,13 @@ for spec in "${SPECS[@]}"; do
     echo "== tree: $files files, $(wc -l < "$WORK/marked-$files") marked, $(du -sh "$T" --exclude=.git | cut -f1)"
 
     hyperfine -N --style basic --warmup 2 --runs "$RUNS" --export-json "$WORK/discover-$files.json" \
-        -n git-grep "git -C $T grep -l \"\$imagepolicy\"" \
-        -n rg "rg -l \$imagepolicy $T" \
-        -n grep "grep -rl --exclude-dir=.git \$imagepolicy $T" \
+        -n git-grep "git -C $T grep -lF \$imagepolicy" \
+        -n rg "rg -lF \$imagepolicy $T" \
+        -n grep "grep -rlF --exclude-dir=.git \$imagepolicy $T" \
         -n tagline-discover "$BIN discover $T"
 
     hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/rewrite-$files.json" \
-        --prepare "git -C $T checkout -q -- ." \
+        --prepare "git -C $T checkout -q -- . && sync" \
         -n sed-i "xargs sed -i 's|reg/team/app:1.0.0 #|reg/team/app:1.1.0 #|' < $WORK/marked-$files" \
         -n tagline-write "$BIN write $T"
 

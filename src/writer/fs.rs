@@ -3,13 +3,14 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
-use super::{apply_report, ChangeSet, Setters};
+use super::{apply_report, Change, ChangeSet, ObjectId, Setters};
 
 /// Files larger than this are reported, not read.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -118,19 +119,37 @@ pub fn considered_name(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
-/// The stack of ignore matchers from the root down to the current directory.
+/// The ignore matchers from the root down to a directory, deepest last (shared by threads).
+#[derive(Clone, Default)]
 struct Ignores {
-    stack: Vec<Gitignore>,
+    chain: Option<Arc<IgnoreNode>>,
+}
+
+struct IgnoreNode {
+    matcher: Gitignore,
+    parent: Option<Arc<IgnoreNode>>,
 }
 
 impl Ignores {
+    fn with(&self, matcher: Gitignore) -> Ignores {
+        Ignores {
+            chain: Some(Arc::new(IgnoreNode {
+                matcher,
+                parent: self.chain.clone(),
+            })),
+        }
+    }
+
+    /// The deepest decisive pattern wins, as in git.
     fn ignored(&self, path: &Path, is_dir: bool) -> bool {
-        for g in self.stack.iter().rev() {
-            match g.matched(path, is_dir) {
+        let mut node = self.chain.as_deref();
+        while let Some(n) = node {
+            match n.matcher.matched(path, is_dir) {
                 Match::Ignore(_) => return true,
                 Match::Whitelist(_) => return false,
                 Match::None => {}
             }
+            node = n.parent.as_deref();
         }
         false
     }
@@ -157,14 +176,32 @@ fn read_ignore(dir: &Path, diags: &mut Vec<Diagnostic>, root: &Path) -> Option<G
     b.build().ok()
 }
 
-struct Walker<'a> {
+/// What every walking thread shares.
+struct Ctx<'a> {
     root: PathBuf,
     start: PathBuf,
     setters: &'a Setters,
     options: &'a Options,
-    out: Update,
-    /// Some: only list the files that pass screening (repository paths), parse nothing.
-    discovered: Option<Vec<String>>,
+    /// Only list the files that pass screening; parse nothing.
+    discover_only: bool,
+}
+
+/// What one walking thread found.
+#[derive(Default)]
+struct Found {
+    files: Vec<FileUpdate>,
+    changes: Vec<(String, Vec<(ObjectId, Change)>)>,
+    diagnostics: Vec<Diagnostic>,
+    discovered: Vec<String>,
+}
+
+impl Found {
+    fn merge(&mut self, other: Found) {
+        self.files.extend(other.files);
+        self.changes.extend(other.changes);
+        self.diagnostics.extend(other.diagnostics);
+        self.discovered.extend(other.discovered);
+    }
 }
 
 /// Lists the files under `root/update_path` that the writer would parse: considered names,
@@ -175,8 +212,7 @@ pub fn discover(
     update_path: &str,
     options: &Options,
 ) -> Result<(Vec<String>, Vec<Diagnostic>), WriterError> {
-    let (update, found) = walk(root, update_path, &Setters::new(), options, true)?;
-    let mut found = found.unwrap_or_default();
+    let (update, mut found) = walk(root, update_path, &Setters::new(), options, true)?;
     found.sort();
     Ok((found, update.diagnostics))
 }
@@ -197,7 +233,7 @@ fn walk(
     setters: &Setters,
     options: &Options,
     discover_only: bool,
-) -> Result<(Update, Option<Vec<String>>), WriterError> {
+) -> Result<(Update, Vec<String>), WriterError> {
     let parts = relative_components(update_path)?;
     let walk_err = |source| WriterError::Walk {
         path: update_path.to_string(),
@@ -212,226 +248,312 @@ fn walk(
     if !start.starts_with(&root) {
         return Err(WriterError::PathEscapes(update_path.to_string()));
     }
-    let mut w = Walker {
+    let ctx = Ctx {
         root: root.clone(),
         start: start.clone(),
         setters,
         options,
-        out: Update {
-            root: root.clone(),
-            ..Update::default()
-        },
-        discovered: discover_only.then(Vec::new),
+        discover_only,
     };
-    let mut ignores = Ignores { stack: Vec::new() };
+    let mut found = Found::default();
+    let mut ignores = Ignores::default();
     if !options.ignore.is_empty() {
         let mut b = GitignoreBuilder::new(&root);
         for line in &options.ignore {
             let _ = b.add_line(None, line);
         }
         if let Ok(g) = b.build() {
-            ignores.stack.push(g);
+            ignores = ignores.with(g);
         }
     }
     // The ignore files of the directories from the root down to update.path.
     let mut dir = root.clone();
-    let mut diags = Vec::new();
     for p in std::iter::once(None).chain(parts.iter().map(Some)) {
         if let Some(p) = p {
             dir.push(p);
-            let is_dir = dir.is_dir();
-            if ignores.ignored(&dir, is_dir) {
-                w.out.diagnostics.push(Diagnostic {
+            if ignores.ignored(&dir, dir.is_dir()) {
+                found.diagnostics.push(Diagnostic {
                     path: rel(&root, &dir).unwrap_or_default(),
                     line: None,
                     message: "update.path is excluded by .sourceignore; nothing considered".into(),
                 });
-                return Ok((w.out, w.discovered));
+                return Ok((finish(&root, found), Vec::new()));
             }
+        }
+        if dir == start {
+            break;
         }
         if dir.is_dir() && dir.starts_with(&root) {
-            if let Some(g) = read_ignore(&dir, &mut diags, &root) {
-                ignores.stack.push(g);
+            if let Some(g) = read_ignore(&dir, &mut found.diagnostics, &root) {
+                ignores = ignores.with(g);
             }
         }
     }
-    w.out.diagnostics.extend(diags);
     let meta = fs::symlink_metadata(&start).map_err(walk_err)?;
     if meta.is_dir() {
-        w.walk_dir(&start, &mut ignores, true).map_err(walk_err)?;
+        fs::read_dir(&start).map_err(walk_err)?;
+        found.merge(walk_parallel(&ctx, start.clone(), ignores));
     } else if meta.is_file() {
-        w.consider_file(&start, &meta);
+        consider_file(&ctx, &mut found, &start);
     }
-    let mut out = w.out;
-    out.files.sort_by(|a, b| a.path.cmp(&b.path));
-    out.diagnostics
-        .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-    Ok((out, w.discovered))
+    let discovered = std::mem::take(&mut found.discovered);
+    Ok((finish(&root, found), discovered))
 }
 
-impl Walker<'_> {
-    fn diag(&mut self, path: &Path, line: Option<usize>, message: impl Into<String>) {
-        let shown = rel(&self.start, path)
-            .or_else(|| rel(&self.root, path))
-            .unwrap_or_else(|| path.display().to_string());
-        self.out.diagnostics.push(Diagnostic {
-            path: shown,
-            line,
-            message: message.into(),
-        });
+/// Sorts what the threads found into an `Update`.
+fn finish(root: &Path, mut found: Found) -> Update {
+    found.files.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+        .diagnostics
+        .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    let mut changes = ChangeSet::new();
+    for (path, list) in found.changes {
+        let objects = changes.entry(path).or_default();
+        for (object, change) in list {
+            objects.entry(object).or_default().push(change);
+        }
     }
-
-    fn walk_dir(&mut self, dir: &Path, ignores: &mut Ignores, top: bool) -> std::io::Result<()> {
-        let pushed = if top {
-            false
-        } else {
-            let mut d = Vec::new();
-            let g = read_ignore(dir, &mut d, &self.root);
-            self.out.diagnostics.extend(d);
-            match g {
-                Some(g) => {
-                    ignores.stack.push(g);
-                    true
-                }
-                None => false,
-            }
-        };
-        let mut entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
-            Ok(rd) => rd.filter_map(Result::ok).collect(),
-            Err(e) if top => return Err(e),
-            Err(e) => {
-                self.diag(dir, None, format!("cannot read directory: {e}"));
-                Vec::new()
-            }
-        };
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let Ok(ft) = entry.file_type() else { continue };
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if ft.is_dir() {
-                if name == ".git" || ignores.ignored(&path, true) {
-                    continue;
-                }
-                self.walk_dir(&path, ignores, false)?;
-            } else if ft.is_file() {
-                if !considered_name(&name) || ignores.ignored(&path, false) {
-                    continue;
-                }
-                if let Ok(meta) = fs::symlink_metadata(&path) {
-                    self.consider_file(&path, &meta);
-                }
-            } else if ft.is_symlink() {
-                self.consider_link(&path, &name, ignores);
-            }
-        }
-        if pushed {
-            ignores.stack.pop();
-        }
-        Ok(())
+    Update {
+        root: root.to_path_buf(),
+        files: found.files,
+        changes,
+        diagnostics: found.diagnostics,
     }
+}
 
-    /// Symlinks are never read through: one leading out of the checkout, or dangling, is
-    /// reported; one inside it is skipped (its target is considered at its own path).
-    fn consider_link(&mut self, path: &Path, name: &str, ignores: &Ignores) {
-        if ignores.ignored(path, false) {
-            return;
-        }
-        match fs::canonicalize(path) {
-            Err(_) => {
-                if considered_name(name) {
-                    self.diag(path, None, "dangling symlink; skipped");
-                }
-            }
-            Ok(target) => {
-                let is_dir = target.is_dir();
-                if !target.starts_with(&self.root) {
-                    if is_dir || considered_name(name) {
-                        self.diag(path, None, "symlink leads out of the checkout; refused");
+/// Directories still to read, and how many threads are reading one.
+struct Queue {
+    jobs: Vec<(PathBuf, Ignores)>,
+    active: usize,
+}
+
+/// Walks `start` with one thread per available core, each taking whole directories.
+fn walk_parallel(ctx: &Ctx<'_>, start: PathBuf, ignores: Ignores) -> Found {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let queue = Mutex::new(Queue {
+        jobs: vec![(start.clone(), ignores)],
+        active: 0,
+    });
+    let ready = Condvar::new();
+    let worker = || {
+        let mut found = Found::default();
+        loop {
+            let job = {
+                let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(job) = q.jobs.pop() {
+                        q.active += 1;
+                        break Some(job);
                     }
-                } else if !is_dir && considered_name(name) && !target.starts_with(&self.start) {
-                    self.diag(
+                    if q.active == 0 {
+                        break None;
+                    }
+                    q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some((dir, ignores)) = job else {
+                ready.notify_all();
+                return found;
+            };
+            let top = dir == start;
+            let subdirs = walk_dir(ctx, &mut found, &dir, ignores, top);
+            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.jobs.extend(subdirs);
+            q.active -= 1;
+            drop(q);
+            ready.notify_all();
+        }
+    };
+    if threads == 1 {
+        return worker();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+        let mut all = Found::default();
+        for h in handles {
+            match h.join() {
+                Ok(f) => all.merge(f),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
+}
+
+fn diag(
+    ctx: &Ctx<'_>,
+    found: &mut Found,
+    path: &Path,
+    line: Option<usize>,
+    message: impl Into<String>,
+) {
+    let shown = rel(&ctx.start, path)
+        .or_else(|| rel(&ctx.root, path))
+        .unwrap_or_else(|| path.display().to_string());
+    found.diagnostics.push(Diagnostic {
+        path: shown,
+        line,
+        message: message.into(),
+    });
+}
+
+/// Reads one directory: considers its files, returns its subdirectories to walk.
+fn walk_dir(
+    ctx: &Ctx<'_>,
+    found: &mut Found,
+    dir: &Path,
+    mut ignores: Ignores,
+    top: bool,
+) -> Vec<(PathBuf, Ignores)> {
+    if let Some(g) = read_ignore(dir, &mut found.diagnostics, &ctx.root) {
+        ignores = ignores.with(g);
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            let what = if top { "update.path" } else { "directory" };
+            diag(ctx, found, dir, None, format!("cannot read {what}: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut subdirs = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if ft.is_dir() {
+            if name == ".git" || ignores.ignored(&path, true) {
+                continue;
+            }
+            subdirs.push((path, ignores.clone()));
+        } else if ft.is_file() {
+            if considered_name(&name) && !ignores.ignored(&path, false) {
+                consider_file(ctx, found, &path);
+            }
+        } else if ft.is_symlink() {
+            consider_link(ctx, found, &path, &name, &ignores);
+        }
+    }
+    subdirs
+}
+
+/// Symlinks are never read through: one leading out of the checkout, or dangling, is
+/// reported; one inside it is skipped (its target is considered at its own path).
+fn consider_link(ctx: &Ctx<'_>, found: &mut Found, path: &Path, name: &str, ignores: &Ignores) {
+    if ignores.ignored(path, false) {
+        return;
+    }
+    match fs::canonicalize(path) {
+        Err(_) => {
+            if considered_name(name) {
+                diag(ctx, found, path, None, "dangling symlink; skipped");
+            }
+        }
+        Ok(target) => {
+            let is_dir = target.is_dir();
+            if !target.starts_with(&ctx.root) {
+                if is_dir || considered_name(name) {
+                    diag(
+                        ctx,
+                        found,
                         path,
                         None,
-                        "symlink to a file outside update.path; not followed",
+                        "symlink leads out of the checkout; refused",
                     );
                 }
+            } else if !is_dir && considered_name(name) && !target.starts_with(&ctx.start) {
+                diag(
+                    ctx,
+                    found,
+                    path,
+                    None,
+                    "symlink to a file outside update.path; not followed",
+                );
             }
         }
     }
+}
 
-    fn consider_file(&mut self, path: &Path, meta: &fs::Metadata) {
-        if meta.len() > self.options.max_file_size {
-            self.diag(
+fn consider_file(ctx: &Ctx<'_>, found: &mut Found, path: &Path) {
+    let original = match read_regular(path, ctx.options.max_file_size) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            let cap = ctx.options.max_file_size;
+            diag(
+                ctx,
+                found,
                 path,
                 None,
-                format!(
-                    "file is larger than {} bytes; not read",
-                    self.options.max_file_size
-                ),
+                format!("file is larger than {cap} bytes; not read"),
             );
             return;
         }
-        let (Some(repo_path), Some(rel_path)) = (rel(&self.root, path), rel(&self.start, path))
-        else {
-            self.diag(path, None, "file name is not UTF-8; skipped");
+        Err(e) => {
+            diag(ctx, found, path, None, format!("cannot read: {e}"));
             return;
-        };
-        let original = match read_regular(path, meta) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                self.diag(path, None, format!("cannot read: {e}"));
-                return;
+        }
+    };
+    if memchr::memmem::find(&original, TOKEN).is_none() {
+        return;
+    }
+    let (Some(repo_path), Some(rel_path)) = (rel(&ctx.root, path), rel(&ctx.start, path)) else {
+        diag(ctx, found, path, None, "file name is not UTF-8; skipped");
+        return;
+    };
+    if ctx.discover_only {
+        found.discovered.push(repo_path);
+        return;
+    }
+    match apply_report(&original, ctx.setters) {
+        Err(problem) => diag(ctx, found, path, Some(problem.line), problem.message),
+        Ok(report) => {
+            for n in report.notes {
+                diag(ctx, found, path, Some(n.line), n.message);
             }
-        };
-        if memchr::memmem::find(&original, TOKEN).is_none() {
-            return;
-        }
-        if let Some(found) = &mut self.discovered {
-            found.push(repo_path);
-            return;
-        }
-        match apply_report(&original, self.setters) {
-            Err(problem) => self.diag(path, Some(problem.line), problem.message),
-            Ok(report) => {
-                for n in report.notes {
-                    self.diag(path, Some(n.line), n.message);
-                }
-                if let Some(updated) = report.applied.output {
-                    let objects = self.out.changes.entry(rel_path.clone()).or_default();
-                    for (object, change) in report.applied.changes {
-                        objects.entry(object).or_default().push(change);
-                    }
-                    self.out.files.push(FileUpdate {
-                        repo_path,
-                        path: rel_path,
-                        original,
-                        updated,
-                    });
-                }
+            if let Some(updated) = report.applied.output {
+                found
+                    .changes
+                    .push((rel_path.clone(), report.applied.changes));
+                found.files.push(FileUpdate {
+                    repo_path,
+                    path: rel_path,
+                    original,
+                    updated,
+                });
             }
         }
     }
 }
 
-/// Reads a file that was a regular file when listed; fails if it has since been replaced
-/// (by a symlink, for example).
-fn read_regular(path: &Path, meta: &fs::Metadata) -> std::io::Result<Vec<u8>> {
-    let mut f = fs::File::open(path)?;
-    let now = f.metadata()?;
-    if now.dev() != meta.dev() || now.ino() != meta.ino() || !now.is_file() {
-        return Err(std::io::Error::other("file was replaced while being read"));
+/// Reads a regular file without following a symlink in its last component (`O_NOFOLLOW`);
+/// `None` when it is larger than `cap`.
+fn read_regular(path: &Path, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
     }
-    let mut buf = Vec::with_capacity(now.len() as usize);
-    f.read_to_end(&mut buf)?;
-    Ok(buf)
+    if meta.len() > cap {
+        return Ok(None);
+    }
+    let mut buf = vec![0; meta.len() as usize];
+    f.read_exact(&mut buf)?;
+    Ok(Some(buf))
 }
 
 impl Update {
     /// Writes every changed file atomically (temp file in the same directory, then rename).
     /// All temporary files are prepared before the first rename; a file that changed since it
-    /// was read, or became a symlink, stops the write before anything is replaced.
+    /// was read, or became a symlink, stops the write before anything is replaced. Readers see
+    /// the old or the new file, never a mix. Files are not fsynced: the work tree is a scratch
+    /// copy whose truth is the remote (a crash means the next run starts again from it), and
+    /// fsync per file made a 500-file update 8x slower than `sed -i`.
     pub fn write(&self) -> Result<(), WriterError> {
         let mut prepared = Vec::with_capacity(self.files.len());
         for f in &self.files {
@@ -444,8 +566,10 @@ impl Update {
             if !meta.is_file() {
                 return Err(werr(std::io::Error::other("no longer a regular file")));
             }
-            let current = read_regular(&target, &meta).map_err(werr)?;
-            if current != f.original {
+            let current = read_regular(&target, u64::MAX).map_err(werr)?;
+            if current.as_deref() != Some(f.original.as_slice())
+                || meta.len() != f.original.len() as u64
+            {
                 return Err(werr(std::io::Error::other("changed since it was read")));
             }
             let dir = target
@@ -459,8 +583,9 @@ impl Update {
             tmp.as_file()
                 .set_permissions(meta.permissions())
                 .map_err(werr)?;
-            tmp.as_file().sync_all().map_err(werr)?;
-            prepared.push((tmp, target, f.repo_path.clone()));
+            // Close it now (many files must not exhaust descriptors); the path still removes
+            // the file when dropped unpersisted.
+            prepared.push((tmp.into_temp_path(), target, f.repo_path.clone()));
         }
         for (tmp, target, repo_path) in prepared {
             tmp.persist(&target).map_err(|e| WriterError::Write {

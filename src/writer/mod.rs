@@ -9,6 +9,20 @@
 //! - `fs::update(root, update_path, &setters) -> Result<Update, WriterError>`: walks the tree and
 //!   computes every file's new content without writing; `Update::write()` writes them atomically.
 //! - `ChangeSet`: file (relative to `update.path`) → object → changes, in a stable order.
+//!
+//! Added by the writer owner:
+//! - `apply_report(text, &setters) -> Result<Report, Problem>`: `apply` plus the diagnostics
+//!   (`Report::notes`, 1-based lines) about markers that changed nothing and why.
+//! - `render_plan(&Update) -> String`: a summary line per change and a unified diff per file.
+//! - `fs::update_with(root, path, &setters, &Options)` (size cap, extra ignore patterns such as
+//!   the GitRepository's `spec.ignore`), `fs::discover(root, path, &Options)` (the screened
+//!   files only, nothing parsed), `marker::parse` (a comment as Flux reads it).
+//!
+//! How: `doc` reads the file with saphyr-parser into scalars with byte spans; a marker is the
+//! first comment outside every scalar on a line (or the whole-line comment above a sequence
+//! item); `edit` splices new scalar text and re-reads the result, which must give the same
+//! events with only the marked values changed, or the file is left alone. Files the parser
+//! rejects go to `template`, which edits a marked line only when its value span is unambiguous.
 
 mod doc;
 mod edit;

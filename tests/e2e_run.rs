@@ -319,3 +319,36 @@ fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
     let log = s.git.log(&s.fleet, "main");
     assert_eq!(log.len(), 4, "{}\n{log:#?}", fourth.stderr);
 }
+
+#[test]
+fn plan_shows_the_diff_and_pushes_nothing() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let out = tagline()
+        .args(["plan", "--config"])
+        .arg(s.config.path())
+        .output()
+        .expect("run tagline plan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let old = format!(
+        "-          image: {}/{}:1.0.0 # {{\"$imagepolicy\": \"default:app\"}}",
+        s.registry.host(),
+        s.image
+    );
+    let new = format!(
+        "+          image: {}/{}:1.2.0 # {{\"$imagepolicy\": \"default:app\"}}",
+        s.registry.host(),
+        s.image
+    );
+    assert!(stdout.contains(&old) && stdout.contains(&new), "{stdout}");
+    assert!(stdout.contains("app.yaml"), "{stdout}");
+    assert!(stderr.contains("would commit to main"), "{stderr}");
+    assert_eq!(
+        s.git.head(&s.fleet, "main").as_deref(),
+        Some(s.initial_head.as_str())
+    );
+}

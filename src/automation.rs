@@ -678,6 +678,16 @@ async fn update(
         .automation(&automation.id.to_string())
         .filter(|r| short_circuit && r.fingerprint == fingerprint && r.policies == setters)
         .cloned();
+    // The GitRepository's `spec.ignore` (gitignore syntax) keeps files out, like
+    // `.sourceignore` does.
+    let writer_options = writer::fs::Options {
+        ignore: source
+            .ignore
+            .as_deref()
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+        ..writer::fs::Options::default()
+    };
     let automation = automation.clone();
     let dry_run = options.dry_run;
     tokio::task::spawn_blocking(move || {
@@ -727,8 +737,13 @@ async fn update(
             } else {
                 None
             };
-            let update = writer::fs::update(&checkout.dir, &automation.update_path, &setters)
-                .map_err(|e| e.to_string())?;
+            let update = writer::fs::update_with(
+                &checkout.dir,
+                &automation.update_path,
+                &setters,
+                &writer_options,
+            )
+            .map_err(|e| e.to_string())?;
             if update.files.is_empty() {
                 let observed = if dry_run { None } else { record(checkout.head.clone()) };
                 return Ok((format!("no changes on {checkout_name}"), update, observed));

@@ -352,3 +352,25 @@ fn plan_shows_the_diff_and_pushes_nothing() {
         Some(s.initial_head.as_str())
     );
 }
+
+#[test]
+fn git_repository_ignore_keeps_files_out() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0").replace(
+        "  interval: 1m\n  ref:",
+        "  interval: 1m\n  ignore: |\n    # not ours to change\n    deploy/app.yaml\n  ref:",
+    );
+    assert!(objects.contains("deploy/app.yaml"));
+    s.config.write("objects.yaml", &objects);
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        line(&run, "ImageUpdateAutomation default/fleet").contains("no changes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+}

@@ -25,6 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Built before HOME moves (rustup finds its toolchain through HOME).
+echo "== building tagline (release)" >&2
+(cd "$root" && cargo build --release --quiet --bin tagline)
+target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+tagline=$target_dir/release/tagline
+
 export HOME=$work/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
@@ -43,12 +50,6 @@ wait_port() {
   exit 1
 }
 
-echo "== building tagline (release)" >&2
-(cd "$root" && cargo build --release --quiet --bin tagline)
-target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-tagline=$target_dir/release/tagline
-
 echo "== registry with tags 1.0.0 and 1.1.0 of team/app" >&2
 reg_port=$(free_port)
 mkdir -p "$work/registry"
@@ -62,13 +63,25 @@ docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
 pids+=($!)
 wait_port "$reg_port"
 reg=127.0.0.1:$reg_port
-printf '{}' >"$work/config.json"
-cfg_digest=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
-loc=$(curl -sSf -X POST -D - -o /dev/null "http://$reg/v2/team/app/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-case $loc in /*) loc=http://$reg$loc ;; esac
-case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-curl -sSf -X PUT --data-binary "@$work/config.json" -o /dev/null "$loc${sep}digest=$cfg_digest"
-manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"$cfg_digest\",\"size\":2},\"layers\":[]}"
+mkdir -p "$work/layer"
+echo bench >"$work/layer/file"
+tar -C "$work/layer" --mtime=@0 --owner=0 --group=0 -cf "$work/layer.tar" file
+gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$(sha256sum "$work/layer.tar" | cut -d' ' -f1)" >"$work/config.json"
+push_blob() {
+  local loc sep
+  loc=$(curl -sSf -X POST -D - -o /dev/null "http://$reg/v2/team/app/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case $loc in /*) loc=http://$reg$loc ;; esac
+  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$1" -o /dev/null \
+    "$loc${sep}digest=sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+}
+push_blob "$work/layer.tar.gz"
+push_blob "$work/config.json"
+manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+  "$(sha256sum "$work/config.json" | cut -d' ' -f1)" "$(wc -c <"$work/config.json")" \
+  "$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)" "$(wc -c <"$work/layer.tar.gz")")
 for tag in 1.0.0 1.1.0; do
   curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     --data-binary "$manifest" -o /dev/null "http://$reg/v2/team/app/manifests/$tag"

@@ -579,6 +579,7 @@ impl Loader {
             ImageUpdateAutomation {
                 id: h.id,
                 origin: h.origin,
+                annotations: obj.metadata.annotations,
                 source,
                 interval,
                 selector,

@@ -137,6 +137,8 @@ pub enum SigningKeyType {
 pub struct ImageUpdateAutomation {
     pub id: NamespacedName,
     pub origin: Origin,
+    /// `metadata.annotations`: tagline's own extensions live here (schedules, text files).
+    pub annotations: BTreeMap<String, String>,
     pub source: NamespacedName,
     pub interval: Duration,
     pub selector: Selector,

@@ -1,0 +1,1 @@
+//! The long-running service behind `tagline run` without `--once`.

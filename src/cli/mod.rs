@@ -48,6 +48,9 @@ struct RunArgs {
     /// Where state (tag lists, latest references) persists across runs.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Serve /healthz, /readyz, /metrics and /api/v1/status on this address (service only).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +92,13 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Run(args) => {
-                run::run(&args.config.config, args.state_dir.as_deref(), args.once).await
+                run::run(
+                    &args.config.config,
+                    args.state_dir.as_deref(),
+                    args.once,
+                    args.listen,
+                )
+                .await
             }
             Command::Plan(args) => {
                 run::plan(&args.config.config, args.state_dir.as_deref(), &mut out).await

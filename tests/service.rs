@@ -1,0 +1,186 @@
+//! `tagline run` without `--once` as a long-running service, end to end on real parts
+//! (docker-registry, git http-backend): later ticks pick up new tags, HTTP endpoints answer,
+//! a broken edit on SIGHUP keeps the old config, SIGTERM exits 0.
+
+mod common;
+mod e2e_support;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::*;
+use e2e_support::*;
+
+/// The service child process, killed when dropped (whatever the test's fate).
+struct Service {
+    child: Child,
+    stderr: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(config: &ConfigDir, port: u16) -> Service {
+        let scratch = proc::scratch_dir("service");
+        let stderr = scratch.path().join("stderr.log");
+        let state = scratch.path().join("state");
+        let mut cmd = tagline();
+        cmd.args(["run", "--config"])
+            .arg(config.path())
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr log"));
+        let child = cmd.spawn().expect("start tagline run");
+        Service {
+            child,
+            stderr,
+            _scratch: scratch,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig})");
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Waits until `cond` holds, or fails with the service's log.
+    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&mut Service) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if cond(self) {
+                return;
+            }
+            assert!(
+                self.running(),
+                "service exited while waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", self.log());
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .ok()?;
+    let code = resp.status().as_u16();
+    Some((code, resp.text().ok()?))
+}
+
+fn tag_in_file(s: &Setup) -> String {
+    s.git.file(&s.fleet, "main", "deploy/app.yaml")
+}
+
+#[test]
+fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stops_on_sigterm() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+        .replace("interval: 5m", "interval: 1s");
+    s.config.write("objects.yaml", &objects);
+    let port = proc::free_port();
+    let mut svc = Service::start(&s.config, port);
+    let pinned = |tag: &str| format!("{}/{}:{tag}", s.registry.host(), s.image);
+
+    // The first pass commits 1.2.0, and the service is ready.
+    svc.wait_for("the first commit", |_| {
+        tag_in_file(&s).contains(&pinned("1.2.0"))
+    });
+    svc.wait_for("/readyz", |_| {
+        get(port, "/readyz").is_some_and(|(c, _)| c == 200)
+    });
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+    let (code, body) = get(port, "/healthz").expect("/healthz answers");
+    assert_eq!(code, 200, "{body}");
+
+    // A tag pushed later is picked up by a later tick: one more commit.
+    s.registry.push_tags(&s.image, &["1.3.0"]);
+    svc.wait_for("the 1.3.0 commit", |_| {
+        tag_in_file(&s).contains(&pinned("1.3.0"))
+    });
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 3, "{log:#?}");
+
+    let (code, metrics) = get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    let labels = "kind=\"ImageUpdateAutomation\",name=\"fleet\",namespace=\"default\"";
+    assert!(
+        metrics.contains(&format!(
+            "gotk_reconcile_duration_seconds_bucket{{{labels},le=\"+Inf\"}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tagline_reconciles_total{kind=\"ImageUpdateAutomation\",result=\"ok\"}"),
+        "{metrics}"
+    );
+    let (code, status) = get(port, "/api/v1/status").expect("/api/v1/status answers");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status is JSON");
+    let policy = status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "ImagePolicy" && o["name"] == "app")
+        .unwrap_or_else(|| panic!("no ImagePolicy in {status}"));
+    assert_eq!(policy["result"], "ok", "{status}");
+
+    // A broken edit, then SIGHUP: reported, and the old config keeps working.
+    s.config
+        .write("objects.yaml", "kind: ImagePolicy\nspec: [unclosed\n");
+    svc.signal(libc::SIGHUP);
+    svc.wait_for("the broken edit to be reported", |svc| {
+        svc.log().contains("keeping the last good config")
+    });
+    assert!(svc.log().contains("objects.yaml"), "{}", svc.log());
+    s.registry.push_tags(&s.image, &["1.4.0"]);
+    svc.wait_for("the 1.4.0 commit under the old config", |_| {
+        tag_in_file(&s).contains(&pinned("1.4.0"))
+    });
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
+
+    // SIGTERM: exits 0.
+    svc.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = svc.child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            svc.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", svc.log());
+    // Never a partial push: the branch holds exactly the commits seen above.
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
+}

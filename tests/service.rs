@@ -166,6 +166,15 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
     });
     assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
 
+    // A good edit, without a signal: the changed file is noticed and the new range applies.
+    s.config
+        .write("objects.yaml", &objects.replace("'^1.0.0'", "'^2.0.0'"));
+    svc.wait_for("the 2.0.0 commit under the new config", |_| {
+        tag_in_file(&s).contains(&pinned("2.0.0"))
+    });
+    assert!(svc.log().contains("config reloaded"), "{}", svc.log());
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 5);
+
     // SIGTERM: exits 0.
     svc.signal(libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -182,5 +191,5 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
     };
     assert_eq!(status.code(), Some(0), "{}", svc.log());
     // Never a partial push: the branch holds exactly the commits seen above.
-    assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 5);
 }

@@ -5,6 +5,7 @@
 //! IO stays thin: the caller owns the clock, the signals and the printing; `tick(now)` runs
 //! one pass when one is due and returns its report.
 
+pub mod gate;
 pub mod http;
 pub mod status;
 
@@ -20,6 +21,7 @@ use crate::automation::{self, Options, Report};
 use crate::schedule::Interval;
 use crate::store::{Store, StoreError};
 
+pub use gate::{Gate, Schedules};
 pub use status::Board;
 
 /// How often the config folder's files are checked for changes.
@@ -97,6 +99,13 @@ pub struct Daemon {
     store: Store,
     board: Arc<Mutex<Board>>,
     next_due: Option<DateTime<Utc>>,
+    gate: Gate,
+    schedules_of: fn(&Config) -> Schedules,
+}
+
+/// The schedules of a config whose automations carry none.
+fn no_schedules(_: &Config) -> Schedules {
+    Schedules::new()
 }
 
 impl Daemon {
@@ -111,7 +120,17 @@ impl Daemon {
             store,
             board: Arc::new(Mutex::new(Board::default())),
             next_due: None,
+            gate: Gate::default(),
+            schedules_of: no_schedules,
         })
+    }
+
+    /// Sets how each load derives the automations' schedules (commit windows, debounce)
+    /// from the config, and applies it to the config in force.
+    pub fn with_schedules(mut self, schedules_of: fn(&Config) -> Schedules) -> Daemon {
+        self.schedules_of = schedules_of;
+        self.gate.set_schedules(schedules_of(&self.config));
+        self
     }
 
     /// The config in force.
@@ -136,6 +155,7 @@ impl Daemon {
     pub fn reload(&mut self) -> Result<(), DaemonError> {
         self.seen = fingerprint(&self.dir);
         let config = load(&self.dir)?;
+        self.gate.set_schedules((self.schedules_of)(&config));
         self.config = config;
         self.next_due = None;
         Ok(())
@@ -163,10 +183,23 @@ impl Daemon {
             now: Some(SystemTime::from(now)),
             ..Options::default()
         };
-        let report = automation::reconcile(&self.config, &mut self.store, &options).await;
+        let before = gate::latest_refs(&self.config, &self.store);
+        let (admitted, held) = self.gate.admit(&self.config, now);
+        let mut report = automation::reconcile(&admitted, &mut self.store, &options).await;
         let took = started.elapsed();
+        let after = gate::latest_refs(&self.config, &self.store);
+        let ran: Vec<_> = admitted.automations.keys().cloned().collect();
+        self.gate.record(&self.config, &before, &after, &ran, now);
+        report.outcomes.extend(held);
+        report
+            .outcomes
+            .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         let interval = Interval::new(pass_interval(&self.config), "pass", 0.0);
-        self.next_due = Some(interval.next_after(now));
+        let next = interval.next_after(now);
+        self.next_due = Some(match self.gate.next_wake(now) {
+            Some(wake) => next.min(wake),
+            None => next,
+        });
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
         }

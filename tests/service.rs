@@ -22,13 +22,22 @@ struct Service {
 impl Service {
     fn start(config: &ConfigDir, port: u16) -> Service {
         let scratch = proc::scratch_dir("service");
-        let stderr = scratch.path().join("stderr.log");
         let state = scratch.path().join("state");
+        Service::start_with_state(config, port, &state, scratch)
+    }
+
+    fn start_with_state(
+        config: &ConfigDir,
+        port: u16,
+        state: &std::path::Path,
+        scratch: tempfile::TempDir,
+    ) -> Service {
+        let stderr = scratch.path().join("stderr.log");
         let mut cmd = tagline();
         cmd.args(["run", "--config"])
             .arg(config.path())
             .arg("--state-dir")
-            .arg(&state)
+            .arg(state)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr log"));
@@ -192,4 +201,70 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
     assert_eq!(status.code(), Some(0), "{}", svc.log());
     // Never a partial push: the branch holds exactly the commits seen above.
     assert_eq!(s.git.log(&s.fleet, "main").len(), 5);
+}
+
+fn passes(port: u16) -> u64 {
+    get(port, "/api/v1/status")
+        .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .and_then(|v| v["passes"].as_u64())
+        .unwrap_or(0)
+}
+
+fn stop(svc: &mut Service) {
+    svc.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = svc.child.try_wait().expect("try_wait") {
+            assert_eq!(st.code(), Some(0), "{}", svc.log());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            svc.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_restarted_service_with_the_same_state_repeats_no_work() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+        .replace("interval: 5m", "interval: 1s");
+    s.config.write("objects.yaml", &objects);
+    let state = proc::scratch_dir("service-state");
+    let pinned = format!("{}/{}:1.2.0", s.registry.host(), s.image);
+
+    let port = proc::free_port();
+    let mut first =
+        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"));
+    first.wait_for("the first commit", |_| tag_in_file(&s).contains(&pinned));
+    stop(&mut first);
+    assert!(first.log().contains("pushed commit"), "{}", first.log());
+    let head = s.git.head(&s.fleet, "main");
+
+    let port = proc::free_port();
+    let mut second =
+        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"));
+    second.wait_for("three passes after the restart", |_| passes(port) >= 3);
+    assert_eq!(
+        s.git.head(&s.fleet, "main"),
+        head,
+        "no commit after the restart"
+    );
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+    let log = second.log();
+    assert!(
+        log.contains("ImageUpdateAutomation default/fleet: no change since last reconciliation"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("pushed commit"),
+        "the restarted service pushed again:\n{log}"
+    );
+    stop(&mut second);
 }

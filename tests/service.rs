@@ -23,7 +23,7 @@ impl Service {
     fn start(config: &ConfigDir, port: u16) -> Service {
         let scratch = proc::scratch_dir("service");
         let state = scratch.path().join("state");
-        Service::start_with_state(config, port, &state, scratch)
+        Service::start_with_state(config, port, &state, scratch, &[])
     }
 
     fn start_with_state(
@@ -31,6 +31,7 @@ impl Service {
         port: u16,
         state: &std::path::Path,
         scratch: tempfile::TempDir,
+        extra: &[&str],
     ) -> Service {
         let stderr = scratch.path().join("stderr.log");
         let mut cmd = tagline();
@@ -39,6 +40,7 @@ impl Service {
             .arg("--state-dir")
             .arg(state)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr log"));
         let child = cmd.spawn().expect("start tagline run");
@@ -241,7 +243,7 @@ fn a_restarted_service_with_the_same_state_repeats_no_work() {
 
     let port = proc::free_port();
     let mut first =
-        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"));
+        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"), &[]);
     first.wait_for("the first commit", |_| tag_in_file(&s).contains(&pinned));
     stop(&mut first);
     assert!(first.log().contains("pushed commit"), "{}", first.log());
@@ -249,7 +251,7 @@ fn a_restarted_service_with_the_same_state_repeats_no_work() {
 
     let port = proc::free_port();
     let mut second =
-        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"));
+        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"), &[]);
     second.wait_for("three passes after the restart", |_| passes(port) >= 3);
     assert_eq!(
         s.git.head(&s.fleet, "main"),
@@ -267,4 +269,55 @@ fn a_restarted_service_with_the_same_state_repeats_no_work() {
         "the restarted service pushed again:\n{log}"
     );
     stop(&mut second);
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let config = ConfigDir::new();
+    config.write(
+        "repo.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+  namespace: default
+spec:
+  image: 127.0.0.1:9/app
+  interval: 1s
+  suspend: true
+",
+    );
+    let port = proc::free_port();
+    let scratch = proc::scratch_dir("svc");
+    let state = scratch.path().join("state");
+    let mut svc =
+        Service::start_with_state(&config, port, &state, scratch, &["--log-format", "json"]);
+    svc.wait_for("two passes", |_| passes(port) >= 2);
+    config.write("broken.yaml", "kind: [\n");
+    svc.wait_for("the broken edit to be reported", |svc| {
+        svc.log().contains("keeping the last good config")
+    });
+    stop(&mut svc);
+    let log = svc.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let outcome = lines
+        .iter()
+        .find(|v| v["kind"] == "ImageRepository")
+        .unwrap_or_else(|| panic!("no outcome in {log}"));
+    assert_eq!(outcome["namespace"], "default");
+    assert_eq!(outcome["name"], "app");
+    assert_eq!(outcome["result"], "skipped");
+    assert_eq!(outcome["message"], "suspended");
+    assert!(outcome["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let broken = lines
+        .iter()
+        .find(|v| v["level"] == "error")
+        .unwrap_or_else(|| panic!("no error line in {log}"));
+    assert!(
+        broken["message"].as_str().unwrap().contains("broken.yaml"),
+        "{log}"
+    );
 }

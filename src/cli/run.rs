@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{EXIT_FAILED, EXIT_USAGE};
+use super::{LogFormat, EXIT_FAILED, EXIT_USAGE};
 use crate::api::{self, Config};
 use crate::automation::{self, Options, Report};
 use crate::daemon::{self, Daemon};
@@ -47,7 +47,9 @@ pub async fn run(
     state_dir: Option<&Path>,
     once: bool,
     listen: Option<SocketAddr>,
+    log_format: LogFormat,
 ) -> anyhow::Result<i32> {
+    let json = log_format == LogFormat::Json;
     if once {
         let config = match load(config_dir) {
             Ok(c) => c,
@@ -67,7 +69,7 @@ pub async fn run(
     let mut daemon = match Daemon::new(config_dir, store) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("tagline: {e}");
+            log_line(json, "error", &e.to_string());
             return Ok(EXIT_USAGE);
         }
     };
@@ -93,8 +95,9 @@ pub async fn run(
         let now = Utc::now();
         if let Some(result) = daemon.tick(now).await {
             match result {
+                Ok(report) if json => print_outcomes_json(&report, now),
                 Ok(report) => print_outcomes(&report),
-                Err(e) => eprintln!("tagline: {e}"),
+                Err(e) => log_line(json, "error", &e.to_string()),
             }
         }
         // Wait for the next pass, a config change (polled), or a signal. A signal that
@@ -112,8 +115,12 @@ pub async fn run(
         };
         if reload {
             match daemon.reload() {
-                Ok(()) => eprintln!("tagline: config reloaded from {}", config_dir.display()),
-                Err(e) => eprintln!("tagline: {e}; keeping the last good config"),
+                Ok(()) => log_line(
+                    json,
+                    "info",
+                    &format!("config reloaded from {}", config_dir.display()),
+                ),
+                Err(e) => log_line(json, "error", &format!("{e}; keeping the last good config")),
             }
         }
     };
@@ -122,6 +129,42 @@ pub async fn run(
         let _ = server.await;
     }
     Ok(code)
+}
+
+/// One service log line: `tagline: <message>`, or a JSON object.
+fn log_line(json: bool, level: &str, message: &str) {
+    if json {
+        let line = serde_json::json!({
+            "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": level,
+            "message": message,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("tagline: {message}");
+    }
+}
+
+/// `print_outcomes` as JSON lines, one object per outcome.
+fn print_outcomes_json(report: &Report, at: chrono::DateTime<Utc>) {
+    for o in &report.outcomes {
+        let (result, message) = match &o.status {
+            automation::Status::Ok(m) => ("ok", m),
+            automation::Status::Skipped(m) => ("skipped", m),
+            automation::Status::Failed(m) => ("failed", m),
+        };
+        let line = serde_json::json!({
+            "time": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": if o.failed() { "error" } else { "info" },
+            "kind": o.kind.to_string(),
+            "namespace": o.id.namespace,
+            "name": o.id.name,
+            "result": result,
+            "message": message,
+            "warnings": o.warnings,
+        });
+        eprintln!("{line}");
+    }
 }
 
 /// `tagline plan`: the diff `run --once` would commit.

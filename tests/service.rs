@@ -214,19 +214,7 @@ fn passes(port: u16) -> u64 {
 
 fn stop(svc: &mut Service) {
     svc.signal(libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = svc.child.try_wait().expect("try_wait") {
-            assert_eq!(st.code(), Some(0), "{}", svc.log());
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM:\n{}",
-            svc.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_waiting(svc);
 }
 
 #[test]
@@ -320,4 +308,44 @@ spec:
         broken["message"].as_str().unwrap().contains("broken.yaml"),
         "{log}"
     );
+}
+
+#[test]
+fn sigterm_during_the_first_pass_lets_it_finish_and_exits_0() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let port = proc::free_port();
+    let mut svc = Service::start(&s.config, port);
+    // The listener is bound after the signal handlers are installed and just before the
+    // first pass starts: SIGTERM now lands before or during that pass.
+    svc.wait_for("the listener", |_| proc::port_open(port));
+    svc.signal(libc::SIGTERM);
+    stop_waiting(&mut svc);
+    // The pass in flight finished: its commit landed whole.
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 2, "{log:#?}\n{}", svc.log());
+    assert!(
+        tag_in_file(&s).contains(&format!("{}/{}:1.2.0", s.registry.host(), s.image)),
+        "{}",
+        svc.log()
+    );
+    assert!(svc.log().contains("pushed commit"), "{}", svc.log());
+}
+
+fn stop_waiting(svc: &mut Service) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = svc.child.try_wait().expect("try_wait") {
+            assert_eq!(st.code(), Some(0), "{}", svc.log());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            svc.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,9 +7,11 @@
 pub mod api;
 pub mod automation;
 pub mod cli;
+pub mod daemon;
 pub mod git;
 pub mod image;
 pub mod policy;
 pub mod scanner;
+pub mod schedule;
 pub mod store;
 pub mod writer;

@@ -48,6 +48,19 @@ struct RunArgs {
     /// Where state (tag lists, latest references) persists across runs.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Serve /healthz, /readyz, /metrics and /api/v1/status on this address (service only).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// How the service writes its log lines (outcomes, reloads) to standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`: lines for humans, or one JSON object per line for log collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +86,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
-    init_logging();
+    init_logging(matches!(&cli.command, Command::Run(a) if a.log_format == LogFormat::Json));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +102,14 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Run(args) => {
-                run::run(&args.config.config, args.state_dir.as_deref(), args.once).await
+                run::run(
+                    &args.config.config,
+                    args.state_dir.as_deref(),
+                    args.once,
+                    args.listen,
+                    args.log_format,
+                )
+                .await
             }
             Command::Plan(args) => {
                 run::plan(&args.config.config, args.state_dir.as_deref(), &mut out).await
@@ -109,11 +129,15 @@ pub fn main() -> i32 {
     }
 }
 
-fn init_logging() {
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAGLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -1,0 +1,66 @@
+//! The service's one HTTP listener: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::Board;
+
+type Shared = Arc<Mutex<Board>>;
+
+/// The routes, reading `board`.
+pub fn router(board: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .with_state(board)
+}
+
+async fn readyz(State(board): State<Shared>) -> impl IntoResponse {
+    let ready = board.lock().map(|b| b.ready()).unwrap_or(false);
+    if ready {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no pass completed yet\n",
+        )
+    }
+}
+
+async fn metrics(State(board): State<Shared>) -> impl IntoResponse {
+    let text = board.lock().map(|b| b.metrics()).unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn status(State(board): State<Shared>) -> impl IntoResponse {
+    Json(
+        board
+            .lock()
+            .map(|b| b.status_json())
+            .unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Serves `router(board)` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    board: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(board))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,270 @@
+//! What the service has done, for `/readyz`, `/metrics` and `/api/v1/status`: the last
+//! outcome of every object, counters, and reconcile-duration histograms.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::api::Kind;
+use crate::automation::{Report, Status};
+
+/// Upper bounds of the duration histogram buckets, in seconds (Prometheus' defaults, which
+/// Flux's controllers use too).
+pub const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// One object's last outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectStatus {
+    /// `ok`, `skipped` or `failed`.
+    pub result: &'static str,
+    pub message: String,
+    pub warnings: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+type Key = (Kind, String, String); // kind, namespace, name
+
+/// The status board: written after each pass, read by HTTP handlers.
+#[derive(Debug, Default)]
+pub struct Board {
+    objects: BTreeMap<Key, ObjectStatus>,
+    reconciles: BTreeMap<(Kind, &'static str), u64>,
+    durations: BTreeMap<Key, Histogram>,
+    passes: u64,
+    last_pass: Option<DateTime<Utc>>,
+    last_pass_seconds: f64,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Board {
+    /// Records a completed pass that started at `at` and took `took`.
+    ///
+    /// The engine reports one duration for the whole pass, so each object's
+    /// `gotk_reconcile_duration_seconds` observation is the pass's duration (an upper bound
+    /// of its own) until the engine reports per-object durations.
+    pub fn record(&mut self, report: &Report, at: DateTime<Utc>, took: Duration) {
+        let secs = took.as_secs_f64();
+        for o in &report.outcomes {
+            let (result, message) = match &o.status {
+                Status::Ok(m) => ("ok", m),
+                Status::Skipped(m) => ("skipped", m),
+                Status::Failed(m) => ("failed", m),
+            };
+            let key = (o.kind, o.id.namespace.clone(), o.id.name.clone());
+            *self.reconciles.entry((o.kind, result)).or_default() += 1;
+            self.durations.entry(key.clone()).or_default().observe(secs);
+            self.objects.insert(
+                key,
+                ObjectStatus {
+                    result,
+                    message: message.clone(),
+                    warnings: o.warnings.clone(),
+                    at,
+                },
+            );
+        }
+        self.passes += 1;
+        self.last_pass = Some(at);
+        self.last_pass_seconds = secs;
+    }
+
+    /// Ready once a pass has completed.
+    pub fn ready(&self) -> bool {
+        self.passes > 0
+    }
+
+    /// How many passes completed.
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// An object's last outcome.
+    pub fn object(&self, kind: Kind, namespace: &str, name: &str) -> Option<&ObjectStatus> {
+        self.objects
+            .get(&(kind, namespace.to_string(), name.to_string()))
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP gotk_reconcile_duration_seconds The duration in seconds of a GitOps Toolkit resource reconciliation.\n");
+        out.push_str("# TYPE gotk_reconcile_duration_seconds histogram\n");
+        for ((kind, ns, name), h) in &self.durations {
+            let labels = format!(
+                "kind=\"{kind}\",name=\"{}\",namespace=\"{}\"",
+                escape(name),
+                escape(ns)
+            );
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "gotk_reconcile_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "gotk_reconcile_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "gotk_reconcile_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "gotk_reconcile_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP tagline_reconciles_total Reconciliations by kind and result.\n");
+        out.push_str("# TYPE tagline_reconciles_total counter\n");
+        for ((kind, result), n) in &self.reconciles {
+            let _ = writeln!(
+                out,
+                "tagline_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP tagline_passes_total Completed passes over every object.\n");
+        out.push_str("# TYPE tagline_passes_total counter\n");
+        let _ = writeln!(out, "tagline_passes_total {}", self.passes);
+        out.push_str("# HELP tagline_last_pass_timestamp_seconds When the last completed pass started (Unix time).\n");
+        out.push_str("# TYPE tagline_last_pass_timestamp_seconds gauge\n");
+        let last = self
+            .last_pass
+            .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+        let _ = writeln!(out, "tagline_last_pass_timestamp_seconds {last}");
+        out.push_str(
+            "# HELP tagline_last_pass_duration_seconds How long the last completed pass took.\n",
+        );
+        out.push_str("# TYPE tagline_last_pass_duration_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "tagline_last_pass_duration_seconds {}",
+            self.last_pass_seconds
+        );
+        out
+    }
+
+    /// `/api/v1/status`: every object's last outcome.
+    pub fn status_json(&self) -> serde_json::Value {
+        let objects: Vec<_> = self
+            .objects
+            .iter()
+            .map(|((kind, ns, name), s)| {
+                json!({
+                    "kind": kind.to_string(),
+                    "namespace": ns,
+                    "name": name,
+                    "result": s.result,
+                    "message": s.message,
+                    "warnings": s.warnings,
+                    "lastReconciled": s.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                })
+            })
+            .collect();
+        json!({
+            "ready": self.ready(),
+            "passes": self.passes,
+            "lastPass": self.last_pass.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "objects": objects,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::NamespacedName;
+    use crate::automation::Outcome;
+
+    fn outcome(kind: Kind, name: &str, status: Status) -> Outcome {
+        Outcome {
+            kind,
+            id: NamespacedName::new("default", name),
+            status,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn counters_histograms_and_status_follow_the_passes() {
+        let mut b = Board::default();
+        assert!(!b.ready());
+        let report = Report {
+            outcomes: vec![
+                outcome(Kind::ImageRepository, "app", Status::Ok("12 tags".into())),
+                outcome(
+                    Kind::ImageUpdateAutomation,
+                    "fleet",
+                    Status::Failed("push: \"denied\"".into()),
+                ),
+            ],
+            ..Report::default()
+        };
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        b.record(&report, t, Duration::from_millis(300));
+        b.record(
+            &report,
+            t + chrono::TimeDelta::seconds(60),
+            Duration::from_millis(2),
+        );
+        assert!(b.ready());
+        let m = b.metrics();
+        let labels = "kind=\"ImageRepository\",name=\"app\",namespace=\"default\"";
+        for want in [
+            format!("gotk_reconcile_duration_seconds_bucket{{{labels},le=\"0.005\"}} 1"),
+            format!("gotk_reconcile_duration_seconds_bucket{{{labels},le=\"0.25\"}} 1"),
+            format!("gotk_reconcile_duration_seconds_bucket{{{labels},le=\"0.5\"}} 2"),
+            format!("gotk_reconcile_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 2"),
+            format!("gotk_reconcile_duration_seconds_count{{{labels}}} 2"),
+            "tagline_reconciles_total{kind=\"ImageRepository\",result=\"ok\"} 2".to_string(),
+            "tagline_reconciles_total{kind=\"ImageUpdateAutomation\",result=\"failed\"} 2"
+                .to_string(),
+            "tagline_passes_total 2".to_string(),
+            "tagline_last_pass_timestamp_seconds 1767225660".to_string(),
+        ] {
+            assert!(m.lines().any(|l| l == want), "missing {want:?} in\n{m}");
+        }
+        let s = b.status_json();
+        assert_eq!(s["passes"], 2);
+        assert_eq!(s["objects"][1]["kind"], "ImageUpdateAutomation");
+        assert_eq!(s["objects"][1]["result"], "failed");
+        assert_eq!(s["objects"][1]["message"], "push: \"denied\"");
+        assert_eq!(s["objects"][1]["lastReconciled"], "2026-01-01T00:01:00Z");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -9,8 +9,11 @@
 //! - A comment opener counts only outside a quoted string and at the line start or after a space
 //!   or tab. The first comment on a line is the candidate (a `/* */` comment that is not a marker
 //!   lets the search go on after it); it is a marker when its body is the marker's JSON object.
-//! - A marker after code on its line applies to that code; a marker alone on its line applies to
-//!   the code of the next line (a marker on that line wins; the head marker is then ignored).
+//! - A marker after code on its line applies to that code (a `/* */` marker to the code before
+//!   and after it on the line, up to a later comment); a marker alone on its line applies to the code of the next line (a
+//!   marker on that line wins; the head marker is then ignored). Docker reads a `#` after code as
+//!   an argument, not a comment, so in a Dockerfile the marker belongs on its own line above
+//!   `FROM`/`ARG` (a trailing `FROM image # marker` is edited too, but breaks the instruction).
 //! - The value in the code: the quoted strings (double quotes, and single quotes where the
 //!   language has them) that are not keys (a key is followed by `:` or `=`); exactly one must
 //!   remain, its content is the value (no escapes, no interpolation). Without quoted strings,
@@ -101,6 +104,8 @@ impl Syntax {
 /// A comment on a line: where it starts, and the marker when it is one.
 struct Comment {
     start: usize,
+    /// Where the comment ends: the line's end, or after the `*/` of a block comment.
+    end: usize,
     marker: Option<Marker>,
 }
 
@@ -136,12 +141,14 @@ fn first_comment(line: &str, syntax: Syntax) -> Option<Comment> {
             if c == b'#' && syntax.hash() {
                 return Some(Comment {
                     start: i,
+                    end: b.len(),
                     marker: marker::parse(&line[i..]),
                 });
             }
             if c == b'/' && syntax.slashes() && b.get(i + 1) == Some(&b'/') {
                 return Some(Comment {
                     start: i,
+                    end: b.len(),
                     marker: marker::parse(line[i + 2..].trim_start_matches('/')),
                 });
             }
@@ -149,6 +156,7 @@ fn first_comment(line: &str, syntax: Syntax) -> Option<Comment> {
                 let Some(end) = line[i + 2..].find("*/") else {
                     return Some(Comment {
                         start: i,
+                        end: b.len(),
                         marker: None,
                     });
                 };
@@ -157,6 +165,7 @@ fn first_comment(line: &str, syntax: Syntax) -> Option<Comment> {
                 if let Some(m) = marker::parse(body) {
                     return Some(Comment {
                         start: i,
+                        end: i + 2 + end + 2,
                         marker: Some(m),
                     });
                 }
@@ -324,14 +333,27 @@ pub(super) fn apply(name: &str, text: &[u8], setters: &Setters) -> Result<Report
         let (ls, le) = range(l);
         let Some(Comment {
             start: c,
+            end: ce,
             marker: Some(m),
         }) = first_comment(&text[ls..le], syntax)
         else {
             continue;
         };
         let line = l + 1;
-        let head = text[ls..ls + c].trim().is_empty();
-        let (base, code) = if head {
+        let before_empty = text[ls..ls + c].trim().is_empty();
+        let after = &text[ls + ce..le];
+        let (base, code) = if !after.trim().is_empty() {
+            // A block comment with code after it: the line without the comment (blanked, so
+            // offsets stay), up to a later comment.
+            let cut = first_comment(after, syntax).map_or(after.len(), |n| n.start);
+            let code = format!(
+                "{}{}{}",
+                &text[ls..ls + c],
+                " ".repeat(ce - c),
+                &after[..cut]
+            );
+            (ls, code)
+        } else if before_empty {
             if l + 1 >= starts.len() {
                 report.notes.push(Problem {
                     line,
@@ -354,10 +376,11 @@ pub(super) fn apply(name: &str, text: &[u8], setters: &Setters) -> Result<Report
                 Some(Comment { start, .. }) => start,
                 None => next.len(),
             };
-            (ns, &next[..cut])
+            (ns, next[..cut].to_string())
         } else {
-            (ls, &text[ls..ls + c])
+            (ls, text[ls..ls + c].to_string())
         };
+        let code = code.as_str();
         let Some(image) = m.policy.as_ref().and_then(|p| setters.get(p)) else {
             report.notes.push(unknown(&m, setters, line));
             continue;

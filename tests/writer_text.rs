@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tagline::image::ImageRef;
 use tagline::writer::fs::{update, update_with, Options};
-use tagline::writer::{apply_text, Setters};
+use tagline::writer::{apply_text, render_plan, Setters};
 
 fn load_setters(path: &Path) -> Setters {
     let text = fs::read_to_string(path).unwrap();
@@ -232,4 +232,32 @@ fn an_ambiguous_text_file_is_left_alone_with_a_diagnostic() {
     assert_eq!(up.diagnostics[0].path, "Dockerfile");
     assert_eq!(up.diagnostics[0].line, Some(2));
     assert!(up.diagnostics[0].message.contains("ambiguous"));
+}
+
+#[test]
+fn a_single_text_file_as_update_path_and_its_plan() {
+    let dir = tree();
+    let globs = |g: &str| Options {
+        text_files: vec![g.into()],
+        ..Options::default()
+    };
+    let up = update_with(dir.path(), "apps/infra/main.tf", &setters(), &globs("*.tf")).unwrap();
+    // (`path` is relative to `update.path`, here the file itself.)
+    assert_eq!(up.files.len(), 1);
+    assert_eq!(up.files[0].repo_path, "apps/infra/main.tf");
+    let plan = render_plan(&up);
+    assert!(
+        plan.contains("  (text file): reg/team/app:1.0.0 -> reg/team/app:1.1.0 (flux-system:app)"),
+        "{plan}"
+    );
+    assert!(plan.contains("+image = \"reg/team/app:1.1.0\""), "{plan}");
+    // Not selected by the globs: nothing, not even a diagnostic.
+    let up = update_with(
+        dir.path(),
+        "apps/infra/main.tf",
+        &setters(),
+        &globs("*.json"),
+    )
+    .unwrap();
+    assert!(up.files.is_empty() && up.diagnostics.is_empty());
 }

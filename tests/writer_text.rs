@@ -92,12 +92,61 @@ fn check_case(dir: &Path, setters: &Setters) -> Result<(), String> {
             "{case}: notes\n want {want_notes:#?}\n got {got_notes:#?}"
         ));
     }
+    if let Some(out) = &output {
+        only_values_changed(&original, out, &report.applied.changes)
+            .map_err(|e| format!("{case}: {e}"))?;
+    }
     if let Some(out) = output {
         let again = apply_text(name.trim(), &out, setters)
             .map_err(|p| format!("{case}: second apply: {p}"))?;
         if again.applied.output.is_some() {
             return Err(format!("{case}: a second apply changed the file again"));
         }
+    }
+    Ok(())
+}
+
+/// Every changed line differs from the original in one span: an old value replaced by its new
+/// value, as the change list says; line breaks and every other byte are kept.
+fn only_values_changed(
+    original: &[u8],
+    out: &[u8],
+    changes: &[(tagline::writer::ObjectId, tagline::writer::Change)],
+) -> Result<(), String> {
+    let split =
+        |b: &[u8]| -> Vec<Vec<u8>> { b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect() };
+    let (a, b) = (split(original), split(out));
+    if a.len() != b.len() {
+        return Err("the number of lines changed".into());
+    }
+    let mut edited = 0;
+    for (x, y) in a.iter().zip(&b).filter(|(x, y)| x != y) {
+        // Some change's old value sits in `x` where its new value sits in `y`, and the bytes
+        // before and after it are the same.
+        let ok = changes.iter().any(|(_, c)| {
+            let (old, new) = (c.old_value.as_bytes(), c.new_value.as_bytes());
+            (0..=x.len().saturating_sub(old.len())).any(|p| {
+                x[p..].starts_with(old)
+                    && y.len() >= p + new.len()
+                    && y[..p] == x[..p]
+                    && &y[p..p + new.len()] == new
+                    && y[p + new.len()..] == x[p + old.len()..]
+            })
+        });
+        if !ok {
+            return Err(format!(
+                "a line changed outside a value: {:?} -> {:?}",
+                String::from_utf8_lossy(x),
+                String::from_utf8_lossy(y)
+            ));
+        }
+        edited += 1;
+    }
+    if edited != changes.len() {
+        return Err(format!(
+            "{edited} lines edited for {} changes",
+            changes.len()
+        ));
     }
     Ok(())
 }

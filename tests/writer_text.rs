@@ -263,6 +263,14 @@ fn only_files_matching_the_globs_are_touched() {
     };
     let up = update_with(dir.path(), "apps", &setters(), &options).unwrap();
     assert_eq!(paths(&up), ["sub/Dockerfile"]);
+    // A directory pattern selects every file under it (main.tf was written above; skip.tf,
+    // excluded before, is selected now).
+    let options = Options {
+        text_files: vec!["infra/".into()],
+        ..Options::default()
+    };
+    let up = update_with(dir.path(), "apps", &setters(), &options).unwrap();
+    assert_eq!(paths(&up), ["infra/skip.tf"]);
 }
 
 #[test]

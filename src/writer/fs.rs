@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
-use super::{apply_report, Change, ChangeSet, ObjectId, Setters};
+use super::{apply_report, apply_text, Change, ChangeSet, ObjectId, Setters};
 
 /// Files larger than this are reported, not read.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -75,6 +75,12 @@ pub struct Options {
     /// Extra ignore patterns, gitignore syntax, relative to the checkout root (for example the
     /// GitRepository's `spec.ignore`).
     pub ignore: Vec<String>,
+    /// Other text files to edit line by line (see [`crate::writer::apply_text`]): gitignore-style
+    /// globs relative to `update.path` (`Dockerfile` and `*.tf` match at any depth, `/Dockerfile`
+    /// only at `update.path` itself, `**/*.tf` any depth, `!pattern` excludes again). A YAML file
+    /// (`considered_name`) keeps the YAML path even when a glob matches it. Empty (the default):
+    /// no other file is read.
+    pub text_files: Vec<String>,
 }
 
 impl Default for Options {
@@ -82,6 +88,7 @@ impl Default for Options {
         Options {
             max_file_size: MAX_FILE_SIZE,
             ignore: Vec::new(),
+            text_files: Vec::new(),
         }
     }
 }
@@ -184,6 +191,44 @@ struct Ctx<'a> {
     options: &'a Options,
     /// Only list the files that pass screening; parse nothing.
     discover_only: bool,
+    /// `Options::text_files`, compiled relative to `update.path`; None when empty.
+    text_files: Option<Gitignore>,
+}
+
+/// How a file is edited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Yaml,
+    Text,
+}
+
+impl Ctx<'_> {
+    /// Whether a file is considered, and how: YAML by name, else text when a glob selects it.
+    fn kind(&self, path: &Path, name: &str) -> Option<Kind> {
+        if considered_name(name) {
+            return Some(Kind::Yaml);
+        }
+        let globs = self.text_files.as_ref()?;
+        if !path.starts_with(globs.path()) {
+            return None;
+        }
+        match globs.matched_path_or_any_parents(path, false) {
+            Match::Ignore(_) => Some(Kind::Text),
+            _ => None,
+        }
+    }
+}
+
+/// Compiles the text-file globs relative to `base`.
+fn text_globs(base: &Path, globs: &[String]) -> Option<Gitignore> {
+    if globs.iter().all(|g| g.trim().is_empty()) {
+        return None;
+    }
+    let mut b = GitignoreBuilder::new(base);
+    for g in globs {
+        let _ = b.add_line(None, g.trim());
+    }
+    b.build().ok()
 }
 
 /// What one walking thread found.
@@ -204,8 +249,9 @@ impl Found {
     }
 }
 
-/// Lists the files under `root/update_path` that the writer would parse: considered names,
-/// not ignored, not behind a symlink, within the size cap, containing `"$imagepolicy"`.
+/// Lists the files under `root/update_path` that the writer would parse: considered names and
+/// the text files `Options::text_files` selects, not ignored, not behind a symlink, within the
+/// size cap, containing `"$imagepolicy"`.
 /// Repository paths, sorted; the diagnostics of the walk beside them.
 pub fn discover(
     root: &Path,
@@ -248,12 +294,18 @@ fn walk(
     if !start.starts_with(&root) {
         return Err(WriterError::PathEscapes(update_path.to_string()));
     }
+    let glob_base = if start.is_dir() {
+        start.clone()
+    } else {
+        start.parent().unwrap_or(&root).to_path_buf()
+    };
     let ctx = Ctx {
         root: root.clone(),
         start: start.clone(),
         setters,
         options,
         discover_only,
+        text_files: text_globs(&glob_base, &options.text_files),
     };
     let mut found = Found::default();
     let mut ignores = Ignores::default();
@@ -294,7 +346,13 @@ fn walk(
         fs::read_dir(&start).map_err(walk_err)?;
         found.merge(walk_parallel(&ctx, start.clone(), ignores));
     } else if meta.is_file() {
-        consider_file(&ctx, &mut found, &start);
+        let name = start
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(kind) = ctx.kind(&start, &name) {
+            consider_file(&ctx, &mut found, &start, kind);
+        }
     }
     let discovered = std::mem::take(&mut found.discovered);
     Ok((finish(&root, found), discovered))
@@ -430,8 +488,10 @@ fn walk_dir(
             }
             subdirs.push((path, ignores.clone()));
         } else if ft.is_file() {
-            if considered_name(&name) && !ignores.ignored(&path, false) {
-                consider_file(ctx, found, &path);
+            if let Some(kind) = ctx.kind(&path, &name) {
+                if !ignores.ignored(&path, false) {
+                    consider_file(ctx, found, &path, kind);
+                }
             }
         } else if ft.is_symlink() {
             consider_link(ctx, found, &path, &name, &ignores);
@@ -448,14 +508,15 @@ fn consider_link(ctx: &Ctx<'_>, found: &mut Found, path: &Path, name: &str, igno
     }
     match fs::canonicalize(path) {
         Err(_) => {
-            if considered_name(name) {
+            if ctx.kind(path, name).is_some() {
                 diag(ctx, found, path, None, "dangling symlink; skipped");
             }
         }
         Ok(target) => {
             let is_dir = target.is_dir();
+            let wanted = ctx.kind(path, name).is_some();
             if !target.starts_with(&ctx.root) {
-                if is_dir || considered_name(name) {
+                if is_dir || wanted {
                     diag(
                         ctx,
                         found,
@@ -464,7 +525,7 @@ fn consider_link(ctx: &Ctx<'_>, found: &mut Found, path: &Path, name: &str, igno
                         "symlink leads out of the checkout; refused",
                     );
                 }
-            } else if !is_dir && considered_name(name) && !target.starts_with(&ctx.start) {
+            } else if !is_dir && wanted && !target.starts_with(&ctx.start) {
                 diag(
                     ctx,
                     found,
@@ -477,7 +538,7 @@ fn consider_link(ctx: &Ctx<'_>, found: &mut Found, path: &Path, name: &str, igno
     }
 }
 
-fn consider_file(ctx: &Ctx<'_>, found: &mut Found, path: &Path) {
+fn consider_file(ctx: &Ctx<'_>, found: &mut Found, path: &Path, kind: Kind) {
     let original = match read_regular(path, ctx.options.max_file_size) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
@@ -507,7 +568,17 @@ fn consider_file(ctx: &Ctx<'_>, found: &mut Found, path: &Path) {
         found.discovered.push(repo_path);
         return;
     }
-    match apply_report(&original, ctx.setters) {
+    let result = match kind {
+        Kind::Yaml => apply_report(&original, ctx.setters),
+        Kind::Text => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            apply_text(&name, &original, ctx.setters)
+        }
+    };
+    match result {
         Err(problem) => diag(ctx, found, path, Some(problem.line), problem.message),
         Ok(report) => {
             for n in report.notes {

@@ -17,6 +17,9 @@
 //! - `fs::update_with(root, path, &setters, &Options)` (size cap, extra ignore patterns such as
 //!   the GitRepository's `spec.ignore`), `fs::discover(root, path, &Options)` (the screened
 //!   files only, nothing parsed), `marker::parse` (a comment as Flux reads it).
+//! - `apply_text(file_name, text, &setters) -> Result<Report, Problem>`: other text files
+//!   (Dockerfile, Terraform, jsonnet, `.env`, ...) edited line by line, the rule in `text`;
+//!   `fs::Options::text_files` (globs, off when empty) chooses the files it applies to.
 //!
 //! How: `doc` reads the file with saphyr-parser into scalars with byte spans; a marker is the
 //! first comment outside every scalar on a line (or the whole-line comment above a sequence
@@ -31,6 +34,7 @@ pub mod marker;
 mod plan;
 mod scalar;
 mod template;
+mod text;
 
 pub use plan::render_plan;
 
@@ -97,4 +101,15 @@ pub fn apply(text: &[u8], setters: &Setters) -> Result<Applied, Problem> {
 /// line, or an edit that would change more than the marked values).
 pub fn apply_report(text: &[u8], setters: &Setters) -> Result<Report, Problem> {
     edit::apply(text, setters)
+}
+
+/// Rewrites the marked values of one non-YAML text file, line by line; `file_name` (the last
+/// path component) chooses the comment syntax. The rule: a marker comment after code applies
+/// to that line, a marker alone on its line to the next line; the value is the one quoted
+/// string that is not a key (`"k": "v"`, `k = "v"`), or, where the language has bare words
+/// (Dockerfile, shell, `.env`), the last token without `NAME=` (a Dockerfile `FROM` line skips
+/// flags and `AS <stage>`). `Err` (file left alone) when a known policy's value is ambiguous.
+/// Plain JSON has no comments: only JSONC-style `//` and `/* */` markers are read in `.json`.
+pub fn apply_text(file_name: &str, text: &[u8], setters: &Setters) -> Result<Report, Problem> {
+    text::apply(file_name, text, setters)
 }

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use super::fs::Update;
 use super::ObjectId;
 
-fn object_label(o: &ObjectId) -> String {
+fn object_label(o: &ObjectId, yaml: bool) -> String {
     if o == &ObjectId::default() {
-        return "(plain YAML)".into();
+        return if yaml { "(plain YAML)" } else { "(text file)" }.into();
     }
     let mut s = if o.kind.is_empty() {
         "?".to_string()
@@ -26,7 +26,8 @@ fn object_label(o: &ObjectId) -> String {
 }
 
 /// Renders what `update` would write: for each file (in path order) one line per change,
-/// `  <Kind> <namespace>/<name>: <old> -> <new> (<setter>)`, then the file's unified diff
+/// `  <Kind> <namespace>/<name>: <old> -> <new> (<setter>)` (`(plain YAML)` or `(text file)`
+/// for changes outside any object), then the file's unified diff
 /// (`a/` and `b/` paths relative to the repository root). Empty when nothing changes.
 pub fn render_plan(update: &Update) -> String {
     let mut files: Vec<_> = update.files.iter().collect();
@@ -34,13 +35,15 @@ pub fn render_plan(update: &Update) -> String {
     let mut out = String::new();
     for f in files {
         let _ = writeln!(out, "{}:", f.path);
+        let name = f.path.rsplit('/').next().unwrap_or_default();
+        let yaml = super::fs::considered_name(name);
         if let Some(objects) = update.changes.get(&f.path) {
             for (object, changes) in objects {
                 for c in changes {
                     let _ = writeln!(
                         out,
                         "  {}: {} -> {} ({})",
-                        object_label(object),
+                        object_label(object, yaml),
                         c.old_value,
                         c.new_value,
                         c.setter

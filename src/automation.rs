@@ -686,6 +686,7 @@ async fn update(
             .as_deref()
             .map(|text| text.lines().map(str::to_string).collect())
             .unwrap_or_default(),
+        text_files: automation.text_files.clone(),
         ..writer::fs::Options::default()
     };
     let automation = automation.clone();

@@ -312,3 +312,47 @@ fn a_commit_pushed_between_fetch_and_push_survives_and_ours_lands_once() {
         .file(&s.fleet, "main", "deploy/app.yaml")
         .contains(":1.2.0 #"));
 }
+
+#[test]
+fn text_files_chosen_by_annotation_are_updated() {
+    let s = plain();
+    let dockerfile = format!(
+        "# syntax=docker/dockerfile:1\n# {{\"$imagepolicy\": \"default:app\"}}\nFROM {}/{}:1.0.0 AS base\nRUN true\n",
+        s.registry.host(),
+        s.image
+    );
+    s.git.commit(
+        &s.fleet,
+        "main",
+        &[("deploy/Dockerfile", &dockerfile)],
+        "dockerfile",
+    );
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0").replace(
+        "kind: ImageUpdateAutomation\nmetadata:\n  name: fleet\n",
+        "kind: ImageUpdateAutomation\nmetadata:\n  name: fleet\n  annotations:\n    tagline.dev/text-files: Dockerfile\n",
+    );
+    assert!(objects.contains("tagline.dev/text-files"));
+    s.config.write("objects.yaml", &objects);
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        s.git.file(&s.fleet, "main", "deploy/Dockerfile"),
+        dockerfile.replace(":1.0.0 AS", ":1.2.0 AS")
+    );
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
+
+    // A typo in tagline's annotations is a config error naming it.
+    s.config
+        .write("objects.yaml", &objects.replace("text-files", "text-file"));
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("metadata.annotations: unknown annotation \"tagline.dev/text-file\""),
+        "{}",
+        run.stderr
+    );
+}

@@ -560,6 +560,15 @@ impl Loader {
             self.object_problem(&h, "spec.update.strategy", format!("'{s}' is not Setters"));
             return;
         }
+        let schedule = match crate::schedule::AutomationSchedule::from_annotations(
+            &obj.metadata.annotations,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.object_problem(&h, "metadata.annotations", e);
+                return;
+            }
+        };
         let Some(interval) = interval else { return };
         let source = NamespacedName::new(
             spec.source_ref
@@ -579,7 +588,21 @@ impl Loader {
             ImageUpdateAutomation {
                 id: h.id,
                 origin: h.origin,
+                text_files: obj
+                    .metadata
+                    .annotations
+                    .get(super::TEXT_FILES)
+                    .map(|globs| {
+                        globs
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|g| !g.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 annotations: obj.metadata.annotations,
+                schedule,
                 source,
                 interval,
                 selector,

@@ -123,6 +123,11 @@ pub enum GitRef {
     Commit(String),
 }
 
+/// Annotation on an ImageUpdateAutomation: comma-separated globs (gitignore syntax, relative
+/// to `update.path`) of non-YAML text files whose marked lines are updated too, e.g.
+/// `"Dockerfile, **/*.tf"`. Off when absent.
+pub const TEXT_FILES: &str = "tagline.dev/text-files";
+
 /// `git.commit.signingKey.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningKeyType {
@@ -139,6 +144,10 @@ pub struct ImageUpdateAutomation {
     pub origin: Origin,
     /// `metadata.annotations`: tagline's own extensions live here (schedules, text files).
     pub annotations: BTreeMap<String, String>,
+    /// The commit window and debounce from the `tagline.dev/` annotations, checked.
+    pub schedule: crate::schedule::AutomationSchedule,
+    /// Globs of other text files to update (`tagline.dev/text-files`); empty: YAML only.
+    pub text_files: Vec<String>,
     pub source: NamespacedName,
     pub interval: Duration,
     pub selector: Selector,

@@ -67,7 +67,13 @@ pub async fn run(
 
     let store = open_store(state_dir)?;
     let mut daemon = match Daemon::new(config_dir, store) {
-        Ok(d) => d,
+        Ok(d) => d.with_schedules(|config| {
+            config
+                .automations
+                .iter()
+                .map(|(id, a)| (id.clone(), a.schedule.clone()))
+                .collect()
+        }),
         Err(e) => {
             log_line(json, "error", &e.to_string());
             return Ok(EXIT_USAGE);

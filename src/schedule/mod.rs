@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::api::TEXT_FILES;
+
 pub use debounce::{Debounce, MAX_WINDOWS};
 pub use interval::Interval;
 pub use window::Window;
@@ -49,10 +51,10 @@ impl AutomationSchedule {
     ) -> Result<AutomationSchedule, String> {
         for key in annotations.keys() {
             if key.starts_with(PREFIX)
-                && ![SCHEDULE, SCHEDULE_TIMEZONE, DEBOUNCE].contains(&key.as_str())
+                && ![SCHEDULE, SCHEDULE_TIMEZONE, DEBOUNCE, TEXT_FILES].contains(&key.as_str())
             {
                 return Err(format!(
-                    "unknown annotation {key:?} (known: {SCHEDULE}, {SCHEDULE_TIMEZONE}, {DEBOUNCE})"
+                    "unknown annotation {key:?} (known: {SCHEDULE}, {SCHEDULE_TIMEZONE}, {DEBOUNCE}, {TEXT_FILES})"
                 ));
             }
         }

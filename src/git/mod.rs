@@ -411,24 +411,7 @@ impl Checkout {
     /// Pushes HEAD to `refs/heads/<branch>` of `remote` (not forced). A ref the server refuses
     /// (hook, protection, non-fast-forward) is `GitError::Rejected`.
     pub fn push(&self, remote: &Remote, branch: &str) -> Result<(), GitError> {
-        check_branch_name(&remote.url, branch)?;
-        let repo = self.open()?;
-        let head = repo.head().map_err(local_err(&self.dir))?;
-        let src = head
-            .name()
-            .ok()
-            .filter(|n| n.starts_with("refs/heads/"))
-            .ok_or_else(|| GitError::Local {
-                dir: self.dir.display().to_string(),
-                cause: "HEAD is not on a branch".into(),
-            })?
-            .to_string();
-        let dst = branch_ref(branch);
-        push_refspecs(&repo, remote, &[format!("{src}:{dst}")], &[], &[])?;
-        if let Some(oid) = head.target() {
-            let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
-        }
-        Ok(())
+        self.push_with_options(remote, branch, &[])
     }
 
     /// `push` with git push options (`git.push.options`, e.g. `merge_request.create`); the
@@ -625,16 +608,7 @@ impl Checkout {
     ) -> Result<(), GitError> {
         check_branch_name(&remote.url, branch)?;
         let repo = self.open()?;
-        let head = repo.head().map_err(local_err(&self.dir))?;
-        let src = head
-            .name()
-            .ok()
-            .filter(|n| n.starts_with("refs/heads/"))
-            .ok_or_else(|| GitError::Local {
-                dir: self.dir.display().to_string(),
-                cause: "HEAD is not on a branch".into(),
-            })?
-            .to_string();
+        let (src, head) = self.head_branch_ref(&repo)?;
         let dst = branch_ref(branch);
         let expected = match lease {
             Lease::Absent => None,
@@ -650,9 +624,7 @@ impl Checkout {
             &[],
             &[(dst.clone(), expected)],
         )?;
-        if let Some(oid) = head.target() {
-            let _ = repo.reference(&tracking_ref(branch), oid, true, "tagline: pushed");
-        }
+        let _ = repo.reference(&tracking_ref(branch), head, true, "tagline: pushed");
         Ok(())
     }
 

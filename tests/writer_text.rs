@@ -3,23 +3,15 @@
 //! `original`, `expected`, optional `changes`, `notes`, `error` as in `writer_golden`), and the
 //! `Options::text_files` globs on real trees.
 
-use std::collections::BTreeMap;
+mod writer_support;
+
 use std::fs;
 use std::path::Path;
 
 use tagline::image::ImageRef;
 use tagline::writer::fs::{update, update_with, Options};
 use tagline::writer::{apply_text, render_plan, Setters};
-
-fn load_setters(path: &Path) -> Setters {
-    let text = fs::read_to_string(path).unwrap();
-    let map: BTreeMap<String, ImageRef> = serde_yaml_ng::from_str(&text).unwrap();
-    map
-}
-
-fn read_opt(dir: &Path, name: &str) -> Option<String> {
-    fs::read_to_string(dir.join(name)).ok()
-}
+use writer_support::{check_result, load_setters};
 
 fn check_case(dir: &Path, setters: &Setters) -> Result<(), String> {
     let case = dir.file_name().unwrap().to_string_lossy().to_string();
@@ -27,76 +19,12 @@ fn check_case(dir: &Path, setters: &Setters) -> Result<(), String> {
     let original = fs::read(dir.join("original")).map_err(|e| format!("{case}: {e}"))?;
     let expected = fs::read(dir.join("expected")).map_err(|e| format!("{case}: {e}"))?;
     let result = apply_text(name.trim(), &original, setters);
-    if let Some(error) = read_opt(dir, "error") {
-        let (line, text) = error.trim().split_once(": ").expect("<line>: <text>");
-        return match result {
-            Err(p) if p.line.to_string() == line && p.message.contains(text) => {
-                if expected != original {
-                    return Err(format!("{case}: an error case must expect the original"));
-                }
-                Ok(())
-            }
-            other => Err(format!("{case}: expected error '{error}', got {other:?}")),
-        };
-    }
-    let report = result.map_err(|p| format!("{case}: unexpected problem: {p}"))?;
-    let output = report.applied.output.clone();
-    match (&output, expected == original) {
-        (None, true) => {}
-        (None, false) => return Err(format!("{case}: no output, but expected changes")),
-        (Some(_), true) => return Err(format!("{case}: written though nothing changes")),
-        (Some(out), false) if out != &expected => {
-            return Err(format!(
-                "{case}: output differs\n--- expected\n{}\n--- actual\n{}",
-                String::from_utf8_lossy(&expected),
-                String::from_utf8_lossy(out)
-            ))
-        }
-        _ => {}
-    }
-    if let Some(want) = read_opt(dir, "changes") {
-        let got: Vec<String> = report
-            .applied
-            .changes
-            .iter()
-            .map(|(o, c)| {
-                format!(
-                    "{}/{}/{}: {} -> {} ({})",
-                    o.kind, o.namespace, o.name, c.old_value, c.new_value, c.setter
-                )
-            })
-            .collect();
-        let want: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
-        if got != want {
-            return Err(format!("{case}: changes\n want {want:#?}\n got {got:#?}"));
-        }
-    }
-    let want_notes: Vec<String> = read_opt(dir, "notes")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    let got_notes: Vec<String> = report
-        .notes
-        .iter()
-        .map(|n| format!("{}: {}", n.line, n.message))
-        .collect();
-    let notes_ok = want_notes.len() == got_notes.len()
-        && want_notes.iter().zip(&got_notes).all(|(w, g)| {
-            let (line, text) = w.split_once(": ").expect("<line>: <text>");
-            g.starts_with(&format!("{line}: ")) && g.contains(text)
-        });
-    if !notes_ok {
-        return Err(format!(
-            "{case}: notes\n want {want_notes:#?}\n got {got_notes:#?}"
-        ));
-    }
-    if let Some(out) = &output {
-        only_values_changed(&original, out, &report.applied.changes)
-            .map_err(|e| format!("{case}: {e}"))?;
-    }
-    if let Some(out) = output {
+    let changes = result
+        .as_ref()
+        .map(|r| r.applied.changes.clone())
+        .unwrap_or_default();
+    if let Some(out) = check_result(&case, dir, &original, &expected, result)? {
+        only_values_changed(&original, &out, &changes).map_err(|e| format!("{case}: {e}"))?;
         let again = apply_text(name.trim(), &out, setters)
             .map_err(|p| format!("{case}: second apply: {p}"))?;
         if again.applied.output.is_some() {

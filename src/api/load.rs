@@ -267,18 +267,13 @@ impl Loader {
         }
     }
 
-    fn duplicate<V>(
-        &mut self,
-        h: &Header,
-        map: &BTreeMap<NamespacedName, V>,
-        first: impl Fn(&V) -> Origin,
-    ) -> bool {
-        if let Some(existing) = map.get(&h.id) {
-            let msg = format!("defined twice; first at {}", first(existing));
-            self.object_problem(h, "metadata.name", msg);
-            return true;
-        }
-        false
+    /// Reports `h` as defined twice when `first` (the origin of an object of the same kind
+    /// and name read earlier) is there; true when it was.
+    fn duplicate(&mut self, h: &Header, first: Option<Origin>) -> bool {
+        let Some(first) = first else { return false };
+        let msg = format!("defined twice; first at {first}");
+        self.object_problem(h, "metadata.name", msg);
+        true
     }
 
     fn image_repository(&mut self, h: Header, value: Value) {
@@ -325,10 +320,12 @@ impl Loader {
         if exclusion.len() != patterns.len() {
             return;
         }
-        let repos = std::mem::take(&mut self.config.repositories);
-        let dup = self.duplicate(&h, &repos, |r| r.origin.clone());
-        self.config.repositories = repos;
-        if dup {
+        let first = self
+            .config
+            .repositories
+            .get(&h.id)
+            .map(|o| o.origin.clone());
+        if self.duplicate(&h, first) {
             return;
         }
         self.config.repositories.insert(
@@ -444,10 +441,8 @@ impl Loader {
                 .unwrap_or_else(|| h.id.namespace.clone()),
             spec.image_repository_ref.name.clone(),
         );
-        let policies = std::mem::take(&mut self.config.policies);
-        let dup = self.duplicate(&h, &policies, |p| p.origin.clone());
-        self.config.policies = policies;
-        if dup {
+        let first = self.config.policies.get(&h.id).map(|o| o.origin.clone());
+        if self.duplicate(&h, first) {
             return;
         }
         self.config.policies.insert(
@@ -577,10 +572,8 @@ impl Loader {
                 .unwrap_or_else(|| h.id.namespace.clone()),
             spec.source_ref.name.clone(),
         );
-        let automations = std::mem::take(&mut self.config.automations);
-        let dup = self.duplicate(&h, &automations, |a| a.origin.clone());
-        self.config.automations = automations;
-        if dup {
+        let first = self.config.automations.get(&h.id).map(|o| o.origin.clone());
+        if self.duplicate(&h, first) {
             return;
         }
         self.config.automations.insert(
@@ -644,10 +637,12 @@ impl Loader {
             self.object_problem(&h, "spec.url", "missing");
             return;
         }
-        let repos = std::mem::take(&mut self.config.git_repositories);
-        let dup = self.duplicate(&h, &repos, |r| r.origin.clone());
-        self.config.git_repositories = repos;
-        if dup {
+        let first = self
+            .config
+            .git_repositories
+            .get(&h.id)
+            .map(|o| o.origin.clone());
+        if self.duplicate(&h, first) {
             return;
         }
         self.config.git_repositories.insert(

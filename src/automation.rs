@@ -5,9 +5,9 @@
 //! failed policy keeps its previous latest reference, and each automation runs with the
 //! policies that have one. Every object ends in exactly one `Outcome`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::api::{
     Config, DigestReflection, GitRef, GitRepository, ImagePolicy, ImageRepository,
@@ -17,6 +17,7 @@ use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
 use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
+use crate::schedule::Interval;
 use crate::store::{AutomationRecord, ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
 
@@ -40,16 +41,24 @@ pub struct Outcome {
     /// Things worth a human's look that did not fail the object (e.g. a marker naming an
     /// unknown policy), each one line.
     pub warnings: Vec<String>,
+    /// How long reconciling this object took (zero when nothing was done).
+    pub took: Duration,
 }
 
 impl Outcome {
-    fn new(kind: Kind, id: &NamespacedName, status: Status) -> Outcome {
+    pub fn new(kind: Kind, id: &NamespacedName, status: Status) -> Outcome {
         Outcome {
             kind,
             id: id.clone(),
             status,
             warnings: Vec::new(),
+            took: Duration::ZERO,
         }
+    }
+
+    fn took(mut self, took: Duration) -> Outcome {
+        self.took = took;
+        self
     }
 
     pub fn failed(&self) -> bool {
@@ -76,6 +85,51 @@ pub struct Options {
     /// The current time (None: the system clock); scans younger than their interval are not
     /// repeated.
     pub now: Option<SystemTime>,
+    /// Which objects a pass looks at (default: all of them).
+    pub selection: Selection,
+}
+
+/// Which repositories and policies a pass reconciles; the service narrows a pass to the
+/// objects that are due, `run --once` takes them all.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// The repositories that may be scanned (None: all). One that is left out, or whose last
+    /// scan is still fresh, is not scanned and gets no outcome; its stored list stands.
+    pub repositories: Option<BTreeSet<NamespacedName>>,
+    /// Repositories to scan even though their last scan is fresh (a webhook asked).
+    pub force: BTreeSet<NamespacedName>,
+    /// The policies to evaluate besides those whose repository was scanned in this pass
+    /// (None: all).
+    pub policies: Option<BTreeSet<NamespacedName>>,
+}
+
+/// How much earlier than its interval a repository is rescanned, or an automation run
+/// again: a fraction of the interval fixed per object, so objects that share an interval
+/// drift apart instead of firing together.
+const JITTER: f64 = 0.05;
+
+/// The time between an object's runs: its interval less its fixed jitter.
+pub fn period(kind: Kind, id: &NamespacedName, interval: Duration) -> Duration {
+    let key = format!("{kind}/{id}");
+    interval.saturating_sub(Interval::new(interval, &key, JITTER).offset())
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// When a repository's stored scan goes stale (seconds since the Unix epoch); None when it
+/// has no usable stored scan (it is due at once).
+pub fn scan_due(repo: &ImageRepository, store: &Store) -> Option<u64> {
+    let key = repo.id.to_string();
+    let record = store.scan(&key)?;
+    store.tags(&key)?;
+    if record.fingerprint != fingerprint(repo) {
+        return None;
+    }
+    Some(record.time + period(Kind::ImageRepository, &repo.id, repo.interval).as_secs())
 }
 
 /// The result of one pass over every object.
@@ -96,20 +150,31 @@ impl Report {
 
 /// Reconciles every object once.
 pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) -> Report {
-    let mut report = Report::default();
+    let mut report = refresh(config, store, options).await;
+    run_automations(config, store, options, &mut report).await;
+    report
+}
 
-    // 1. Scan every repository whose last scan is older than its interval, concurrently; two
-    //    repositories that would send the same requests share one scan.
-    let now = options.now.unwrap_or_else(SystemTime::now);
-    let now_secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Scans the selected repositories whose last scan is stale (or that are forced),
+/// concurrently, and evaluates the policies that read them (and the selected ones). Two
+/// repositories that would send the same requests share one scan.
+pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> Report {
+    let mut report = Report::default();
+    let selection = &options.selection;
+    let now_secs = unix_secs(options.now.unwrap_or_else(SystemTime::now));
     let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
     let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
     let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
     for repo in config.repositories.values() {
+        if selection
+            .repositories
+            .as_ref()
+            .is_some_and(|only| !only.contains(&repo.id))
+            && !selection.force.contains(&repo.id)
+        {
+            continue;
+        }
         if repo.suspend {
             report.outcomes.push(Outcome::new(
                 Kind::ImageRepository,
@@ -119,19 +184,24 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
             continue;
         }
         let key = repo.id.to_string();
-        if let (Some(record), Some(tags)) = (store.scan(&key), store.tags(&key)) {
-            let age = now_secs.saturating_sub(record.time);
-            if record.fingerprint == fingerprint(repo) && age < repo.interval.as_secs() {
-                let next = repo.interval.as_secs() - age;
-                fresh.push(Outcome::new(
-                    Kind::ImageRepository,
-                    &repo.id,
-                    Status::Ok(format!(
-                        "{} tags from the scan {age}s ago; next scan in {next}s",
-                        tags.len()
-                    )),
-                ));
-                scanned.insert(repo.id.clone(), Ok(tags.to_vec()));
+        if let (Some(due), Some(tags), false) = (
+            scan_due(repo, store),
+            store.tags(&key),
+            selection.force.contains(&repo.id),
+        ) {
+            if now_secs < due {
+                if selection.repositories.is_none() {
+                    let age = now_secs.saturating_sub(store.scan(&key).map_or(0, |r| r.time));
+                    fresh.push(Outcome::new(
+                        Kind::ImageRepository,
+                        &repo.id,
+                        Status::Ok(format!(
+                            "{} tags from the scan {age}s ago; next scan in {}s",
+                            tags.len(),
+                            due - now_secs
+                        )),
+                    ));
+                }
                 continue;
             }
         }
@@ -163,23 +233,23 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
     }
     for (options, repo, ids) in sharing {
         scans.spawn(async move {
+            let started = Instant::now();
             let result = scanner::scan(&repo.image, &options)
                 .await
                 .map(|r| r.tags)
                 .map_err(|e| e.to_string());
-            (ids, result)
+            (ids, result, started.elapsed())
         });
     }
+    let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (ids, result) = joined.expect("scan task does not panic");
+        let (ids, result, elapsed) = joined.expect("scan task does not panic");
         for id in ids {
-            scanned.insert(id, result.clone());
+            scanned.insert(id.clone(), result.clone());
+            took.insert(id, elapsed);
         }
     }
     for (id, result) in &scanned {
-        if fresh.iter().any(|o| &o.id == id) {
-            continue;
-        }
         let key = id.to_string();
         let status = match result {
             Ok(tags) => {
@@ -196,23 +266,44 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
             }
             Err(e) => Status::Failed(e.clone()),
         };
-        report
-            .outcomes
-            .push(Outcome::new(Kind::ImageRepository, id, status));
+        report.outcomes.push(
+            Outcome::new(Kind::ImageRepository, id, status)
+                .took(took.get(id).copied().unwrap_or_default()),
+        );
     }
     report.outcomes.extend(fresh);
     sort_outcomes(&mut report.outcomes);
 
-    // 2. Evaluate every policy against its repository's tags.
-    let mut policy_outcomes = Vec::new();
+    // Evaluate the policies whose repository was scanned, and the selected ones, against
+    // their repository's tags (the stored list when the scan failed or was not needed).
     for policy in config.policies.values() {
+        let selected = selection
+            .policies
+            .as_ref()
+            .is_none_or(|only| only.contains(&policy.id))
+            || scanned.contains_key(&policy.repository);
+        if !selected {
+            continue;
+        }
+        let started = Instant::now();
         let status = evaluate(config, policy, &scanned, store).await;
-        policy_outcomes.push(Outcome::new(Kind::ImagePolicy, &policy.id, status));
+        report
+            .outcomes
+            .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
     }
-    report.outcomes.extend(policy_outcomes);
+    report
+}
 
-    // 3. Run every automation with the policies that have a latest reference.
+/// Runs every automation in `config` with the policies that have a latest reference,
+/// adding their outcomes and changes to `report`.
+pub async fn run_automations(
+    config: &Config,
+    store: &mut Store,
+    options: &Options,
+    report: &mut Report,
+) {
     for automation in config.automations.values() {
+        let started = Instant::now();
         let mut outcome = Outcome::new(
             Kind::ImageUpdateAutomation,
             &automation.id,
@@ -240,9 +331,8 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
                 Err(e) => outcome.status = Status::Failed(e),
             }
         }
-        report.outcomes.push(outcome);
+        report.outcomes.push(outcome.took(started.elapsed()));
     }
-    report
 }
 
 /// What a scan's result depends on, for telling whether a stored scan still applies. Secret
@@ -533,7 +623,7 @@ fn remote(
 
 /// The setters an automation applies: the latest reference of every policy in its namespace
 /// that its selector picks.
-fn setters(config: &Config, automation: &ImageUpdateAutomation, store: &Store) -> Setters {
+pub fn setters(config: &Config, automation: &ImageUpdateAutomation, store: &Store) -> Setters {
     config
         .policies
         .values()

@@ -280,7 +280,7 @@ spec:
     let state = scratch.path().join("state");
     let mut svc =
         Service::start_with_state(&config, port, &state, scratch, &["--log-format", "json"]);
-    svc.wait_for("two passes", |_| passes(port) >= 2);
+    svc.wait_for("the first pass", |_| passes(port) >= 1);
     config.write("broken.yaml", "kind: [\n");
     svc.wait_for("the broken edit to be reported", |svc| {
         svc.log().contains("keeping the last good config")
@@ -348,4 +348,32 @@ fn stop_waiting(svc: &mut Service) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn an_automation_on_a_long_interval_runs_soon_after_its_policy_moves() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    // The repository is scanned every second; the automation's own interval is an hour.
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+        .replacen("interval: 5m", "interval: 1s", 1)
+        .replace("interval: 5m", "interval: 1h");
+    s.config.write("objects.yaml", &objects);
+    let port = proc::free_port();
+    let mut svc = Service::start(&s.config, port);
+    let pinned = |tag: &str| format!("{}/{}:{tag}", s.registry.host(), s.image);
+    svc.wait_for("the first commit", |_| {
+        tag_in_file(&s).contains(&pinned("1.2.0"))
+    });
+
+    // Within the automation's hour: the new tag moves the policy, and the policy's move
+    // runs the automation (the test gives up after a minute).
+    s.registry.push_tags(&s.image, &["1.3.0"]);
+    svc.wait_for("the 1.3.0 commit", |_| {
+        tag_in_file(&s).contains(&pinned("1.3.0"))
+    });
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 3);
+    stop(&mut svc);
 }

@@ -98,6 +98,7 @@ impl Gate {
                     id: id.clone(),
                     status: Status::Skipped(reason),
                     warnings: Vec::new(),
+                    took: std::time::Duration::ZERO,
                 });
             }
         }
@@ -124,6 +125,16 @@ impl Gate {
                 debounce.change(now);
             }
         }
+    }
+
+    /// When the commit window of an automation that is outside it at `now` opens next
+    /// (None: it has no window, is inside it, or the window never opens again).
+    pub fn opens_at(&self, id: &NamespacedName, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let schedule = self.schedules.get(id)?;
+        if schedule.allows(now) {
+            return None;
+        }
+        schedule.commit_at(now)
     }
 
     /// The earliest instant after `now` at which a held automation may become runnable.

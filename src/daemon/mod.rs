@@ -9,16 +9,15 @@ pub mod gate;
 pub mod http;
 pub mod status;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{self, Config};
-use crate::automation::{self, Options, Report};
-use crate::schedule::Interval;
+use crate::api::{self, Config, Kind, NamespacedName};
+use crate::automation::{self, Options, Report, Selection};
 use crate::store::{Store, StoreError};
 
 pub use gate::{Gate, Schedules};
@@ -80,15 +79,24 @@ fn load(dir: &Path) -> Result<Config, DaemonError> {
     })
 }
 
-/// The shortest interval among the objects that have one: one pass serves them all.
-pub fn pass_interval(config: &Config) -> Duration {
-    config
-        .repositories
-        .values()
-        .map(|r| r.interval)
-        .chain(config.automations.values().map(|a| a.interval))
-        .min()
-        .unwrap_or(DEFAULT_INTERVAL)
+/// The first retry after a failed scan; each further failure doubles it, up to the
+/// repository's interval.
+pub const RETRY_FIRST: Duration = Duration::from_secs(10);
+
+/// What the service remembers of an automation between passes.
+#[derive(Debug, Clone)]
+struct AutomationRun {
+    /// When it last ran.
+    at: DateTime<Utc>,
+    /// The latest references of its policies it ran with.
+    setters: crate::writer::Setters,
+}
+
+/// A repository whose last scan failed: when to try again, and how many failures in a row.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    retry_at: DateTime<Utc>,
+    failures: u32,
 }
 
 /// The service's state between passes.
@@ -101,11 +109,26 @@ pub struct Daemon {
     next_due: Option<DateTime<Utc>>,
     gate: Gate,
     schedules_of: fn(&Config) -> Schedules,
+    /// Everything is reconciled on the next pass (the first, and after a reload).
+    everything: bool,
+    /// Repositories to scan on the next pass even if fresh (webhooks).
+    forced: BTreeSet<NamespacedName>,
+    backoff: BTreeMap<NamespacedName, Backoff>,
+    runs: BTreeMap<NamespacedName, AutomationRun>,
 }
 
 /// The schedules of a config whose automations carry none.
 fn no_schedules(_: &Config) -> Schedules {
     Schedules::new()
+}
+
+fn at_secs(secs: u64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 impl Daemon {
@@ -122,6 +145,10 @@ impl Daemon {
             next_due: None,
             gate: Gate::default(),
             schedules_of: no_schedules,
+            everything: true,
+            forced: BTreeSet::new(),
+            backoff: BTreeMap::new(),
+            runs: BTreeMap::new(),
         })
     }
 
@@ -138,6 +165,11 @@ impl Daemon {
         &self.config
     }
 
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The status board the HTTP endpoints read.
     pub fn board(&self) -> Arc<Mutex<Board>> {
         Arc::clone(&self.board)
@@ -149,16 +181,34 @@ impl Daemon {
     }
 
     /// Reads the config folder again. On success the new config is in force and the next
-    /// pass is due at once; on failure the last good config stays in force and the error
-    /// names the problems. Either way the current files count as seen, so a broken edit is
-    /// reported once, not on every poll.
+    /// pass, due at once, reconciles everything; on failure the last good config stays in
+    /// force and the error names the problems. Either way the current files count as seen,
+    /// so a broken edit is reported once, not on every poll.
     pub fn reload(&mut self) -> Result<(), DaemonError> {
         self.seen = fingerprint(&self.dir);
         let config = load(&self.dir)?;
         self.gate.set_schedules((self.schedules_of)(&config));
         self.config = config;
+        self.everything = true;
         self.next_due = None;
         Ok(())
+    }
+
+    /// Asks for an immediate scan of these ImageRepositories (a registry webhook named
+    /// them), fresh or not; the automations reading them follow in the same pass when a
+    /// policy's latest moves. Names the config does not hold are ignored, and returned.
+    pub fn trigger(&mut self, repositories: &[NamespacedName]) -> Vec<NamespacedName> {
+        let mut unknown = Vec::new();
+        for id in repositories {
+            if self.config.repositories.contains_key(id) {
+                self.forced.insert(id.clone());
+                self.backoff.remove(id);
+                self.next_due = None;
+            } else {
+                unknown.push(id.clone());
+            }
+        }
+        unknown
     }
 
     /// When the next pass is due (`None`: at once).
@@ -171,35 +221,119 @@ impl Daemon {
         self.next_due.is_none_or(|t| t <= now)
     }
 
-    /// Runs one pass if one is due at `now`: reconciles every object, saves the store,
-    /// records the outcomes on the board and sets the next due time. Returns the report, or
-    /// `None` when nothing was due. A failed save is reported after the board is updated.
+    /// The repositories due for a scan at `now`: stale (or never scanned), not backing off
+    /// after a failure, or forced.
+    fn repositories_due(&self, now: DateTime<Utc>) -> BTreeSet<NamespacedName> {
+        self.config
+            .repositories
+            .values()
+            .filter(|r| !r.suspend)
+            .filter(|r| {
+                self.forced.contains(&r.id)
+                    || match self.backoff.get(&r.id) {
+                        Some(b) => b.retry_at <= now,
+                        None => automation::scan_due(r, &self.store)
+                            .is_none_or(|due| at_secs(due) <= now),
+                    }
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Whether an automation is due at `now`: its interval elapsed since it last ran, or a
+    /// policy it reads has a new latest reference since.
+    fn automation_due(&self, id: &NamespacedName, now: DateTime<Utc>) -> bool {
+        let Some(a) = self.config.automations.get(id) else {
+            return false;
+        };
+        let Some(run) = self.runs.get(id) else {
+            return true;
+        };
+        let period = automation::period(Kind::ImageUpdateAutomation, id, a.interval);
+        after(run.at, period) <= now
+            || automation::setters(&self.config, a, &self.store) != run.setters
+    }
+
+    /// Runs one pass if one is due at `now`: scans the repositories that are due, evaluates
+    /// the policies that read them, runs the automations that are due and admitted by their
+    /// schedules, saves the store, records the outcomes on the board and sets the next due
+    /// time. Returns the report (only the objects reconciled in this pass), or `None` when
+    /// nothing was due. A failed save is reported after the board is updated.
     pub async fn tick(&mut self, now: DateTime<Utc>) -> Option<Result<Report, DaemonError>> {
         if !self.due(now) {
             return None;
         }
         let started = Instant::now();
+        let everything = std::mem::take(&mut self.everything);
+        let repositories = self.repositories_due(now);
         let options = Options {
             now: Some(SystemTime::from(now)),
+            selection: Selection {
+                repositories: (!everything).then(|| repositories.clone()),
+                force: std::mem::take(&mut self.forced),
+                policies: (!everything).then(BTreeSet::new),
+            },
             ..Options::default()
         };
         let before = gate::latest_refs(&self.config, &self.store);
-        let (admitted, held) = self.gate.admit(&self.config, now);
-        let mut report = automation::reconcile(&admitted, &mut self.store, &options).await;
+        let mut report = automation::refresh(&self.config, &mut self.store, &options).await;
+        for o in report
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == Kind::ImageRepository)
+        {
+            if o.failed() {
+                let failures = self.backoff.get(&o.id).map_or(1, |b| b.failures + 1);
+                let interval = self.config.repositories[&o.id].interval;
+                let wait = RETRY_FIRST
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(interval);
+                self.backoff.insert(
+                    o.id.clone(),
+                    Backoff {
+                        retry_at: after(now, wait),
+                        failures,
+                    },
+                );
+            } else {
+                self.backoff.remove(&o.id);
+            }
+        }
+
+        // The automations due now, less those their commit window or debounce holds back.
+        let mut due = self.config.clone();
+        due.automations.retain(|_, a| !a.suspend || everything);
+        let ids: Vec<_> = due.automations.keys().cloned().collect();
+        for id in ids {
+            if !everything && !self.automation_due(&id, now) {
+                due.automations.remove(&id);
+            }
+        }
+        let (admitted, held) = self.gate.admit(&due, now);
+        let setters: BTreeMap<_, _> = admitted
+            .automations
+            .values()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    automation::setters(&self.config, a, &self.store),
+                )
+            })
+            .collect();
+        automation::run_automations(&admitted, &mut self.store, &options, &mut report).await;
+        for (id, setters) in setters {
+            self.runs.insert(id, AutomationRun { at: now, setters });
+        }
         let took = started.elapsed();
-        let after = gate::latest_refs(&self.config, &self.store);
+        let after_refs = gate::latest_refs(&self.config, &self.store);
         let ran: Vec<_> = admitted.automations.keys().cloned().collect();
-        self.gate.record(&self.config, &before, &after, &ran, now);
-        report.outcomes.extend(held);
+        self.gate
+            .record(&self.config, &before, &after_refs, &ran, now);
+        report.outcomes.extend(held.iter().cloned());
         report
             .outcomes
             .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
-        let interval = Interval::new(pass_interval(&self.config), "pass", 0.0);
-        let next = interval.next_after(now);
-        self.next_due = Some(match self.gate.next_wake(now) {
-            Some(wake) => next.min(wake),
-            None => next,
-        });
+        self.next_due = Some(self.next_wake(now, &held));
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
         }
@@ -207,6 +341,46 @@ impl Daemon {
             Ok(()) => Ok(report),
             Err(e) => Err(DaemonError::SaveState(e)),
         })
+    }
+
+    /// The earliest time after `now` at which some object is due: a repository's scan goes
+    /// stale or its retry comes, an automation's interval elapses, a held automation's
+    /// window opens or its debounce fires.
+    fn next_wake(&self, now: DateTime<Utc>, held: &[automation::Outcome]) -> DateTime<Utc> {
+        let mut next = after(now, DEFAULT_INTERVAL.max(Duration::from_secs(3600)));
+        for r in self.config.repositories.values().filter(|r| !r.suspend) {
+            let t = match self.backoff.get(&r.id) {
+                Some(b) => b.retry_at,
+                None => match automation::scan_due(r, &self.store) {
+                    Some(due) => at_secs(due),
+                    None => after(now, r.interval),
+                },
+            };
+            next = next.min(t);
+        }
+        let held_ids: BTreeSet<_> = held.iter().map(|o| &o.id).collect();
+        for a in self.config.automations.values() {
+            if a.suspend || held_ids.contains(&a.id) {
+                continue;
+            }
+            let t = match self.runs.get(&a.id) {
+                Some(run) => after(
+                    run.at,
+                    automation::period(Kind::ImageUpdateAutomation, &a.id, a.interval),
+                ),
+                None => now,
+            };
+            next = next.min(t);
+        }
+        for o in held {
+            if let Some(t) = self.gate.opens_at(&o.id, now) {
+                next = next.min(t);
+            }
+        }
+        if let Some(wake) = self.gate.next_wake(now) {
+            next = next.min(wake);
+        }
+        next.max(after(now, Duration::from_millis(1)))
     }
 }
 
@@ -249,7 +423,10 @@ spec:
         assert!(d.config_changed());
         d.reload().unwrap();
         assert_eq!(d.config().repositories.len(), 2);
-        assert_eq!(pass_interval(d.config()), Duration::from_secs(30));
+        assert_eq!(
+            d.config().repositories.values().map(|r| r.interval).min(),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -260,8 +437,12 @@ spec:
         assert!(e.to_string().contains("x.yaml"), "{e}");
     }
 
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
     #[tokio::test]
-    async fn passes_run_when_due_and_fill_the_board() {
+    async fn a_suspended_config_waits_an_hour_between_passes() {
         let dir = tempfile::tempdir().unwrap();
         // Suspended: the pass reconciles without touching the network.
         std::fs::write(
@@ -270,22 +451,63 @@ spec:
         )
         .unwrap();
         let mut d = Daemon::new(dir.path(), Store::in_memory()).unwrap();
-        let t0: DateTime<Utc> = "2026-01-01T00:01:00Z".parse().unwrap();
+        let t0 = at("2026-01-01T00:01:00Z");
         assert!(!d.board().lock().unwrap().ready());
         let report = d.tick(t0).await.unwrap().unwrap();
-        assert_eq!(report.outcomes.len(), 1);
-        assert_eq!(d.next_due(), Some("2026-01-01T00:05:00Z".parse().unwrap()));
-        assert!(d
-            .tick("2026-01-01T00:04:59Z".parse().unwrap())
-            .await
-            .is_none());
-        assert!(d
-            .tick("2026-01-01T00:05:00Z".parse().unwrap())
-            .await
-            .is_some());
+        assert_eq!(
+            report.outcomes.len(),
+            1,
+            "the suspended repository is reported once"
+        );
+        assert_eq!(d.next_due(), Some(at("2026-01-01T01:01:00Z")));
+        assert!(d.tick(at("2026-01-01T01:00:59Z")).await.is_none());
+        let report = d.tick(at("2026-01-01T01:01:00Z")).await.unwrap().unwrap();
+        assert!(report.outcomes.is_empty(), "{:?}", report.outcomes);
         let board = d.board();
         let board = board.lock().unwrap();
         assert!(board.ready());
         assert_eq!(board.passes(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_scan_backs_off_and_a_trigger_scans_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 9: every scan fails (within its one-second timeout).
+        std::fs::write(
+            dir.path().join("repo.yaml"),
+            REPO.replace("interval: 5m", "interval: 2m\n  timeout: 1s"),
+        )
+        .unwrap();
+        let mut d = Daemon::new(dir.path(), Store::in_memory()).unwrap();
+        let mut t = at("2026-01-01T00:00:00Z");
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let report = d.tick(t).await.unwrap().unwrap();
+            assert_eq!(report.outcomes.len(), 1);
+            assert!(report.outcomes[0].failed(), "{}", report.outcomes[0]);
+            let next = d.next_due().unwrap();
+            waits.push((next - t).num_seconds());
+            t = next;
+        }
+        // 10 s, doubling, never beyond the interval.
+        assert_eq!(waits, [10, 20, 40, 80, 120]);
+
+        let half = t - chrono::TimeDelta::seconds(60);
+        assert!(d.tick(half).await.is_none(), "not due yet");
+        let unknown = NamespacedName::new("default", "nope");
+        let left = d.trigger(&[NamespacedName::new("default", "app"), unknown.clone()]);
+        assert_eq!(left, [unknown]);
+        assert!(d.due(half));
+        let report = d.tick(half).await.unwrap().unwrap();
+        assert_eq!(
+            report.outcomes.len(),
+            1,
+            "the triggered repository is scanned"
+        );
+        assert_eq!(
+            (d.next_due().unwrap() - half).num_seconds(),
+            10,
+            "a trigger starts the backoff again"
+        );
     }
 }

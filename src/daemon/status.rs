@@ -66,14 +66,11 @@ fn escape(v: &str) -> String {
 }
 
 impl Board {
-    /// Records a completed pass that started at `at` and took `took`.
-    ///
-    /// The engine reports one duration for the whole pass, so each object's
-    /// `gotk_reconcile_duration_seconds` observation is the pass's duration (an upper bound
-    /// of its own) until the engine reports per-object durations.
+    /// Records a completed pass that started at `at` and took `took`; each object's
+    /// `gotk_reconcile_duration_seconds` observation is its own reconcile time.
     pub fn record(&mut self, report: &Report, at: DateTime<Utc>, took: Duration) {
-        let secs = took.as_secs_f64();
         for o in &report.outcomes {
+            let secs = o.took.as_secs_f64();
             let (result, message) = match &o.status {
                 Status::Ok(m) => ("ok", m),
                 Status::Skipped(m) => ("skipped", m),
@@ -94,7 +91,7 @@ impl Board {
         }
         self.passes += 1;
         self.last_pass = Some(at);
-        self.last_pass_seconds = secs;
+        self.last_pass_seconds = took.as_secs_f64();
     }
 
     /// Ready once a pass has completed.
@@ -213,6 +210,7 @@ mod tests {
             id: NamespacedName::new("default", name),
             status,
             warnings: vec![],
+            took: Duration::from_millis(300),
         }
     }
 
@@ -232,11 +230,23 @@ mod tests {
             ..Report::default()
         };
         let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        b.record(&report, t, Duration::from_millis(300));
+        b.record(&report, t, Duration::from_millis(900));
+        // The second pass: each object took 2 ms, the pass itself longer.
+        let quick = Report {
+            outcomes: report
+                .outcomes
+                .iter()
+                .map(|o| Outcome {
+                    took: Duration::from_millis(2),
+                    ..o.clone()
+                })
+                .collect(),
+            ..Report::default()
+        };
         b.record(
-            &report,
+            &quick,
             t + chrono::TimeDelta::seconds(60),
-            Duration::from_millis(2),
+            Duration::from_millis(40),
         );
         assert!(b.ready());
         let m = b.metrics();
@@ -252,6 +262,7 @@ mod tests {
                 .to_string(),
             "tagline_passes_total 2".to_string(),
             "tagline_last_pass_timestamp_seconds 1767225660".to_string(),
+            "tagline_last_pass_duration_seconds 0.04".to_string(),
         ] {
             assert!(m.lines().any(|l| l == want), "missing {want:?} in\n{m}");
         }

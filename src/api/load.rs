@@ -410,6 +410,7 @@ impl Loader {
             }
         };
         // Flux's CEL rules: an interval goes with Always, and Always needs one.
+        let mut interval = None;
         match (digest_reflection, &spec.interval) {
             (DigestReflection::Always, None) => {
                 self.object_problem(
@@ -420,7 +421,8 @@ impl Loader {
                 return;
             }
             (DigestReflection::Always, Some(i)) => {
-                if self.duration(&h, "spec.interval", i).is_none() {
+                interval = self.duration(&h, "spec.interval", i);
+                if interval.is_none() {
                     return;
                 }
             }
@@ -454,6 +456,7 @@ impl Loader {
                 repository,
                 policy,
                 digest_reflection,
+                interval,
                 suspend: spec.suspend,
             },
         );

@@ -98,6 +98,8 @@ pub struct ImagePolicy {
     pub policy: Policy,
     /// `spec.digestReflectionPolicy`.
     pub digest_reflection: DigestReflection,
+    /// `spec.interval`: how often the digest is looked up again (with `Always` only).
+    pub interval: Option<Duration>,
     pub suspend: bool,
 }
 

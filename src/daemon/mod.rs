@@ -83,6 +83,10 @@ fn load(dir: &Path) -> Result<Config, DaemonError> {
 /// repository's interval.
 pub const RETRY_FIRST: Duration = Duration::from_secs(10);
 
+/// The shortest wait between two passes the schedule asks for (a webhook's trigger does
+/// not wait).
+pub const MIN_WAIT: Duration = Duration::from_secs(1);
+
 /// What the service remembers of an automation between passes.
 #[derive(Debug, Clone)]
 struct AutomationRun {
@@ -115,6 +119,9 @@ pub struct Daemon {
     forced: BTreeSet<NamespacedName>,
     backoff: BTreeMap<NamespacedName, Backoff>,
     runs: BTreeMap<NamespacedName, AutomationRun>,
+    /// When each policy was last evaluated (policies reflecting digests `Always` are
+    /// evaluated again on their own interval).
+    evaluated: BTreeMap<NamespacedName, DateTime<Utc>>,
 }
 
 /// The schedules of a config whose automations carry none.
@@ -149,6 +156,7 @@ impl Daemon {
             forced: BTreeSet::new(),
             backoff: BTreeMap::new(),
             runs: BTreeMap::new(),
+            evaluated: BTreeMap::new(),
         })
     }
 
@@ -240,6 +248,20 @@ impl Daemon {
             .collect()
     }
 
+    /// The policies that look a digest up on their own interval (`digestReflectionPolicy:
+    /// Always`), with when they are next due.
+    fn policy_due_times(&self) -> impl Iterator<Item = (&NamespacedName, Option<DateTime<Utc>>)> {
+        self.config
+            .policies
+            .values()
+            .filter(|p| !p.suspend)
+            .filter_map(|p| Some((&p.id, p.interval?)))
+            .map(|(id, interval)| {
+                let period = automation::period(Kind::ImagePolicy, id, interval);
+                (id, self.evaluated.get(id).map(|t| after(*t, period)))
+            })
+    }
+
     /// Whether an automation is due at `now`: its interval elapsed since it last ran, or a
     /// policy it reads has a new latest reference since.
     fn automation_due(&self, id: &NamespacedName, now: DateTime<Utc>) -> bool {
@@ -271,12 +293,24 @@ impl Daemon {
             selection: Selection {
                 repositories: (!everything).then(|| repositories.clone()),
                 force: std::mem::take(&mut self.forced),
-                policies: (!everything).then(BTreeSet::new),
+                policies: (!everything).then(|| {
+                    self.policy_due_times()
+                        .filter(|(_, due)| due.is_none_or(|t| t <= now))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                }),
             },
             ..Options::default()
         };
         let before = gate::latest_refs(&self.config, &self.store);
         let mut report = automation::refresh(&self.config, &mut self.store, &options).await;
+        for o in report
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == Kind::ImagePolicy)
+        {
+            self.evaluated.insert(o.id.clone(), now);
+        }
         for o in report
             .outcomes
             .iter()
@@ -358,6 +392,9 @@ impl Daemon {
             };
             next = next.min(t);
         }
+        for (_, due) in self.policy_due_times() {
+            next = next.min(due.unwrap_or(now));
+        }
         let held_ids: BTreeSet<_> = held.iter().map(|o| &o.id).collect();
         for a in self.config.automations.values() {
             if a.suspend || held_ids.contains(&a.id) {
@@ -380,7 +417,8 @@ impl Daemon {
         if let Some(wake) = self.gate.next_wake(now) {
             next = next.min(wake);
         }
-        next.max(after(now, Duration::from_millis(1)))
+        // A floor, so that an object the pass could not settle never makes the loop spin.
+        next.max(after(now, MIN_WAIT))
     }
 }
 
@@ -509,5 +547,46 @@ spec:
             10,
             "a trigger starts the backoff again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_policy_reflecting_digests_always_is_evaluated_on_its_own_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+  namespace: default
+spec:
+  imageRepositoryRef:
+    name: app
+  digestReflectionPolicy: Always
+  interval: 10m
+  policy:
+    semver:
+      range: '>=1.0.0'
+";
+        std::fs::write(
+            dir.path().join("objects.yaml"),
+            format!(
+                "{}---\n{policy}",
+                REPO.replace("interval: 5m", "interval: 5m\n  suspend: true")
+            ),
+        )
+        .unwrap();
+        let mut d = Daemon::new(dir.path(), Store::in_memory()).unwrap();
+        let t0 = at("2026-01-01T00:00:00Z");
+        let report = d.tick(t0).await.unwrap().unwrap();
+        assert_eq!(report.outcomes.len(), 2, "{:?}", report.outcomes);
+        let next = d.next_due().unwrap();
+        let wait = (next - t0).num_seconds();
+        assert!(
+            (570..=600).contains(&wait),
+            "due after its 10m less jitter: {wait}s"
+        );
+        let report = d.tick(next).await.unwrap().unwrap();
+        let kinds: Vec<_> = report.outcomes.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, [Kind::ImagePolicy], "only the policy is due");
+        assert_eq!(d.next_due(), Some(next + (next - t0)));
     }
 }

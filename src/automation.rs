@@ -16,7 +16,7 @@ use crate::api::{
 use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
-use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
+use crate::scanner::{self, ClientIdentity, Credentials, ProxyConfig, ScanOptions};
 use crate::store::{AutomationRecord, ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
 
@@ -142,6 +142,7 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
                         && o.credentials == options.credentials
                         && o.ca_pem == options.ca_pem
                         && o.insecure == options.insecure
+                        && o.proxy == options.proxy
                         && same_patterns(&o.exclusion, &options.exclusion)
                         && o.client_identity
                             .as_ref()
@@ -327,6 +328,34 @@ fn scan_options(
         }
         None => (None, None),
     };
+    // Flux: `address` is required; `username` and `password` optional. Without the Secret
+    // the environment's HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply (in the scanner).
+    let proxy = match &repo.proxy_secret_ref {
+        Some(name) => {
+            let s = secret(secrets, ns, name, "spec.proxySecretRef")?;
+            let text = |key: &str| -> Result<Option<String>, String> {
+                s.data
+                    .get(key)
+                    .map(|v| {
+                        String::from_utf8(v.clone()).map_err(|_| {
+                            format!("spec.proxySecretRef: Secret {ns}/{name}: '{key}' is not UTF-8")
+                        })
+                    })
+                    .transpose()
+            };
+            let address = text("address")?
+                .filter(|a| !a.trim().is_empty())
+                .ok_or_else(|| {
+                    format!("spec.proxySecretRef: Secret {ns}/{name} has no 'address' key")
+                })?;
+            Some(ProxyConfig {
+                address,
+                username: text("username")?,
+                password: text("password")?,
+            })
+        }
+        None => None,
+    };
     Ok(ScanOptions {
         credentials,
         ca_pem,
@@ -334,6 +363,7 @@ fn scan_options(
         timeout: repo.timeout,
         exclusion: repo.exclusion.clone(),
         client_identity,
+        proxy,
         ..ScanOptions::default()
     })
 }

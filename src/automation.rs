@@ -16,7 +16,7 @@ use crate::api::{
 use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
-use crate::scanner::{self, ClientIdentity, Credentials, ScanOptions};
+use crate::scanner::{self, ClientIdentity, Credentials, ProxyConfig, ScanOptions};
 use crate::schedule::Interval;
 use crate::store::{AutomationRecord, ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
@@ -166,6 +166,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
     let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
+    let mut pass_options = PassOptions::default();
     for repo in config.repositories.values() {
         if selection
             .repositories
@@ -205,13 +206,14 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 continue;
             }
         }
-        match scan_options(repo, &config.secrets) {
+        match pass_options.get(repo, &config.secrets).cloned() {
             Ok(options) => {
                 let same = sharing.iter_mut().find(|(o, r, _)| {
                     r.image == repo.image
                         && o.credentials == options.credentials
                         && o.ca_pem == options.ca_pem
                         && o.insecure == options.insecure
+                        && o.proxy == options.proxy
                         && same_patterns(&o.exclusion, &options.exclusion)
                         && o.client_identity
                             .as_ref()
@@ -286,7 +288,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             continue;
         }
         let started = Instant::now();
-        let status = evaluate(config, policy, &scanned, store).await;
+        let status = evaluate(config, policy, &scanned, store, &mut pass_options).await;
         report
             .outcomes
             .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
@@ -368,10 +370,39 @@ fn secret<'c>(
         .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))
 }
 
+/// Scan options built at most once per repository per pass (they parse the docker config and
+/// the PEM material of the repository's Secrets), shared by its scan and every digest lookup.
+#[derive(Default)]
+struct PassOptions {
+    built: BTreeMap<NamespacedName, Result<ScanOptions, String>>,
+}
+
+impl PassOptions {
+    fn get(
+        &mut self,
+        repo: &ImageRepository,
+        secrets: &BTreeMap<NamespacedName, Secret>,
+    ) -> Result<&ScanOptions, String> {
+        self.built
+            .entry(repo.id.clone())
+            .or_insert_with(|| scan_options(repo, secrets))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times `scan_options` ran on this thread (tests of `PassOptions`).
+    static SCAN_OPTIONS_BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn scan_options(
     repo: &ImageRepository,
     secrets: &BTreeMap<NamespacedName, Secret>,
 ) -> Result<ScanOptions, String> {
+    #[cfg(test)]
+    SCAN_OPTIONS_BUILT.with(|c| c.set(c.get() + 1));
     let ns = &repo.id.namespace;
     let credentials = match &repo.secret_ref {
         Some(name) => {
@@ -417,6 +448,34 @@ fn scan_options(
         }
         None => (None, None),
     };
+    // Flux: `address` is required; `username` and `password` optional. Without the Secret
+    // the environment's HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply (in the scanner).
+    let proxy = match &repo.proxy_secret_ref {
+        Some(name) => {
+            let s = secret(secrets, ns, name, "spec.proxySecretRef")?;
+            let text = |key: &str| -> Result<Option<String>, String> {
+                s.data
+                    .get(key)
+                    .map(|v| {
+                        String::from_utf8(v.clone()).map_err(|_| {
+                            format!("spec.proxySecretRef: Secret {ns}/{name}: '{key}' is not UTF-8")
+                        })
+                    })
+                    .transpose()
+            };
+            let address = text("address")?
+                .filter(|a| !a.trim().is_empty())
+                .ok_or_else(|| {
+                    format!("spec.proxySecretRef: Secret {ns}/{name} has no 'address' key")
+                })?;
+            Some(ProxyConfig {
+                address,
+                username: text("username")?,
+                password: text("password")?,
+            })
+        }
+        None => None,
+    };
     Ok(ScanOptions {
         credentials,
         ca_pem,
@@ -424,6 +483,7 @@ fn scan_options(
         timeout: repo.timeout,
         exclusion: repo.exclusion.clone(),
         client_identity,
+        proxy,
         ..ScanOptions::default()
     })
 }
@@ -433,6 +493,7 @@ async fn evaluate(
     policy: &ImagePolicy,
     scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
     store: &mut Store,
+    pass_options: &mut PassOptions,
 ) -> Status {
     if policy.suspend {
         return Status::Skipped("suspended".into());
@@ -468,15 +529,17 @@ async fn evaluate(
             Some(p) if p.name == repo.image.original && p.tag == tag && p.digest.is_some() => {
                 p.digest.clone()
             }
-            _ => match reflect_digest(repo, &tag, &config.secrets).await {
+            _ => match reflect_digest(repo, &tag, pass_options.get(repo, &config.secrets)).await {
                 Ok(d) => Some(d),
                 Err(e) => return Status::Failed(e),
             },
         },
-        DigestReflection::Always => match reflect_digest(repo, &tag, &config.secrets).await {
-            Ok(d) => Some(d),
-            Err(e) => return Status::Failed(e),
-        },
+        DigestReflection::Always => {
+            match reflect_digest(repo, &tag, pass_options.get(repo, &config.secrets)).await {
+                Ok(d) => Some(d),
+                Err(e) => return Status::Failed(e),
+            }
+        }
     };
     let latest = ImageRef {
         name: repo.image.original.clone(),
@@ -491,16 +554,79 @@ async fn evaluate(
     Status::Ok(text)
 }
 
-/// The manifest digest of the chosen tag, with the repository's credentials and TLS.
+/// The manifest digest of the chosen tag, with the repository's credentials, TLS and proxy
+/// (`options`: this pass's, see [`PassOptions`]).
 async fn reflect_digest(
     repo: &ImageRepository,
     tag: &str,
-    secrets: &BTreeMap<NamespacedName, Secret>,
+    options: Result<&ScanOptions, String>,
 ) -> Result<String, String> {
-    let options = scan_options(repo, secrets)?;
-    scanner::digest(&repo.image, tag, &options)
+    scanner::digest(&repo.image, tag, options?)
         .await
         .map_err(|e| format!("reflecting the digest of tag {tag}: {e}"))
+}
+
+#[cfg(test)]
+mod pass_options_tests {
+    use super::*;
+
+    /// Two policies reflecting digests of one repository, whose scan is still fresh: the
+    /// repository's options (docker config, PEM) are built once in the pass, not per policy.
+    #[tokio::test(flavor = "current_thread")]
+    async fn options_are_built_once_per_repository_per_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p");
+        let mut yaml = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n\
+             type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: \
+             '{{\"auths\":{{\"127.0.0.1:1\":{{\"auth\":\"{auth}\"}}}}}}'\n---\n\
+             apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  \
+             name: app\nspec:\n  image: 127.0.0.1:1/team/app\n  interval: 1h\n  \
+             timeout: 1s\n  insecure: true\n  secretRef:\n    name: regcred\n"
+        );
+        for name in ["one", "two"] {
+            yaml += &format!(
+                "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  \
+                 name: {name}\nspec:\n  imageRepositoryRef:\n    name: app\n  \
+                 digestReflectionPolicy: Always\n  interval: 1h\n  policy:\n    \
+                 alphabetical: {{}}\n"
+            );
+        }
+        std::fs::write(dir.path().join("objects.yaml"), yaml).unwrap();
+        let config = crate::api::load_dir(dir.path()).expect("valid config");
+        let repo = config.repositories.values().next().unwrap();
+        let now = SystemTime::now();
+        let mut store = Store::in_memory();
+        store.set_scan(
+            &repo.id.to_string(),
+            vec!["v2".into(), "v1".into()],
+            ScanRecord {
+                time: now.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+                fingerprint: fingerprint(repo),
+            },
+        );
+        SCAN_OPTIONS_BUILT.with(|c| c.set(0));
+        let options = Options {
+            dry_run: true,
+            now: Some(now),
+            ..Options::default()
+        };
+        let report = reconcile(&config, &mut store, &options).await;
+        let policies: Vec<&Outcome> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == Kind::ImagePolicy)
+            .collect();
+        assert_eq!(policies.len(), 2);
+        // Both looked the digest up (and failed: nothing listens on port 1).
+        for p in &policies {
+            assert!(
+                matches!(&p.status, Status::Failed(e) if e.contains("reflecting the digest of tag v2")),
+                "{p}"
+            );
+        }
+        assert_eq!(SCAN_OPTIONS_BUILT.with(|c| c.get()), 1);
+    }
 }
 
 /// What to check out: a branch, or a tag (a detached checkout whose changes go to the push

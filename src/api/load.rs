@@ -338,6 +338,7 @@ impl Loader {
                 timeout,
                 secret_ref: spec.secret_ref.map(|r| r.name),
                 cert_secret_ref: spec.cert_secret_ref.map(|r| r.name),
+                proxy_secret_ref: spec.proxy_secret_ref.map(|r| r.name),
                 insecure: spec.insecure,
                 exclusion,
                 suspend: spec.suspend,

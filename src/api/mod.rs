@@ -83,6 +83,8 @@ pub struct ImageRepository {
     pub timeout: Duration,
     pub secret_ref: Option<String>,
     pub cert_secret_ref: Option<String>,
+    /// `spec.proxySecretRef.name`: a Secret with `address`, `username`, `password`.
+    pub proxy_secret_ref: Option<String>,
     pub insecure: bool,
     pub exclusion: Vec<Regex>,
     pub suspend: bool,

@@ -14,7 +14,7 @@ use super::auth::{
     cached_token, parse_challenges, store_token, token_key, Challenge, TokenKey, TokenResponse,
 };
 use super::retry::{is_retryable_status, parse_retry_after, Clock, Retrier, RetryPolicy};
-use super::{Credentials, RateLimit, ScanError, ScanOptions};
+use super::{Credentials, ProxyConfig, RateLimit, ScanError, ScanOptions};
 
 /// Largest token response accepted.
 const TOKEN_BODY_LIMIT: u64 = 1 << 20;
@@ -28,6 +28,8 @@ pub(super) struct Target {
     pub base: Url,
     /// Whether a client certificate is presented (for error hints).
     pub client_identity: bool,
+    /// `scheme://host:port` of the proxy requests go through, if any (for messages).
+    pub proxy: Option<String>,
 }
 
 impl Target {
@@ -43,6 +45,7 @@ impl Target {
             repository: repository.to_string(),
             base,
             client_identity: false,
+            proxy: None,
         })
     }
 
@@ -75,7 +78,14 @@ impl Target {
         }
     }
 
-    pub fn auth_error(&self, reason: String) -> ScanError {
+    pub fn auth_error(&self, mut reason: String) -> ScanError {
+        // Over plain HTTP a proxy that refuses its credentials may answer 401 itself
+        // (tinyproxy does), which reads like the registry's refusal.
+        if let Some(proxy) = &self.proxy {
+            reason.push_str(&format!(
+                " (through the proxy {proxy}; the proxy may be the one refusing)"
+            ));
+        }
         ScanError::Auth {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -83,7 +93,17 @@ impl Target {
         }
     }
 
-    /// Classifies a transport error by walking its source chain (TLS vs connection).
+    /// The error for a proxy that refused us (407, or a refused `CONNECT`).
+    pub fn proxy_error(&self, reason: String) -> ScanError {
+        ScanError::Proxy {
+            proxy: self.proxy.clone().unwrap_or_default(),
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            reason,
+        }
+    }
+
+    /// Classifies a transport error by walking its source chain (proxy, TLS, connection).
     pub fn transport_error(&self, e: &reqwest::Error) -> ScanError {
         let mut chain = Vec::new();
         let mut cur: Option<&dyn std::error::Error> = Some(e);
@@ -92,6 +112,21 @@ impl Target {
             cur = err.source();
         }
         let all = chain.join(": ").to_ascii_lowercase();
+        if self.proxy.is_some() {
+            if all.contains("proxy authorization required") {
+                return self.proxy_error(
+                    "the proxy refused the credentials (HTTP 407 Proxy Authentication Required)"
+                        .into(),
+                );
+            }
+            if all.contains("tunnel") || all.contains("unsuccessful") {
+                return self.proxy_error(format!(
+                    "the proxy refused to open a tunnel (CONNECT) to {}: wrong proxy \
+                     credentials, or the destination is not allowed",
+                    self.registry
+                ));
+            }
+        }
         let tls_reason = if all.contains("certificate verify failed")
             || all.contains("unable to get local issuer")
             || all.contains("self-signed certificate")
@@ -144,6 +179,9 @@ impl Target {
                 " (if the registry requires a client certificate, provide tls.crt and tls.key)",
             );
         }
+        if let Some(proxy) = &self.proxy {
+            reason.push_str(&format!(" (through the proxy {proxy})"));
+        }
         ScanError::Connect {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -153,6 +191,9 @@ impl Target {
 
     pub fn status_error(&self, step: &'static str, status: StatusCode, body: &[u8]) -> ScanError {
         match status.as_u16() {
+            407 => self.proxy_error(format!(
+                "{step}: the proxy refused the credentials (HTTP 407 Proxy Authentication Required)"
+            )),
             401 | 403 => self.auth_error(format!("{step} answered HTTP {}", status.as_u16())),
             404 => ScanError::NotFound {
                 registry: self.registry.clone(),
@@ -209,6 +250,7 @@ type ClientKey = (
     Option<Vec<u8>>,
     Option<(Vec<u8>, Vec<u8>)>,
     Duration,
+    Option<ProxyConfig>,
 );
 static CLIENTS: LazyLock<Mutex<HashMap<ClientKey, reqwest::Client>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -228,6 +270,7 @@ pub(super) fn http_client(
             .as_ref()
             .map(|i| (i.cert_pem.clone(), i.key_pem.clone())),
         connect_timeout(options),
+        options.proxy.clone(),
     );
     if let Some(c) = CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(c.clone());
@@ -251,7 +294,17 @@ fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client,
         .user_agent(concat!("tagline/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5))
         .connect_timeout(connect_timeout(options))
-        .tls_backend_native();
+        .tls_backend_native()
+        // reqwest reads the environment as curl does; Flux (Go) reads it differently.
+        .no_proxy();
+    match &options.proxy {
+        Some(config) => b = b.proxy(super::proxy::configured(config, &target.registry)?),
+        None => {
+            if let Some(p) = super::proxy::from_environment() {
+                b = b.proxy(p);
+            }
+        }
+    }
     if let Some(pem) = &options.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
             target.options_error("ca.crt is not a valid PEM certificate bundle".into())

@@ -26,6 +26,15 @@ pub enum ScanError {
         repository: String,
         reason: String,
     },
+    /// The proxy refused the request: its credentials (407) or the tunnel. `proxy` is its
+    /// `scheme://host:port`, never its credentials.
+    #[error("proxy {proxy} for {registry}/{repository}: {reason}")]
+    Proxy {
+        proxy: String,
+        registry: String,
+        repository: String,
+        reason: String,
+    },
     /// The registry refused the credentials (401/403), or the token exchange failed.
     #[error("authentication failed for {registry}/{repository}: {reason}")]
     Auth {
@@ -118,6 +127,7 @@ impl ScanError {
             ScanError::DockerConfig { .. }
             | ScanError::Options { .. }
             | ScanError::Tls { .. }
+            | ScanError::Proxy { .. }
             | ScanError::Auth { .. }
             | ScanError::NotFound { .. }
             | ScanError::TagNotFound { .. }

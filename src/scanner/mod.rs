@@ -33,6 +33,7 @@ mod client;
 mod docker_config;
 mod error;
 mod pagination;
+mod proxy;
 mod retry;
 mod tls;
 
@@ -84,6 +85,29 @@ impl fmt::Debug for ClientIdentity {
     }
 }
 
+/// A forward proxy for every request of a scan (`proxySecretRef`: `address`, `username`,
+/// `password`). The credentials go to the proxy only, as proxy authentication
+/// (`Proxy-Authorization` on HTTP requests and on `CONNECT`; the SOCKS5 login for `socks5://`).
+/// `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ProxyConfig {
+    /// `http://host:port`, `https://…` or `socks5://…` (`socks5h://` resolves at the proxy).
+    pub address: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyConfig({}", proxy::display_address(&self.address))?;
+        match (&self.username, &self.password) {
+            (Some(u), _) => write!(f, ", {u}, ***)"),
+            (None, Some(_)) => f.write_str(", ***)"),
+            (None, None) => f.write_str(")"),
+        }
+    }
+}
+
 /// How to reach one registry repository.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -102,13 +126,18 @@ pub struct ScanOptions {
     pub limits: Limits,
     /// Retries of each request.
     pub retry: RetryPolicy,
+    /// The proxy from `proxySecretRef`. `None`: the environment's `HTTPS_PROXY` /
+    /// `HTTP_PROXY` / `NO_PROXY`, as Go's `http.ProxyFromEnvironment` reads them (never for
+    /// `localhost` or loopback addresses).
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// Flux's default exclusion list: cosign signature tags.
 pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
 impl Default for ScanOptions {
-    /// Anonymous HTTPS, system roots, a one-minute timeout, Flux's default exclusion list.
+    /// Anonymous HTTPS, system roots, a one-minute timeout, Flux's default exclusion list, the
+    /// environment's proxy.
     fn default() -> Self {
         ScanOptions {
             credentials: None,
@@ -119,6 +148,7 @@ impl Default for ScanOptions {
             client_identity: None,
             limits: Limits::default(),
             retry: RetryPolicy::default(),
+            proxy: None,
         }
     }
 }
@@ -168,6 +198,7 @@ pub async fn scan_with_clock(
 ) -> Result<ScanResult, ScanError> {
     let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
     target.client_identity = options.client_identity.is_some();
+    target.proxy = proxy::describe(options.proxy.as_ref(), &target.base);
     let timeout_error = ScanError::Timeout {
         registry: target.registry.clone(),
         repository: target.repository.clone(),
@@ -235,6 +266,7 @@ pub async fn digest_with_clock(
 ) -> Result<String, ScanError> {
     let mut target = Target::new(image.api_host(), &image.repository, options.insecure)?;
     target.client_identity = options.client_identity.is_some();
+    target.proxy = proxy::describe(options.proxy.as_ref(), &target.base);
     if !is_valid_tag(tag) {
         return Err(target.options_error(format!("'{tag}' is not a valid tag")));
     }

@@ -9,6 +9,8 @@
 //!   ([`GitOptions`]). [`GitDaemon`]: `git://` with push. [`SshServer`]: a private `sshd`.
 //!   All three deref to [`Repos`]: `create_repo`, `commit`, `log`, `file`, `files`, `diff`,
 //!   `head`, `branches`, `set_hook`, `raw_commit`.
+//! - [`Proxy`]: `tinyproxy` with Basic proxy auth; `requests()` reads which requests went
+//!   through it; `secret_yaml` for a `proxySecretRef`.
 //! - [`TestCa`]: the process's CA; every TLS peer's certificate comes from it.
 //! - [`tagline`], [`ConfigDir`], [`unique_name`], [`yaml::secret`], [`git()`].
 //!
@@ -37,6 +39,7 @@
 
 pub mod git;
 pub mod proc;
+pub mod proxy;
 pub mod registry;
 pub mod tls;
 pub mod token;
@@ -48,6 +51,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos, SshServer};
+pub use proxy::{Proxy, PROXY_PASSWORD, PROXY_USER};
 pub use registry::{Registry, RegistryOptions};
 pub use tls::TestCa;
 pub use yaml::secret;

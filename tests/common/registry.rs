@@ -36,6 +36,7 @@ pub struct RegistryOptions {
 #[derive(Debug)]
 pub struct Registry {
     options: RegistryOptions,
+    access_log: bool,
     token: Option<TokenServer>,
     host: String,
     dir: PathBuf,
@@ -68,20 +69,26 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner());
         shared
             .entry((options, token))
-            .or_insert_with(|| Box::leak(Box::new(Registry::launch(options, token))))
+            .or_insert_with(|| Box::leak(Box::new(Registry::launch(options, token, false))))
     }
 
     /// A registry of its own for one test (e.g. to stop it midway); stops when dropped.
     pub fn start_owned(options: RegistryOptions) -> Registry {
-        Registry::launch(options, false)
+        Registry::launch(options, false, false)
+    }
+
+    /// A registry of its own with its access log on, so [`Registry::requests`] can tell which
+    /// requests reached it; stops when dropped.
+    pub fn start_owned_with_access_log(options: RegistryOptions) -> Registry {
+        Registry::launch(options, false, true)
     }
 
     /// A token-auth registry of its own ([`Registry::start_token_auth`]); stops when dropped.
     pub fn start_owned_token_auth(options: RegistryOptions) -> Registry {
-        Registry::launch(options, true)
+        Registry::launch(options, true, false)
     }
 
-    fn launch(options: RegistryOptions, token: bool) -> Registry {
+    fn launch(options: RegistryOptions, token: bool, access_log: bool) -> Registry {
         let options = RegistryOptions {
             tls: options.tls || options.mtls,
             ..options
@@ -109,7 +116,10 @@ impl Registry {
         let client = http_client(options);
         let (host, peer) = start_on_free_port("docker-registry", |port| {
             let config = dir.join("config.yml");
-            let yaml = registry_config(&dir, port, options, token.as_ref());
+            let mut yaml = registry_config(&dir, port, options, token.as_ref());
+            if access_log {
+                yaml = yaml.replace("    disabled: true\n", "    disabled: false\n");
+            }
             fs::write(&config, yaml).expect("write config");
             let mut cmd = Command::new("docker-registry");
             cmd.env_clear()
@@ -126,6 +136,7 @@ impl Registry {
         });
         Registry {
             options,
+            access_log,
             token,
             host,
             dir,
@@ -354,6 +365,22 @@ impl Registry {
             None => cmd.arg("--no-creds"),
         };
         cmd
+    }
+
+    /// The request lines (`GET /v2/team/app/tags/list?n=1000 HTTP/1.1`) the registry served,
+    /// oldest first, from its access log; only for [`Registry::start_owned_with_access_log`].
+    /// The harness's own requests (pushes, its readiness probes) are in it too.
+    pub fn requests(&self) -> Vec<String> {
+        assert!(
+            self.access_log,
+            "requests() needs start_owned_with_access_log"
+        );
+        let log = fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("] \""))
+            .filter_map(|l| l.split('"').nth(1))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The registry's process id.

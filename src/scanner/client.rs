@@ -13,6 +13,7 @@ use url::Url;
 use super::auth::{
     cached_token, parse_challenges, store_token, token_key, Challenge, TokenKey, TokenResponse,
 };
+use super::limit::{self, Manners};
 use super::retry::{is_retryable_status, parse_retry_after, Clock, Retrier, RetryPolicy};
 use super::{Credentials, ProxyConfig, RateLimit, ScanError, ScanOptions};
 
@@ -341,6 +342,8 @@ pub(super) struct Session<'a> {
     pub rate_limit: Option<RateLimit>,
     /// Tokens fetched from the token server in this session.
     pub token_fetches: u32,
+    /// How hard requests may press each host.
+    pub manners: Manners,
 }
 
 impl<'a> Session<'a> {
@@ -361,6 +364,7 @@ impl<'a> Session<'a> {
             deadline,
             rate_limit: None,
             token_fetches: 0,
+            manners: options.manners,
         };
         // A token from an earlier scan, if still valid: no challenge round trip.
         if let Some(tok) = cached_token(&s.token_key(), clock.now()) {
@@ -452,6 +456,10 @@ impl<'a> Session<'a> {
                 req = req.header(AUTHORIZATION, a.clone());
             }
         }
+        let host = url.authority().to_string();
+        let _permit = limit::for_host(&host, self.manners)
+            .acquire(self.clock)
+            .await;
         let resp = req
             .send()
             .await
@@ -558,6 +566,7 @@ impl<'a> Session<'a> {
         let default_scope = format!("repository:{}:pull", self.target.repository);
         let scope = scope.unwrap_or(&default_scope);
         let realm_host = url.host_str().unwrap_or_default().to_string();
+        let realm_authority = url.authority().to_string();
         let req = match self.credentials {
             Some(Credentials::IdentityToken(token)) => {
                 let mut form = vec![
@@ -598,6 +607,9 @@ impl<'a> Session<'a> {
                 req
             }
         };
+        let _permit = limit::for_host(&realm_authority, self.manners)
+            .acquire(self.clock)
+            .await;
         let resp = req
             .send()
             .await

@@ -25,6 +25,8 @@
 //!   dropped and counted in [`ScanResult::invalid_tags`].
 //! - Auth: Basic or Bearer challenge (token, access_token, identity-token refresh grant);
 //!   tokens cached in memory until shortly before expiry; one refresh on a 401.
+//! - Manners: per registry host, at most 8 requests in flight across all scans in the
+//!   process, and optionally a pace of requests per second ([`Manners`]).
 //! - Retries: 408/429/5xx and connection failures, exponential backoff with jitter, never
 //!   shorter than `Retry-After`, stopping before `timeout` runs out.
 
@@ -32,6 +34,7 @@ mod auth;
 mod client;
 mod docker_config;
 mod error;
+mod limit;
 mod pagination;
 mod proxy;
 mod retry;
@@ -49,6 +52,7 @@ use crate::image::ImageName;
 
 use client::{read_capped, Session, Target};
 pub use error::ScanError;
+pub use limit::Manners;
 pub use pagination::{is_valid_tag, Limits};
 pub use retry::{parse_retry_after, Clock, RetryPolicy, SystemClock};
 
@@ -130,6 +134,9 @@ pub struct ScanOptions {
     /// `HTTP_PROXY` / `NO_PROXY`, as Go's `http.ProxyFromEnvironment` reads them (never for
     /// `localhost` or loopback addresses).
     pub proxy: Option<ProxyConfig>,
+    /// Requests in flight and per second to one registry host, shared by every scan in the
+    /// process.
+    pub manners: Manners,
 }
 
 /// Flux's default exclusion list: cosign signature tags.
@@ -149,6 +156,7 @@ impl Default for ScanOptions {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             proxy: None,
+            manners: Manners::default(),
         }
     }
 }

@@ -203,10 +203,11 @@ impl Loader {
             ("image.toolkit.fluxcd.io", "ImageUpdateAutomation") => Kind::ImageUpdateAutomation,
             ("source.toolkit.fluxcd.io", "GitRepository") => Kind::GitRepository,
             ("", "Secret") => Kind::Secret,
+            ("notification.toolkit.fluxcd.io", "Receiver") => Kind::Receiver,
             _ => return,
         };
         let supported: &[&str] = match kind {
-            Kind::Secret | Kind::GitRepository => &["v1"],
+            Kind::Secret | Kind::GitRepository | Kind::Receiver => &["v1"],
             _ => &["v1", "v1beta2"],
         };
         let name = str_at(&value, &["metadata", "name"]).unwrap_or_default();
@@ -242,6 +243,7 @@ impl Loader {
             Kind::ImageUpdateAutomation => self.automation(h, value),
             Kind::GitRepository => self.git_repository(h, value),
             Kind::Secret => self.secret(h, value),
+            Kind::Receiver => self.receiver(h, value),
         }
     }
 
@@ -333,6 +335,7 @@ impl Loader {
             ImageRepository {
                 id: h.id,
                 origin: h.origin,
+                labels: obj.metadata.labels,
                 image,
                 interval,
                 timeout,
@@ -696,6 +699,25 @@ impl Loader {
                 data,
             },
         );
+    }
+
+    fn receiver(&mut self, h: Header, value: Value) {
+        let Some(obj) = self.typed::<super::receiver::ReceiverObject>(&h, value) else {
+            return;
+        };
+        match super::receiver::check(&h.id, &h.origin, obj) {
+            Ok(r) => {
+                let first = self.config.receivers.get(&h.id).map(|o| o.origin.clone());
+                if !self.duplicate(&h, first) {
+                    self.config.receivers.insert(h.id.clone(), r);
+                }
+            }
+            Err(problems) => {
+                for (field, message) in problems {
+                    self.object_problem(&h, &field, message);
+                }
+            }
+        }
     }
 
     fn finish(self) -> Result<Config, LoadError> {

@@ -4,6 +4,7 @@
 
 mod duration;
 mod load;
+pub mod receiver;
 mod selector;
 pub mod types;
 
@@ -16,6 +17,7 @@ use regex::Regex;
 
 pub use duration::parse_duration;
 pub use load::{load_dir, LoadError, Problem, DEFAULT_EXCLUSION};
+pub use receiver::{Receiver, ReceiverResource, ReceiverType};
 pub use selector::Selector;
 
 use crate::image::ImageName;
@@ -29,6 +31,7 @@ pub enum Kind {
     ImageUpdateAutomation,
     GitRepository,
     Secret,
+    Receiver,
 }
 
 impl fmt::Display for Kind {
@@ -77,6 +80,8 @@ impl fmt::Display for Origin {
 pub struct ImageRepository {
     pub id: NamespacedName,
     pub origin: Origin,
+    /// `metadata.labels` (a Receiver's `matchLabels` select on them).
+    pub labels: BTreeMap<String, String>,
     pub image: ImageName,
     pub interval: Duration,
     /// `spec.timeout`, defaulting to the interval (at least one second), as Flux does.
@@ -212,4 +217,5 @@ pub struct Config {
     pub automations: BTreeMap<NamespacedName, ImageUpdateAutomation>,
     pub git_repositories: BTreeMap<NamespacedName, GitRepository>,
     pub secrets: BTreeMap<NamespacedName, Secret>,
+    pub receivers: BTreeMap<NamespacedName, Receiver>,
 }

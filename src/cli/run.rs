@@ -84,15 +84,23 @@ pub async fn run(
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let webhooks = daemon::hook::Webhooks::new(daemon.config());
+    let mut receivers = webhooks.statuses();
     let server = match listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {addr}"))?;
             let board = daemon.board();
-            Some(tokio::spawn(daemon::http::serve(listener, board, async {
-                let _ = http_stopped.await;
-            })))
+            log_receivers(json, &receivers);
+            Some(tokio::spawn(daemon::http::serve_with_hooks(
+                listener,
+                board,
+                webhooks.clone(),
+                async {
+                    let _ = http_stopped.await;
+                },
+            )))
         }
         None => None,
     };
@@ -116,16 +124,36 @@ pub async fn run(
         let reload = tokio::select! {
             _ = tokio::time::sleep(wait) => daemon.config_changed(),
             _ = hangup.recv() => true,
+            ids = webhooks.requested() => {
+                let names: Vec<_> = ids.iter().map(ToString::to_string).collect();
+                log_line(
+                    json,
+                    "info",
+                    &format!("webhook: scanning ImageRepository {} now", names.join(", ")),
+                );
+                for id in daemon.trigger(&ids) {
+                    log_line(json, "warning", &format!("webhook: ImageRepository {id} is not in the config"));
+                }
+                false
+            }
             _ = terminate.recv() => break 0,
             _ = interrupt.recv() => break 0,
         };
         if reload {
             match daemon.reload() {
-                Ok(()) => log_line(
-                    json,
-                    "info",
-                    &format!("config reloaded from {}", config_dir.display()),
-                ),
+                Ok(()) => {
+                    log_line(
+                        json,
+                        "info",
+                        &format!("config reloaded from {}", config_dir.display()),
+                    );
+                    webhooks.update(daemon.config());
+                    let now_serving = webhooks.statuses();
+                    if listen.is_some() && now_serving != receivers {
+                        log_receivers(json, &now_serving);
+                    }
+                    receivers = now_serving;
+                }
                 Err(e) => log_line(json, "error", &format!("{e}; keeping the last good config")),
             }
         }
@@ -135,6 +163,32 @@ pub async fn run(
         let _ = server.await;
     }
     Ok(code)
+}
+
+/// One line per Receiver: its webhook path (Flux's `status.webhookPath`), or why it has none.
+fn log_receivers(json: bool, receivers: &[daemon::hook::ReceiverStatus]) {
+    for r in receivers {
+        match &r.webhook_path {
+            Some(path) if r.ready => log_line(
+                json,
+                "info",
+                &format!("Receiver {}: webhook path {path}", r.id),
+            ),
+            Some(path) => log_line(
+                json,
+                "warning",
+                &format!(
+                    "Receiver {}: webhook path {path}, not ready: {}",
+                    r.id, r.message
+                ),
+            ),
+            None => log_line(
+                json,
+                "warning",
+                &format!("Receiver {}: no webhook path: {}", r.id, r.message),
+            ),
+        }
+    }
 }
 
 /// One service log line: `tagline: <message>`, or a JSON object.

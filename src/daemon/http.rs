@@ -1,4 +1,5 @@
-//! The service's one HTTP listener: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status`.
+//! The service's one HTTP listener: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status`, and
+//! the Receivers' webhooks under `/hook/`.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::hook::{self, Webhooks};
 use super::Board;
 
 type Shared = Arc<Mutex<Board>>;
@@ -61,6 +63,18 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(board))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves `router(board)` and the webhooks on `listener` until `shutdown` resolves.
+pub async fn serve_with_hooks(
+    listener: tokio::net::TcpListener,
+    board: Shared,
+    webhooks: Webhooks,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(board).merge(hook::router(webhooks)))
         .with_graceful_shutdown(shutdown)
         .await
 }

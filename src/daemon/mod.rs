@@ -6,6 +6,7 @@
 //! one pass when one is due and returns its report.
 
 pub mod gate;
+pub mod hook;
 pub mod http;
 pub mod status;
 

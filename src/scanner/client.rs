@@ -30,7 +30,50 @@ pub(super) struct Target {
     pub client_identity: bool,
     /// `scheme://host:port` of the proxy requests go through, if any (for messages).
     pub proxy: Option<String>,
+    /// HTTPS first, plain HTTP if HTTPS cannot connect: a local host without `insecure`
+    /// (go-containerregistry's rule, see [`plain_http_capable`]).
+    pub fallback_http: bool,
 }
+
+/// Whether go-containerregistry (`name.Registry.Scheme`) lets `host` (`name[:port]`) fall back
+/// to plain HTTP without `insecure`: `localhost:<port>`, `*.localhost[:port]`,
+/// `127.0.0.1[:port]`, `::1` / `[::1][:port]`, and RFC 1918 IPv4 addresses.
+pub(super) fn plain_http_capable(host: &str) -> bool {
+    let strip_port = |rest: &str| -> bool {
+        rest.is_empty()
+            || rest.strip_prefix(':').is_some_and(|p| {
+                (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    if host.starts_with("localhost:") {
+        return true;
+    }
+    if let Some(at) = host.rfind(".localhost") {
+        if strip_port(&host[at + ".localhost".len()..]) {
+            return true;
+        }
+    }
+    if let Some(rest) = host.strip_prefix("127.0.0.1") {
+        if strip_port(rest) {
+            return true;
+        }
+    }
+    if host == "::1" || host.strip_prefix("[::1]").is_some_and(strip_port) {
+        return true;
+    }
+    let first = host.split(':').next().unwrap_or_default();
+    match first.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => {
+            let o = ip.octets();
+            o[0] == 10 || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The scheme found for a fallback-capable host, per API host, for this process.
+static RESOLVED_SCHEMES: LazyLock<Mutex<HashMap<String, &'static str>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl Target {
     pub fn new(api_host: &str, repository: &str, insecure: bool) -> Result<Target, ScanError> {
@@ -46,6 +89,7 @@ impl Target {
             base,
             client_identity: false,
             proxy: None,
+            fallback_http: !insecure && plain_http_capable(api_host),
         })
     }
 
@@ -367,6 +411,61 @@ impl<'a> Session<'a> {
             s.authorization = header_value(&format!("Bearer {tok}"), &s.target).ok();
         }
         s
+    }
+
+    /// For a fallback-capable host: HTTPS if `GET /v2/` connects over it, else plain HTTP if
+    /// that connects (go-containerregistry pings both; its winner is used for the whole
+    /// operation). Learnt once per host and process. Any other host: nothing to do.
+    pub async fn resolve_scheme(&mut self) {
+        if !self.target.fallback_http {
+            return;
+        }
+        let known = RESOLVED_SCHEMES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.target.registry)
+            .copied();
+        let scheme = match known {
+            Some(s) => s,
+            None => {
+                let ping = |scheme: &str| {
+                    let mut u = self.target.base.clone();
+                    let _ = u.set_scheme(scheme);
+                    u.set_path("/v2/");
+                    self.http.get(u).send()
+                };
+                // HTTPS that connects at all wins; plain HTTP must answer like a registry
+                // (200 or 401, as go-containerregistry requires), not e.g. a TLS server's 400.
+                let http_ok = |r: Result<Response, reqwest::Error>| {
+                    r.is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401))
+                };
+                let https = ping("https").await;
+                // A proxy that refuses us says nothing about the registry's HTTPS.
+                if let Err(e) = &https {
+                    if matches!(self.target.transport_error(e), ScanError::Proxy { .. }) {
+                        return;
+                    }
+                }
+                let scheme = if https.is_ok() {
+                    "https"
+                } else if http_ok(ping("http").await) {
+                    "http"
+                } else {
+                    // Neither answers: report the HTTPS failure from the real request.
+                    return;
+                };
+                RESOLVED_SCHEMES
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.target.registry.clone(), scheme);
+                scheme
+            }
+        };
+        if self.target.base.scheme() != scheme {
+            let _ = self.target.base.set_scheme(scheme);
+            self.authorization = cached_token(&self.token_key(), self.clock.now())
+                .and_then(|tok| header_value(&format!("Bearer {tok}"), &self.target).ok());
+        }
     }
 
     fn token_key(&self) -> TokenKey {
@@ -707,4 +806,53 @@ pub(super) async fn read_capped(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_fallback_hosts_are_go_containerregistrys() {
+        for host in [
+            "localhost:5000",
+            "registry.localhost",
+            "registry.localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "::1",
+            "[::1]:5000",
+            "10.1.2.3:5000",
+            "172.16.0.1",
+            "172.31.255.255:443",
+            "192.168.1.10:5000",
+        ] {
+            assert!(plain_http_capable(host), "{host}");
+        }
+        for host in [
+            "localhost",
+            "LOCALHOST:5000",
+            "registry.local:5000",
+            "127.0.0.2:5000",
+            "172.32.0.1",
+            "192.169.0.1",
+            "11.0.0.1",
+            "ghcr.io",
+            "registry-1.docker.io",
+            "localhost.example.com:5000",
+        ] {
+            assert!(!plain_http_capable(host), "{host}");
+        }
+        assert!(
+            !Target::new("127.0.0.1:5000", "a", true)
+                .unwrap()
+                .fallback_http
+        );
+        assert!(
+            Target::new("127.0.0.1:5000", "a", false)
+                .unwrap()
+                .fallback_http
+        );
+        assert!(!Target::new("ghcr.io", "a", false).unwrap().fallback_http);
+    }
 }

@@ -171,22 +171,30 @@ impl Target {
                 ));
             }
         }
-        let tls_reason = if all.contains("certificate verify failed")
-            || all.contains("unable to get local issuer")
+        // rustls names errors and alerts in CamelCase ("UnknownIssuer", "CertificateRequired").
+        let squashed: String = all.chars().filter(|c| !c.is_whitespace()).collect();
+        let tls_reason = if all.contains("hostname mismatch") || all.contains("not valid for name")
+        {
+            Some("certificate does not match the host name".to_string())
+        } else if squashed.contains("unknownissuer")
+            || all.contains("certificate verify failed")
             || all.contains("self-signed certificate")
             || all.contains("self signed certificate")
-            || all.contains("unknownissuer")
             || all.contains("invalid peer certificate")
         {
             Some("certificate not trusted".to_string())
-        } else if all.contains("hostname mismatch") || all.contains("not valid for name") {
-            Some("certificate does not match the host name".to_string())
-        } else if all.contains("certificate required")
-            || all.contains("alert bad certificate")
-            || all.contains("alert unknown ca")
-            || all.contains("handshake failure")
+        } else if squashed.contains("certificaterequired")
+            || squashed.contains("badcertificate")
+            || squashed.contains("unknownca")
+            || squashed.contains("handshakefailure")
         {
             Some("handshake refused (client certificate missing or not accepted)".to_string())
+        } else if all.contains("no ca certificates") {
+            Some("no CA certificates to verify with (none on the system, no ca.crt)".into())
+        } else if all.contains("corrupt message") || all.contains("invalidcontenttype") {
+            Some(
+                "the server does not speak TLS (a plain-HTTP registry needs insecure: true)".into(),
+            )
         } else if all.contains("ssl") || all.contains("tls") || all.contains("handshake") {
             Some(format!(
                 "handshake failed ({})",
@@ -286,9 +294,9 @@ pub(super) fn error_detail(body: &[u8]) -> String {
     s.trim_end().to_string()
 }
 
-/// Clients by TLS configuration (user CA, client identity) and tokio runtime (pooled
-/// connections belong to the runtime that opened them). Building one loads the system roots
-/// (about 0.2 s here), and a shared client keeps its connections alive across scans.
+/// Clients by TLS configuration (user CA, client identity), proxy and tokio runtime (pooled
+/// connections belong to the runtime that opened them): a shared client keeps its connections
+/// alive across scans. (System roots are read once per process, at the first TLS handshake.)
 type ClientKey = (
     Option<tokio::runtime::Id>,
     Option<Vec<u8>>,
@@ -338,7 +346,6 @@ fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client,
         .user_agent(concat!("tagline/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5))
         .connect_timeout(connect_timeout(options))
-        .tls_backend_native()
         // reqwest reads the environment as curl does; Flux (Go) reads it differently.
         .no_proxy();
     match &options.proxy {
@@ -349,25 +356,15 @@ fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client,
             }
         }
     }
-    if let Some(pem) = &options.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
-            target.options_error("ca.crt is not a valid PEM certificate bundle".into())
-        })?;
-        if certs.is_empty() {
-            return Err(target.options_error("ca.crt holds no PEM certificate".into()));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let Some(id) = &options.client_identity {
-        let key = super::tls::pkcs8_key_pem(&id.key_pem)
-            .map_err(|reason| target.options_error(format!("tls.key: {reason}")))?;
-        let identity = reqwest::Identity::from_pkcs8_pem(&id.cert_pem, &key).map_err(|_| {
-            target.options_error("tls.crt/tls.key are not a usable certificate and key".into())
-        })?;
-        b = b.identity(identity);
-    }
+    let tls = super::tls::client_config(
+        options.ca_pem.as_deref(),
+        options
+            .client_identity
+            .as_ref()
+            .map(|i| (i.cert_pem.as_slice(), i.key_pem.as_slice())),
+    )
+    .map_err(|reason| target.options_error(reason))?;
+    b = b.tls_backend_preconfigured(tls);
     b.build()
         .map_err(|e| target.options_error(format!("cannot build the HTTP client: {e}")))
 }

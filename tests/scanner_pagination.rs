@@ -177,6 +177,12 @@ async fn distribution_2_8_ignores_n_and_last() {
     let r = scan(&image(&e), &options()).await.unwrap();
     assert_eq!(r.tags, expected(&tags));
     assert_eq!(e.tag_requests(), 2);
+    // That answer (the `last` tag again) showed the registry ignores `last`: from now on an
+    // exactly-`n` page from it is the whole list, one request per repository.
+    let other = ImageName::parse(&format!("{}/team/other", e.host())).unwrap();
+    let r = scan(&other, &options()).await.unwrap();
+    assert_eq!(r.tags, expected(&tags));
+    assert_eq!(e.tag_requests(), 3);
 }
 
 /// GHCR lists oldest first (upload order), and its `last` is a position in that order.

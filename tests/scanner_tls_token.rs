@@ -2,11 +2,10 @@
 
 mod scanner_support;
 
-use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use scanner_support::{token::ISSUED, Mode, Registry, PASSWORD, USER};
+use scanner_support::{Mode, Registry, PASSWORD, USER};
 use tagline::image::ImageName;
 use tagline::scanner::{scan, Credentials, ScanError, ScanOptions};
 
@@ -15,7 +14,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::start(Mode::Tls
 #[tokio::test]
 async fn credentials_are_not_sent_to_a_plain_http_realm() {
     REGISTRY.push("team/app", &["1.0.0"]).await;
-    let before = ISSUED.load(Ordering::SeqCst);
+    let before = REGISTRY.token_requests();
     let options = ScanOptions {
         credentials: Some(Credentials::Basic {
             username: USER.into(),
@@ -35,7 +34,7 @@ async fn credentials_are_not_sent_to_a_plain_http_realm() {
     );
     assert!(!msg.contains(PASSWORD), "{msg}");
     assert_eq!(
-        ISSUED.load(Ordering::SeqCst),
+        REGISTRY.token_requests(),
         before,
         "the token server was asked"
     );

@@ -4,11 +4,10 @@
 
 mod scanner_support;
 
-use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use scanner_support::{token::ISSUED, Mode, Registry, PASSWORD, USER};
+use scanner_support::{Mode, Registry, PASSWORD, USER};
 use tagline::image::ImageName;
 use tagline::scanner::{scan, Credentials, ScanError, ScanOptions};
 
@@ -35,21 +34,17 @@ async fn credentials_get_a_token_that_is_reused_by_the_next_scan() {
     REGISTRY
         .push("team/app", &["1.0.0", "1.1.0", "2.0.0-rc.1"])
         .await;
-    let before = ISSUED.load(Ordering::SeqCst);
+    let before = REGISTRY.token_requests();
     let r = scan(&image("team/app"), &options(Some(PASSWORD)))
         .await
         .unwrap();
     assert_eq!(r.tags, ["2.0.0-rc.1", "1.1.0", "1.0.0"]);
-    assert_eq!(ISSUED.load(Ordering::SeqCst), before + 1);
+    assert_eq!(REGISTRY.token_requests(), before + 1);
     let r = scan(&image("team/app"), &options(Some(PASSWORD)))
         .await
         .unwrap();
     assert_eq!(r.tags.len(), 3);
-    assert_eq!(
-        ISSUED.load(Ordering::SeqCst),
-        before + 1,
-        "token not reused"
-    );
+    assert_eq!(REGISTRY.token_requests(), before + 1, "token not reused");
 }
 
 #[tokio::test]

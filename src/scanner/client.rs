@@ -31,7 +31,50 @@ pub(super) struct Target {
     pub client_identity: bool,
     /// `scheme://host:port` of the proxy requests go through, if any (for messages).
     pub proxy: Option<String>,
+    /// HTTPS first, plain HTTP if HTTPS cannot connect: a local host without `insecure`
+    /// (go-containerregistry's rule, see [`plain_http_capable`]).
+    pub fallback_http: bool,
 }
+
+/// Whether go-containerregistry (`name.Registry.Scheme`) lets `host` (`name[:port]`) fall back
+/// to plain HTTP without `insecure`: `localhost:<port>`, `*.localhost[:port]`,
+/// `127.0.0.1[:port]`, `::1` / `[::1][:port]`, and RFC 1918 IPv4 addresses.
+pub(super) fn plain_http_capable(host: &str) -> bool {
+    let strip_port = |rest: &str| -> bool {
+        rest.is_empty()
+            || rest.strip_prefix(':').is_some_and(|p| {
+                (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    if host.starts_with("localhost:") {
+        return true;
+    }
+    if let Some(at) = host.rfind(".localhost") {
+        if strip_port(&host[at + ".localhost".len()..]) {
+            return true;
+        }
+    }
+    if let Some(rest) = host.strip_prefix("127.0.0.1") {
+        if strip_port(rest) {
+            return true;
+        }
+    }
+    if host == "::1" || host.strip_prefix("[::1]").is_some_and(strip_port) {
+        return true;
+    }
+    let first = host.split(':').next().unwrap_or_default();
+    match first.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => {
+            let o = ip.octets();
+            o[0] == 10 || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The scheme found for a fallback-capable host, per API host, for this process.
+static RESOLVED_SCHEMES: LazyLock<Mutex<HashMap<String, &'static str>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl Target {
     pub fn new(api_host: &str, repository: &str, insecure: bool) -> Result<Target, ScanError> {
@@ -47,6 +90,7 @@ impl Target {
             base,
             client_identity: false,
             proxy: None,
+            fallback_http: !insecure && plain_http_capable(api_host),
         })
     }
 
@@ -128,22 +172,30 @@ impl Target {
                 ));
             }
         }
-        let tls_reason = if all.contains("certificate verify failed")
-            || all.contains("unable to get local issuer")
+        // rustls names errors and alerts in CamelCase ("UnknownIssuer", "CertificateRequired").
+        let squashed: String = all.chars().filter(|c| !c.is_whitespace()).collect();
+        let tls_reason = if all.contains("hostname mismatch") || all.contains("not valid for name")
+        {
+            Some("certificate does not match the host name".to_string())
+        } else if squashed.contains("unknownissuer")
+            || all.contains("certificate verify failed")
             || all.contains("self-signed certificate")
             || all.contains("self signed certificate")
-            || all.contains("unknownissuer")
             || all.contains("invalid peer certificate")
         {
             Some("certificate not trusted".to_string())
-        } else if all.contains("hostname mismatch") || all.contains("not valid for name") {
-            Some("certificate does not match the host name".to_string())
-        } else if all.contains("certificate required")
-            || all.contains("alert bad certificate")
-            || all.contains("alert unknown ca")
-            || all.contains("handshake failure")
+        } else if squashed.contains("certificaterequired")
+            || squashed.contains("badcertificate")
+            || squashed.contains("unknownca")
+            || squashed.contains("handshakefailure")
         {
             Some("handshake refused (client certificate missing or not accepted)".to_string())
+        } else if all.contains("no ca certificates") {
+            Some("no CA certificates to verify with (none on the system, no ca.crt)".into())
+        } else if all.contains("corrupt message") || all.contains("invalidcontenttype") {
+            Some(
+                "the server does not speak TLS (a plain-HTTP registry needs insecure: true)".into(),
+            )
         } else if all.contains("ssl") || all.contains("tls") || all.contains("handshake") {
             Some(format!(
                 "handshake failed ({})",
@@ -243,9 +295,9 @@ pub(super) fn error_detail(body: &[u8]) -> String {
     s.trim_end().to_string()
 }
 
-/// Clients by TLS configuration (user CA, client identity) and tokio runtime (pooled
-/// connections belong to the runtime that opened them). Building one loads the system roots
-/// (about 0.2 s here), and a shared client keeps its connections alive across scans.
+/// Clients by TLS configuration (user CA, client identity), proxy and tokio runtime (pooled
+/// connections belong to the runtime that opened them): a shared client keeps its connections
+/// alive across scans. (System roots are read once per process, at the first TLS handshake.)
 type ClientKey = (
     Option<tokio::runtime::Id>,
     Option<Vec<u8>>,
@@ -295,7 +347,6 @@ fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client,
         .user_agent(concat!("tagline/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5))
         .connect_timeout(connect_timeout(options))
-        .tls_backend_native()
         // reqwest reads the environment as curl does; Flux (Go) reads it differently.
         .no_proxy();
     match &options.proxy {
@@ -306,25 +357,15 @@ fn build_http(target: &Target, options: &ScanOptions) -> Result<reqwest::Client,
             }
         }
     }
-    if let Some(pem) = &options.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
-            target.options_error("ca.crt is not a valid PEM certificate bundle".into())
-        })?;
-        if certs.is_empty() {
-            return Err(target.options_error("ca.crt holds no PEM certificate".into()));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let Some(id) = &options.client_identity {
-        let key = super::tls::pkcs8_key_pem(&id.key_pem)
-            .map_err(|reason| target.options_error(format!("tls.key: {reason}")))?;
-        let identity = reqwest::Identity::from_pkcs8_pem(&id.cert_pem, &key).map_err(|_| {
-            target.options_error("tls.crt/tls.key are not a usable certificate and key".into())
-        })?;
-        b = b.identity(identity);
-    }
+    let tls = super::tls::client_config(
+        options.ca_pem.as_deref(),
+        options
+            .client_identity
+            .as_ref()
+            .map(|i| (i.cert_pem.as_slice(), i.key_pem.as_slice())),
+    )
+    .map_err(|reason| target.options_error(reason))?;
+    b = b.tls_backend_preconfigured(tls);
     b.build()
         .map_err(|e| target.options_error(format!("cannot build the HTTP client: {e}")))
 }
@@ -371,6 +412,61 @@ impl<'a> Session<'a> {
             s.authorization = header_value(&format!("Bearer {tok}"), &s.target).ok();
         }
         s
+    }
+
+    /// For a fallback-capable host: HTTPS if `GET /v2/` connects over it, else plain HTTP if
+    /// that connects (go-containerregistry pings both; its winner is used for the whole
+    /// operation). Learnt once per host and process. Any other host: nothing to do.
+    pub async fn resolve_scheme(&mut self) {
+        if !self.target.fallback_http {
+            return;
+        }
+        let known = RESOLVED_SCHEMES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.target.registry)
+            .copied();
+        let scheme = match known {
+            Some(s) => s,
+            None => {
+                let ping = |scheme: &str| {
+                    let mut u = self.target.base.clone();
+                    let _ = u.set_scheme(scheme);
+                    u.set_path("/v2/");
+                    self.http.get(u).send()
+                };
+                // HTTPS that connects at all wins; plain HTTP must answer like a registry
+                // (200 or 401, as go-containerregistry requires), not e.g. a TLS server's 400.
+                let http_ok = |r: Result<Response, reqwest::Error>| {
+                    r.is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401))
+                };
+                let https = ping("https").await;
+                // A proxy that refuses us says nothing about the registry's HTTPS.
+                if let Err(e) = &https {
+                    if matches!(self.target.transport_error(e), ScanError::Proxy { .. }) {
+                        return;
+                    }
+                }
+                let scheme = if https.is_ok() {
+                    "https"
+                } else if http_ok(ping("http").await) {
+                    "http"
+                } else {
+                    // Neither answers: report the HTTPS failure from the real request.
+                    return;
+                };
+                RESOLVED_SCHEMES
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.target.registry.clone(), scheme);
+                scheme
+            }
+        };
+        if self.target.base.scheme() != scheme {
+            let _ = self.target.base.set_scheme(scheme);
+            self.authorization = cached_token(&self.token_key(), self.clock.now())
+                .and_then(|tok| header_value(&format!("Bearer {tok}"), &self.target).ok());
+        }
     }
 
     fn token_key(&self) -> TokenKey {
@@ -457,9 +553,7 @@ impl<'a> Session<'a> {
             }
         }
         let host = url.authority().to_string();
-        let _permit = limit::for_host(&host, self.manners)
-            .acquire(self.clock)
-            .await;
+        limit::for_host(&host, self.manners).pace(self.clock).await;
         let resp = req
             .send()
             .await
@@ -607,8 +701,8 @@ impl<'a> Session<'a> {
                 req
             }
         };
-        let _permit = limit::for_host(&realm_authority, self.manners)
-            .acquire(self.clock)
+        limit::for_host(&realm_authority, self.manners)
+            .pace(self.clock)
             .await;
         let resp = req
             .send()
@@ -719,4 +813,53 @@ pub(super) async fn read_capped(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_fallback_hosts_are_go_containerregistrys() {
+        for host in [
+            "localhost:5000",
+            "registry.localhost",
+            "registry.localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "::1",
+            "[::1]:5000",
+            "10.1.2.3:5000",
+            "172.16.0.1",
+            "172.31.255.255:443",
+            "192.168.1.10:5000",
+        ] {
+            assert!(plain_http_capable(host), "{host}");
+        }
+        for host in [
+            "localhost",
+            "LOCALHOST:5000",
+            "registry.local:5000",
+            "127.0.0.2:5000",
+            "172.32.0.1",
+            "192.169.0.1",
+            "11.0.0.1",
+            "ghcr.io",
+            "registry-1.docker.io",
+            "localhost.example.com:5000",
+        ] {
+            assert!(!plain_http_capable(host), "{host}");
+        }
+        assert!(
+            !Target::new("127.0.0.1:5000", "a", true)
+                .unwrap()
+                .fallback_http
+        );
+        assert!(
+            Target::new("127.0.0.1:5000", "a", false)
+                .unwrap()
+                .fallback_http
+        );
+        assert!(!Target::new("ghcr.io", "a", false).unwrap().fallback_http);
+    }
 }

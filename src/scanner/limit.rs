@@ -1,19 +1,19 @@
-//! Per-registry manners: at most so many requests in flight to one registry host, and at
-//! most so many started per second, shared by every scan in the process, so a config with
-//! hundreds of repositories on one registry does not hammer it all at once.
+//! Per-registry manners: how many scans may be in flight at one registry host (enforced
+//! where a scan starts, in `scanner::scan`) and the pace of requests per second to it,
+//! shared by every scan in the process, so a config with hundreds of repositories on one
+//! registry does not hammer it all at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::retry::Clock;
 
 /// How hard tagline may press one registry host.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Manners {
-    /// Requests in flight at once (at least 1).
+    /// Scans and digest lookups in flight at once (at least 1); each sends its requests one
+    /// after another.
     pub max_in_flight: usize,
     /// Requests started per second (0 or less: no pacing).
     pub requests_per_second: f64,
@@ -53,50 +53,44 @@ impl Pace {
     }
 }
 
-/// The limiter of one registry host.
+/// The request pace of one registry host.
 #[derive(Debug)]
 pub struct Limiter {
-    manners: Manners,
-    in_flight: Arc<Semaphore>,
+    per_second: f64,
     pace: Mutex<Pace>,
 }
 
 impl Limiter {
-    pub fn new(manners: Manners) -> Limiter {
+    pub fn new(per_second: f64) -> Limiter {
         Limiter {
-            manners,
-            in_flight: Arc::new(Semaphore::new(manners.max_in_flight.max(1))),
+            per_second,
             pace: Mutex::new(Pace::default()),
         }
     }
 
-    /// Waits for a free slot and the next start time; the request may go while the permit
-    /// is held.
-    pub async fn acquire(&self, clock: &dyn Clock) -> OwnedSemaphorePermit {
-        let permit = Arc::clone(&self.in_flight)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+    /// Waits for the next start time.
+    pub async fn pace(&self, clock: &dyn Clock) {
+        if self.per_second.is_nan() || self.per_second <= 0.0 {
+            return;
+        }
         let wait = self
             .pace
             .lock()
-            .map(|mut p| p.reserve(clock.now(), self.manners.requests_per_second))
+            .map(|mut p| p.reserve(clock.now(), self.per_second))
             .unwrap_or_default();
         if !wait.is_zero() {
             clock.sleep(wait).await;
         }
-        permit
     }
 }
 
-type Limiters = Mutex<HashMap<(String, usize, u64), Arc<Limiter>>>;
+type Limiters = Mutex<HashMap<(String, u64), Arc<Limiter>>>;
 
-/// The process-wide limiter for `host` (with its port) under `manners`.
+/// The process-wide pace for `host` (with its port) under `manners`.
 pub fn for_host(host: &str, manners: Manners) -> Arc<Limiter> {
     static LIMITERS: OnceLock<Limiters> = OnceLock::new();
     let key = (
         host.to_ascii_lowercase(),
-        manners.max_in_flight,
         manners.requests_per_second.to_bits(),
     );
     let mut map = LIMITERS
@@ -105,15 +99,13 @@ pub fn for_host(host: &str, manners: Manners) -> Arc<Limiter> {
         .unwrap_or_else(|e| e.into_inner());
     Arc::clone(
         map.entry(key)
-            .or_insert_with(|| Arc::new(Limiter::new(manners))),
+            .or_insert_with(|| Arc::new(Limiter::new(manners.requests_per_second))),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scanner::SystemClock;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn starts_are_spaced_evenly_and_idle_time_is_not_banked() {
@@ -134,35 +126,20 @@ mod tests {
         assert_eq!(Pace::default().reserve(t0, f64::NAN), Duration::ZERO);
     }
 
-    #[tokio::test]
-    async fn no_more_requests_in_flight_than_allowed() {
-        let limiter = Arc::new(Limiter::new(Manners {
-            max_in_flight: 3,
-            requests_per_second: 0.0,
-        }));
-        let now = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..12 {
-            let (limiter, now, peak) = (limiter.clone(), now.clone(), peak.clone());
-            tasks.spawn(async move {
-                let _permit = limiter.acquire(&SystemClock).await;
-                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(n, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                now.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        assert_eq!(peak.load(Ordering::SeqCst), 3);
-    }
-
     #[test]
     fn one_limiter_per_host_and_manners() {
         let m = Manners::default();
         let a = for_host("Registry.example:5000", m);
         let b = for_host("registry.example:5000", m);
         let c = for_host("registry.example:5001", m);
+        let d = for_host(
+            "registry.example:5000",
+            Manners {
+                requests_per_second: 5.0,
+                ..m
+            },
+        );
+        assert!(!Arc::ptr_eq(&a, &d));
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
     }

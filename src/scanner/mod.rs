@@ -18,17 +18,25 @@
 //! Behaviour in brief (defaults in [`ScanOptions::default`], [`Limits`], [`RetryPolicy`]):
 //! - `GET /v2/<repo>/tags/list?n=1000`; `Link: rel="next"` followed on the same origin only
 //!   ([`ScanError::CrossOriginLink`] otherwise); without `Link`, a page of exactly `n` tags is
-//!   continued with `last=` (Nexus); a page refused with Quay's "max is N" is asked again with
+//!   continued with `last=` (Nexus), except from a registry already seen to answer such a
+//!   continuation with the same page again (docker-registry 2.8 ignores `n` and `last`; learnt
+//!   once per process and origin); a page refused with Quay's "max is N" is asked again with
 //!   `n=N`; a repeated URL or a page with nothing new ends the listing.
 //! - Budget per listing: 1000 pages, 1,000,000 tags, 64 MiB of bodies; a cut listing is
 //!   [`ScanError::Truncated`], never a partial list. Tags that are not valid tag names are
 //!   dropped and counted in [`ScanResult::invalid_tags`].
 //! - Auth: Basic or Bearer challenge (token, access_token, identity-token refresh grant);
 //!   tokens cached in memory until shortly before expiry; one refresh on a 401.
-//! - Manners: per registry host, at most 8 requests in flight across all scans in the
-//!   process, and optionally a pace of requests per second ([`Manners`]).
 //! - Retries: 408/429/5xx and connection failures, exponential backoff with jitter, never
 //!   shorter than `Retry-After`, stopping before `timeout` runs out.
+//! - Manners ([`Manners`]): at most 8 scans/digest lookups (so 8 requests) in flight per
+//!   registry host in the process, and optionally a pace of requests per second; one HTTP client (and its connection pool) per TLS
+//!   configuration and proxy.
+//! - Scheme: HTTPS; plain HTTP with `insecure`; and, as go-containerregistry does, a local
+//!   host (`localhost:<port>`, `*.localhost`, `127.0.0.1`, `::1`, RFC 1918 IPv4) whose HTTPS
+//!   does not connect falls back to plain HTTP (learnt once per host and process).
+//! - Proxy: `proxySecretRef` for every request, else `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` with
+//!   Go's rules (never for loopback); see `proxy.rs`.
 
 mod auth;
 mod client;
@@ -40,8 +48,9 @@ mod proxy;
 mod retry;
 mod tls;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use regex::Regex;
@@ -134,8 +143,11 @@ pub struct ScanOptions {
     /// `HTTP_PROXY` / `NO_PROXY`, as Go's `http.ProxyFromEnvironment` reads them (never for
     /// `localhost` or loopback addresses).
     pub proxy: Option<ProxyConfig>,
-    /// Requests in flight and per second to one registry host, shared by every scan in the
-    /// process.
+    /// How hard to press one registry host, across the process: at most
+    /// `max_in_flight` scans and digest lookups at once (each sends its requests one after
+    /// another, so that many requests in flight; the first options to reach a host set its
+    /// limit, and waiting for a turn is not part of `timeout`), and optionally a pace of
+    /// requests per second.
     pub manners: Manners,
 }
 
@@ -212,6 +224,7 @@ pub async fn scan_with_clock(
         repository: target.repository.clone(),
         after: options.timeout,
     };
+    let _permit = registry_permit(&target.registry, options.manners.max_in_flight).await;
     let deadline = retry_deadline(clock.now(), options.timeout);
     match tokio::time::timeout(options.timeout, list(target, options, clock, deadline)).await {
         Ok(r) => r,
@@ -227,6 +240,7 @@ async fn list(
 ) -> Result<ScanResult, ScanError> {
     let http = client::http_client(&target, options)?;
     let mut session = Session::new(http, target, options, clock, deadline);
+    session.resolve_scheme().await;
     let raw = list_raw(&mut session, &options.limits).await?;
     let mut tags: Vec<String> = raw
         .tags
@@ -283,10 +297,12 @@ pub async fn digest_with_clock(
         repository: target.repository.clone(),
         after: options.timeout,
     };
+    let _permit = registry_permit(&target.registry, options.manners.max_in_flight).await;
     let deadline = retry_deadline(clock.now(), options.timeout);
     let work = async {
         let http = client::http_client(&target, options)?;
         let mut session = Session::new(http, target, options, clock, deadline);
+        session.resolve_scheme().await;
         manifest_digest(&mut session, tag).await
     };
     match tokio::time::timeout(options.timeout, work).await {
@@ -364,6 +380,27 @@ async fn manifest_digest(session: &mut Session<'_>, tag: &str) -> Result<String,
     Ok(d)
 }
 
+/// Waits for a turn at `registry` (at most `limit` holders at once in this process).
+async fn registry_permit(registry: &str, limit: usize) -> tokio::sync::OwnedSemaphorePermit {
+    static SEMAPHORES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> =
+        LazyLock::new(Default::default);
+    let semaphore = SEMAPHORES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(registry.to_string())
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit.max(1))))
+        .clone();
+    semaphore
+        .acquire_owned()
+        .await
+        .expect("registry semaphores are never closed")
+}
+
+/// Origins seen to ignore `last` on tags/list (docker-registry 2.8 answers a `last=` request
+/// with the first page again). From them, a page of exactly `n` tags without a `Link` is the
+/// whole list: asking again with `last` would only fetch the same page.
+static IGNORES_LAST: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+
 /// Retries stop early enough that the attempt after the last wait still has time to answer
 /// before the scan's timeout: a tenth of the timeout, at most 2 s, is kept in reserve.
 fn retry_deadline(now: std::time::SystemTime, timeout: Duration) -> std::time::SystemTime {
@@ -435,6 +472,9 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
     let mut pages = 0u32;
     let mut bytes = 0u64;
     let mut page_size_retried = false;
+    let origin = session.target.base.origin().ascii_serialization();
+    // The page before a continuation we asked for ourselves (no `Link`), while it is in flight.
+    let mut continued_from: Option<Vec<String>> = None;
     loop {
         if pages >= limits.max_pages {
             return Err(truncated(
@@ -498,6 +538,21 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         })?;
         let page_tags = page.tags.unwrap_or_default();
         let page_len = page_tags.len();
+        let page_copy = if link.is_none() && query_n(&url) == Some(page_len) {
+            page_tags.clone()
+        } else {
+            Vec::new()
+        };
+        // Our own `last=` continuation answered with the very same page: `last` is ignored
+        // here. (A page that merely repeats the boundary tag is a different quirk.)
+        if let Some(previous) = continued_from.take() {
+            if previous == page_tags {
+                IGNORES_LAST
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(origin.clone());
+            }
+        }
         let mut new = 0usize;
         let mut last_tag = None;
         for t in page_tags {
@@ -541,8 +596,13 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             // No Link: a page of exactly `n` may have a successor (Nexus); ask with `last`.
             // A page longer than `n` comes from a registry that ignores `n` (docker-registry
             // 2.8): it is the whole list.
+            let ignores_last = IGNORES_LAST
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&origin);
             match (query_n(&url), last_tag) {
-                (Some(n), Some(last)) if n > 0 && page_len == n => {
+                (Some(n), Some(last)) if n > 0 && page_len == n && !ignores_last => {
+                    continued_from = Some(page_copy);
                     Some(tags_url(&session.target, n as u32, Some(&last)))
                 }
                 _ => None,

@@ -18,6 +18,8 @@ use reqwest::{StatusCode, Url};
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// How a [`Registry`] is configured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -331,6 +333,42 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_else(|| panic!("HEAD {url}: no Docker-Content-Digest"));
         Some(digest.to_string())
+    }
+
+    /// Pushes an OCI image index under `tag` of `repo` that points at the manifest
+    /// `manifest_digest` (`size` bytes, linux/amd64), like a multi-arch image. Returns the
+    /// index digest.
+    pub fn push_index(&self, repo: &str, manifest_digest: &str, size: usize, tag: &str) -> String {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{manifest_digest}","size":{size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+        );
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base_url());
+        let resp = self.send(
+            "PUT index",
+            repo,
+            "pull,push",
+            self.client
+                .put(&url)
+                .header("Content-Type", OCI_INDEX)
+                .body(index.clone()),
+        );
+        expect_status("PUT index", &url, resp, StatusCode::CREATED);
+        sha256_digest(index.as_bytes())
+    }
+
+    /// The length in bytes of the manifest `repo:reference` (tag or digest).
+    pub fn manifest_len(&self, repo: &str, reference: &str) -> usize {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base_url());
+        let resp = self.send(
+            "GET manifest",
+            repo,
+            "pull",
+            self.client.get(&url).header("Accept", OCI_MANIFEST),
+        );
+        let resp = expect_status("GET manifest", &url, resp, StatusCode::OK);
+        resp.bytes()
+            .unwrap_or_else(|e| panic!("GET {url}: read body: {e}"))
+            .len()
     }
 
     /// Deletes the manifest `digest` of `repo`, which removes every tag pointing at it.

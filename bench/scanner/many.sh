@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Scanner benchmark at fleet scale: REPOS repositories × TAGS tags on one local docker-registry.
+# One `tagline run --once` over a generated config folder (one ImageRepository per repository)
+# against a loop of `skopeo list-tags`, one process per repository. Prints wall time, peak RSS,
+# and the requests each side made (from the registry's access log), then the ratios.
+#
+#   bench/scanner/many.sh                     # REPOS=1000 TAGS=1000
+#   REPOS=200 TAGS=1000 bench/scanner/many.sh
+#   SKOPEO_REPOS=100 bench/scanner/many.sh    # time skopeo on the first 100 only, extrapolated
+#
+# Populating is fast: one image is pushed over the API to the first repository; every other
+# repository gets a copy of that repository's small metadata tree, and each further tag is a
+# symlink to the first tag's directory in the registry's storage (plain files: docker-registry
+# lists a repository's tags by reading `_manifests/tags/`, and reads a tag's link through the
+# symlink). 1,000 × 1,000 takes about a million inodes of /dev/shm.
+#
+# Needs docker-registry, skopeo, curl, python3. Registry on 127.0.0.1, a free port, storage in
+# /dev/shm; all removed when the script ends.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+REPOS=${REPOS:-1000}
+TAGS=${TAGS:-1000}
+SKOPEO_REPOS=${SKOPEO_REPOS:-$REPOS}
+for tool in docker-registry skopeo curl python3 sha256sum; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin tagline
+bin=$CARGO_TARGET_DIR/release/tagline
+
+work=$(mktemp -d /dev/shm/tagline-bench-many.XXXXXX 2>/dev/null || mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+calc() { python3 -c "print($1)"; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/data
+http:
+  addr: 127.0.0.1:$port
+  secret: tagline-bench-not-a-secret
+YAML
+docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
+pid=$!
+base=http://127.0.0.1:$port
+for _ in $(seq 100); do curl -sf -o /dev/null "$base/v2/" && break; sleep 0.05; done
+
+cd "$work"
+printf 'hello\n' >hello
+tar cf layer.tar hello
+gzip -kn layer.tar
+diff_id=$(sha256sum layer.tar | cut -d' ' -f1)
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id" >config.json
+first=bench/r0000
+upload() {
+  local file=$1 hex loc
+  hex=$(sha256sum "$file" | cut -d' ' -f1)
+  loc=$(curl -sf -D - -o /dev/null -X POST "$base/v2/$first/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case $loc in /*) loc=$base$loc ;; esac
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc&digest=sha256:$hex"
+  echo "$hex"
+}
+layer_hex=$(upload layer.tar.gz)
+config_hex=$(upload config.json)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+  "$config_hex" "$(stat -c %s config.json)" "$layer_hex" "$(stat -c %s layer.tar.gz)" >manifest.json
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary @manifest.json "$base/v2/$first/manifests/1.0.0"
+
+t0=$(date +%s.%N)
+python3 - "$work/data/docker/registry/v2/repositories/bench" "$REPOS" "$TAGS" <<'PY'
+import os, shutil, sys
+root, repos, tags = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names = ["1.0.0"] + [f"1.{i // 100}.{i % 100}" for i in range(1, tags)]
+src = os.path.join(root, "r0000")
+for r in range(repos):
+    d = os.path.join(root, f"r{r:04d}")
+    if r:
+        shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("1.*.*"))
+        shutil.copytree(os.path.join(src, "_manifests/tags/1.0.0"), os.path.join(d, "_manifests/tags/1.0.0"))
+    tagdir = os.path.join(d, "_manifests/tags")
+    for name in names[1:]:
+        p = os.path.join(tagdir, name)
+        if not os.path.lexists(p):
+            os.symlink("1.0.0", p)
+PY
+t1=$(date +%s.%N)
+last=$(printf 'bench/r%04d' $((REPOS - 1)))
+count=$(curl -sf "$base/v2/$last/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
+[ "$count" = "$TAGS" ] || { echo "registry lists $count tags in $last, expected $TAGS" >&2; exit 1; }
+curl -sf -o /dev/null -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$base/v2/$last/manifests/1.$(( (TAGS - 1) / 100 )).$(( (TAGS - 1) % 100 ))" \
+  || { echo "a symlinked tag does not resolve" >&2; exit 1; }
+printf '== populated %d repositories x %d tags in %.1f s\n' "$REPOS" "$TAGS" "$(calc "$t1 - $t0")"
+
+mkdir -p objects
+python3 - "$work/objects/repositories.yaml" "127.0.0.1:$port" "$REPOS" <<'PY'
+import sys
+path, host, repos = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path, "w") as f:
+    for r in range(repos):
+        f.write(f"""---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: r{r:04d}
+spec:
+  image: {host}/bench/r{r:04d}
+  interval: 1h
+  insecure: true
+""")
+PY
+
+requests() { grep -c '"GET /v2/' "$work/registry.log" || true; }
+tag_requests() { grep -c '/tags/list' "$work/registry.log" || true; }
+
+b_all=$(requests); b_tags=$(tag_requests)
+/usr/bin/time -f '%e %M' -o tagline.time "$bin" run --once --config objects 2>tagline.err
+tl_time=$(cut -d' ' -f1 tagline.time); tl_rss=$(cut -d' ' -f2 tagline.time)
+tl_all=$(( $(requests) - b_all )); tl_tags=$(( $(tag_requests) - b_tags ))
+ok=$(grep -c "scanned $TAGS tags" tagline.err || true)
+[ "$ok" = "$REPOS" ] || { echo "tagline scanned $ok of $REPOS repositories fully:"; grep -v "scanned $TAGS tags" tagline.err | head -5; exit 1; }
+
+b_all=$(requests); b_tags=$(tag_requests)
+mkdir -p home
+t0=$(date +%s.%N)
+for r in $(seq 0 $((SKOPEO_REPOS - 1))); do
+  HOME=$work/home skopeo list-tags --tls-verify=false --no-creds "docker://127.0.0.1:$port/$(printf 'bench/r%04d' "$r")" >/dev/null
+done
+t1=$(date +%s.%N)
+sk_time=$(calc "($t1 - $t0) * $REPOS / $SKOPEO_REPOS")
+sk_all=$(( ($(requests) - b_all) * REPOS / SKOPEO_REPOS )); sk_tags=$(( ($(tag_requests) - b_tags) * REPOS / SKOPEO_REPOS ))
+sk_rss=$(/usr/bin/time -f '%M' env HOME="$work/home" skopeo list-tags --tls-verify=false --no-creds "docker://127.0.0.1:$port/$first" 2>&1 >/dev/null | tail -1)
+
+echo "== $REPOS repositories x $TAGS tags, docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'), anonymous plain HTTP"
+[ "$SKOPEO_REPOS" = "$REPOS" ] || echo "   (skopeo timed on $SKOPEO_REPOS repositories, scaled to $REPOS)"
+python3 - "$tl_time" "$tl_rss" "$tl_all" "$tl_tags" "$sk_time" "$sk_rss" "$sk_all" "$sk_tags" "$REPOS" <<'PY'
+import sys
+tl_t, tl_rss, tl_all, tl_tags, sk_t, sk_rss, sk_all, sk_tags, repos = sys.argv[1:]
+tl_t, sk_t = float(tl_t), float(sk_t)
+print(f"{'':<28}{'wall s':>9}{'peak RSS':>12}{'requests':>10}{'tags/list':>11}{'req/repo':>10}")
+print(f"{'tagline run --once':<28}{tl_t:>9.2f}{int(tl_rss)/1024:>9.1f} MB{int(tl_all):>10}{int(tl_tags):>11}{int(tl_all)/int(repos):>10.2f}")
+print(f"{'skopeo list-tags loop':<28}{sk_t:>9.2f}{int(sk_rss)/1024:>9.1f} MB{int(sk_all):>10}{int(sk_tags):>11}{int(sk_all)/int(repos):>10.2f}")
+print(f"tagline / skopeo loop: {tl_t / sk_t:.3f}x time (goal <= 0.1x), "
+      f"{int(tl_all) / int(sk_all):.2f}x requests")
+PY

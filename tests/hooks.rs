@@ -68,7 +68,7 @@ impl Service {
         panic!("timed out waiting for {what}; log:\n{}", self.log());
     }
 
-    fn passes(&self) -> u64 {
+    fn status(&self) -> serde_json::Value {
         let client = reqwest::blocking::Client::builder()
             .no_proxy()
             .build()
@@ -78,8 +78,11 @@ impl Service {
             .send()
             .ok()
             .and_then(|r| r.json::<serde_json::Value>().ok())
-            .and_then(|v| v["passes"].as_u64())
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    fn passes(&self) -> u64 {
+        self.status()["passes"].as_u64().unwrap_or(0)
     }
 
     /// POSTs `body` to `path` with `headers`; the status code.
@@ -196,6 +199,18 @@ fn a_signed_generic_hmac_call_scans_at_once_and_the_commit_lands() {
     svc.wait_for("the first pass to be counted", |svc| svc.passes() >= 1);
     let passes = svc.passes();
     let body = br#"{"tag":"1.3.0"}"#;
+
+    // `/api/v1/status` shows Flux's status.webhookPath, and not the token.
+    let status = svc.status();
+    let r = status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Receiver" && o["name"] == "registry")
+        .unwrap_or_else(|| panic!("no Receiver in {status}"));
+    assert_eq!(r["status"]["webhookPath"], path.as_str(), "{status}");
+    assert_eq!(r["status"]["conditions"][0]["status"], "True", "{status}");
+    assert!(!status.to_string().contains(TOKEN), "{status}");
 
     // A wrong signature, a missing one, the right one on another body: 400, as Flux answers.
     let wrong = signature(b"something else");

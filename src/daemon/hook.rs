@@ -523,6 +523,32 @@ impl Webhooks {
         self.hooks.read().map(|h| h.statuses()).unwrap_or_default()
     }
 
+    /// The Receivers as `/api/v1/status` lists objects, with Flux's `status.webhookPath` and
+    /// Ready condition.
+    pub fn status_objects(&self) -> Vec<serde_json::Value> {
+        self.statuses()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kind": "Receiver",
+                    "namespace": r.id.namespace,
+                    "name": r.id.name,
+                    "result": if r.ready { "ok" } else { "failed" },
+                    "message": r.message,
+                    "status": {
+                        "webhookPath": r.webhook_path,
+                        "conditions": [{
+                            "type": "Ready",
+                            "status": if r.ready { "True" } else { "False" },
+                            "reason": if r.ready { "Succeeded" } else { "Failed" },
+                            "message": r.message,
+                        }],
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Answers one call and queues the scans it asks for.
     pub fn call(&self, uri: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
         let answer = match self.hooks.read() {

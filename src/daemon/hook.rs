@@ -123,6 +123,8 @@ pub struct ReceiverStatus {
     /// Ready as Flux means it; the message says why not.
     pub ready: bool,
     pub message: String,
+    /// The resources tagline leaves alone (kinds other than ImageRepository), each with why.
+    pub ignored: Vec<String>,
 }
 
 impl Hooks {
@@ -172,11 +174,20 @@ impl Hooks {
                         format!("Receiver initialized for path: {}", route.path),
                     ),
                 };
+                let ignored = r
+                    .resources
+                    .iter()
+                    .filter_map(|res| match self.resolve(res) {
+                        Resolved::Ignored(why) => Some(why),
+                        _ => None,
+                    })
+                    .collect();
                 ReceiverStatus {
                     id: r.id.clone(),
                     webhook_path: Some(route.path.clone()),
                     ready,
                     message,
+                    ignored,
                 }
             })
             .chain(self.unserved.iter().map(|(id, why)| ReceiverStatus {
@@ -184,6 +195,7 @@ impl Hooks {
                 webhook_path: None,
                 ready: false,
                 message: why.clone(),
+                ignored: Vec::new(),
             }))
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -612,11 +624,16 @@ async fn receive(
         .map_or(uri.path(), |p| p.as_str())
         .to_string();
     let answer = webhooks.call(&target, &headers, &body);
+    let (namespace, name) = answer
+        .receiver
+        .as_ref()
+        .map_or(("", ""), |r| (r.namespace.as_str(), r.name.as_str()));
     for note in &answer.notes {
+        let m = &note.message;
         match note.level {
-            Level::Info => tracing::info!(kind = "Receiver", "{}", note.message),
-            Level::Warn => tracing::warn!(kind = "Receiver", "{}", note.message),
-            Level::Error => tracing::error!(kind = "Receiver", "{}", note.message),
+            Level::Info => tracing::info!(kind = "Receiver", namespace, name, "{m}"),
+            Level::Warn => tracing::warn!(kind = "Receiver", namespace, name, "{m}"),
+            Level::Error => tracing::error!(kind = "Receiver", namespace, name, "{m}"),
         }
     }
     answer.status
@@ -1034,6 +1051,8 @@ spec:
         let a = h.answer(&path, &HeaderMap::new(), b"");
         assert_eq!(a.status, StatusCode::OK, "{}", notes(&a));
         assert!(a.scan.is_empty());
+        assert_eq!(h.statuses()[0].ignored.len(), 1, "{:?}", h.statuses());
+        assert!(h.statuses()[0].ignored[0].starts_with("resource 'GitRepository/fleet.apps'"));
         let log = notes(&a);
         assert!(log.contains("Info Receiver apps/registry: resource 'GitRepository/fleet.apps' (source.toolkit.fluxcd.io/v1) ignored"), "{log}");
         assert!(

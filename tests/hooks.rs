@@ -111,9 +111,13 @@ impl Drop for Service {
 
 /// `/hook/` and the hex SHA-256 of token, name and namespace, computed with OpenSSL.
 fn webhook_path(name: &str, namespace: &str) -> String {
+    webhook_path_with(TOKEN, name, namespace)
+}
+
+fn webhook_path_with(token: &str, name: &str, namespace: &str) -> String {
     let digest = openssl::hash::hash(
         MessageDigest::sha256(),
-        format!("{TOKEN}{name}{namespace}").as_bytes(),
+        format!("{token}{name}{namespace}").as_bytes(),
     )
     .unwrap();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -304,4 +308,29 @@ fn github_ping_and_package_events_and_harbor_token_header() {
     assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
     let log = svc.log();
     assert!(!log.contains(TOKEN), "the token reached the log:\n{log}");
+
+    // A rotated token, picked up by the config reload: the old paths are gone at once.
+    let rotated = "r0tated-t0ken";
+    s.config.write(
+        "webhook-token.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: webhook-token\n  namespace: default\nstringData:\n  token: {rotated}\n"
+        ),
+    );
+    let new_harbor = webhook_path_with(rotated, "harbor", "default");
+    svc.wait_for("the new webhook path", |svc| {
+        svc.log().contains(&format!(
+            "Receiver default/harbor: webhook path {new_harbor}"
+        ))
+    });
+    assert_eq!(svc.post(&harbor, &[("Authorization", TOKEN)], b"{}"), 404);
+    assert_eq!(
+        svc.post(&new_harbor, &[("Authorization", TOKEN)], b"{}"),
+        400
+    );
+    assert_eq!(
+        svc.post(&new_harbor, &[("Authorization", rotated)], b"{}"),
+        200
+    );
+    assert!(!svc.log().contains(rotated), "{}", svc.log());
 }

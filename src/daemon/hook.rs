@@ -78,7 +78,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn status(status: StatusCode, receiver: Option<&NamespacedName>, notes: Vec<Note>) -> Answer {
+    fn bare(status: StatusCode, receiver: Option<&NamespacedName>, notes: Vec<Note>) -> Answer {
         Answer {
             status,
             receiver: receiver.cloned(),
@@ -106,12 +106,25 @@ impl fmt::Debug for Route {
 
 /// Every webhook path one config serves, and the ImageRepositories (with their labels) its
 /// Receivers may name. `Debug` shows no token and no path.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Hooks {
     routes: BTreeMap<String, Route>,
     /// Receivers without a path: their Secret or its `token` is missing.
     unserved: BTreeMap<NamespacedName, String>,
     repositories: BTreeMap<NamespacedName, BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("served", &self.routes.values().collect::<Vec<_>>())
+            .field("unserved", &self.unserved)
+            .field(
+                "repositories",
+                &self.repositories.keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// A Receiver as `/api/v1/status` and the start-up log show it.
@@ -205,7 +218,7 @@ impl Hooks {
     /// Answers a call to `uri` (path and query, as Flux matches `RequestURI`).
     pub fn answer(&self, uri: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
         let Some(route) = self.routes.get(uri) else {
-            return Answer::status(StatusCode::NOT_FOUND, None, Vec::new());
+            return Answer::bare(StatusCode::NOT_FOUND, None, Vec::new());
         };
         let r = &route.receiver;
         let id = Some(&r.id);
@@ -216,20 +229,20 @@ impl Hooks {
                 Level::Warn,
                 "unable to process request: receiver is suspended".into(),
             );
-            return Answer::status(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
+            return Answer::bare(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
         }
         if let Some(why) = &r.unsupported {
             let note = named(
                 Level::Warn,
                 format!("unable to process request: receiver is not ready: {why}"),
             );
-            return Answer::status(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
+            return Answer::bare(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
         }
         let accepted = match validate(&r.receiver_type, &r.events, headers, body, &route.token) {
             Ok(accepted) => accepted,
             Err(why) => {
                 let note = named(Level::Warn, format!("unable to validate payload: {why}"));
-                return Answer::status(StatusCode::BAD_REQUEST, id, vec![note]);
+                return Answer::bare(StatusCode::BAD_REQUEST, id, vec![note]);
             }
         };
         let mut notes = vec![named(Level::Info, accepted)];
@@ -413,7 +426,7 @@ pub fn validate(
                 p.docker_url.unwrap_or_default()
             ))
         }
-        ReceiverType::Other(t) => Err(format!("recevier type {t:?} not supported")),
+        ReceiverType::Other(t) => Err(format!("receiver type {t:?} not supported")),
     }
 }
 
@@ -565,7 +578,7 @@ impl Webhooks {
     pub fn call(&self, uri: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
         let answer = match self.hooks.read() {
             Ok(h) => h.answer(uri, headers, body),
-            Err(_) => Answer::status(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new()),
+            Err(_) => Answer::bare(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new()),
         };
         if !answer.scan.is_empty() {
             if let Ok(mut ids) = self.pending.ids.lock() {
@@ -1059,6 +1072,19 @@ spec:
             log.contains("Error Receiver apps/registry: no \"ImageRepository\" resources found"),
             "{log}"
         );
+    }
+
+    #[test]
+    fn debug_output_shows_neither_token_nor_path() {
+        let (h, path) =
+            hooks("  type: generic\n  resources:\n    - {kind: ImageRepository, name: app}\n");
+        let w = Webhooks::default();
+        *w.hooks.write().unwrap() = h.clone();
+        for shown in [format!("{h:?}"), format!("{w:?}")] {
+            assert!(shown.contains("\"registry\""), "{shown}");
+            assert!(!shown.contains(&path[6..]), "{shown}");
+            assert!(!shown.contains("116, 111, 107"), "token bytes: {shown}");
+        }
     }
 
     #[test]

@@ -198,4 +198,15 @@ med, mx = statistics.median(times), max(times)
 print(f"webhook call -> commit on the git server, {runs} runs (git daemon, docker-registry, loopback)")
 print(f"  median {med*1e3:7.1f} ms   min {min(times)*1e3:7.1f} ms   max {mx*1e3:7.1f} ms")
 print(f"  goal 1000 ms: median at {med:.2f}x, max at {mx:.2f}x of the goal -> {'met' if mx < 1 else 'NOT met'}")
+# Where the time goes: tagline's own reconcile durations (gotk_reconcile_duration_seconds).
+metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+sums, counts = {}, {}
+for line in metrics.splitlines():
+    for suffix, into in (("_sum{", sums), ("_count{", counts)):
+        if line.startswith("gotk_reconcile_duration_seconds" + suffix):
+            kind = line.split('kind="')[1].split('"')[0]
+            into[kind] = into.get(kind, 0) + float(line.rsplit(" ", 1)[1])
+for kind in sorted(sums):
+    if counts.get(kind):
+        print(f"  {kind:<22} mean reconcile {sums[kind] / counts[kind] * 1e3:7.1f} ms over {int(counts[kind])}")
 PY

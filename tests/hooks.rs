@@ -68,7 +68,7 @@ impl Service {
         panic!("timed out waiting for {what}; log:\n{}", self.log());
     }
 
-    fn passes(&self) -> u64 {
+    fn status(&self) -> serde_json::Value {
         let client = reqwest::blocking::Client::builder()
             .no_proxy()
             .build()
@@ -78,8 +78,11 @@ impl Service {
             .send()
             .ok()
             .and_then(|r| r.json::<serde_json::Value>().ok())
-            .and_then(|v| v["passes"].as_u64())
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    fn passes(&self) -> u64 {
+        self.status()["passes"].as_u64().unwrap_or(0)
     }
 
     /// POSTs `body` to `path` with `headers`; the status code.
@@ -108,9 +111,13 @@ impl Drop for Service {
 
 /// `/hook/` and the hex SHA-256 of token, name and namespace, computed with OpenSSL.
 fn webhook_path(name: &str, namespace: &str) -> String {
+    webhook_path_with(TOKEN, name, namespace)
+}
+
+fn webhook_path_with(token: &str, name: &str, namespace: &str) -> String {
     let digest = openssl::hash::hash(
         MessageDigest::sha256(),
-        format!("{TOKEN}{name}{namespace}").as_bytes(),
+        format!("{token}{name}{namespace}").as_bytes(),
     )
     .unwrap();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -196,6 +203,18 @@ fn a_signed_generic_hmac_call_scans_at_once_and_the_commit_lands() {
     svc.wait_for("the first pass to be counted", |svc| svc.passes() >= 1);
     let passes = svc.passes();
     let body = br#"{"tag":"1.3.0"}"#;
+
+    // `/api/v1/status` shows Flux's status.webhookPath, and not the token.
+    let status = svc.status();
+    let r = status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Receiver" && o["name"] == "registry")
+        .unwrap_or_else(|| panic!("no Receiver in {status}"));
+    assert_eq!(r["status"]["webhookPath"], path.as_str(), "{status}");
+    assert_eq!(r["status"]["conditions"][0]["status"], "True", "{status}");
+    assert!(!status.to_string().contains(TOKEN), "{status}");
 
     // A wrong signature, a missing one, the right one on another body: 400, as Flux answers.
     let wrong = signature(b"something else");
@@ -289,4 +308,29 @@ fn github_ping_and_package_events_and_harbor_token_header() {
     assert_eq!(s.git.log(&s.fleet, "main").len(), 4);
     let log = svc.log();
     assert!(!log.contains(TOKEN), "the token reached the log:\n{log}");
+
+    // A rotated token, picked up by the config reload: the old paths are gone at once.
+    let rotated = "r0tated-t0ken";
+    s.config.write(
+        "webhook-token.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: webhook-token\n  namespace: default\nstringData:\n  token: {rotated}\n"
+        ),
+    );
+    let new_harbor = webhook_path_with(rotated, "harbor", "default");
+    svc.wait_for("the new webhook path", |svc| {
+        svc.log().contains(&format!(
+            "Receiver default/harbor: webhook path {new_harbor}"
+        ))
+    });
+    assert_eq!(svc.post(&harbor, &[("Authorization", TOKEN)], b"{}"), 404);
+    assert_eq!(
+        svc.post(&new_harbor, &[("Authorization", TOKEN)], b"{}"),
+        400
+    );
+    assert_eq!(
+        svc.post(&new_harbor, &[("Authorization", rotated)], b"{}"),
+        200
+    );
+    assert!(!svc.log().contains(rotated), "{}", svc.log());
 }

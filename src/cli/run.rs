@@ -188,6 +188,9 @@ fn log_receivers(json: bool, receivers: &[daemon::hook::ReceiverStatus]) {
                 &format!("Receiver {}: no webhook path: {}", r.id, r.message),
             ),
         }
+        for why in &r.ignored {
+            log_line(json, "info", &format!("Receiver {}: {why}", r.id));
+        }
     }
 }
 

@@ -78,7 +78,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn status(status: StatusCode, receiver: Option<&NamespacedName>, notes: Vec<Note>) -> Answer {
+    fn bare(status: StatusCode, receiver: Option<&NamespacedName>, notes: Vec<Note>) -> Answer {
         Answer {
             status,
             receiver: receiver.cloned(),
@@ -106,12 +106,25 @@ impl fmt::Debug for Route {
 
 /// Every webhook path one config serves, and the ImageRepositories (with their labels) its
 /// Receivers may name. `Debug` shows no token and no path.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Hooks {
     routes: BTreeMap<String, Route>,
     /// Receivers without a path: their Secret or its `token` is missing.
     unserved: BTreeMap<NamespacedName, String>,
     repositories: BTreeMap<NamespacedName, BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("served", &self.routes.values().collect::<Vec<_>>())
+            .field("unserved", &self.unserved)
+            .field(
+                "repositories",
+                &self.repositories.keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// A Receiver as `/api/v1/status` and the start-up log show it.
@@ -123,6 +136,8 @@ pub struct ReceiverStatus {
     /// Ready as Flux means it; the message says why not.
     pub ready: bool,
     pub message: String,
+    /// The resources tagline leaves alone (kinds other than ImageRepository), each with why.
+    pub ignored: Vec<String>,
 }
 
 impl Hooks {
@@ -172,11 +187,20 @@ impl Hooks {
                         format!("Receiver initialized for path: {}", route.path),
                     ),
                 };
+                let ignored = r
+                    .resources
+                    .iter()
+                    .filter_map(|res| match self.resolve(res) {
+                        Resolved::Ignored(why) => Some(why),
+                        _ => None,
+                    })
+                    .collect();
                 ReceiverStatus {
                     id: r.id.clone(),
                     webhook_path: Some(route.path.clone()),
                     ready,
                     message,
+                    ignored,
                 }
             })
             .chain(self.unserved.iter().map(|(id, why)| ReceiverStatus {
@@ -184,6 +208,7 @@ impl Hooks {
                 webhook_path: None,
                 ready: false,
                 message: why.clone(),
+                ignored: Vec::new(),
             }))
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -193,7 +218,7 @@ impl Hooks {
     /// Answers a call to `uri` (path and query, as Flux matches `RequestURI`).
     pub fn answer(&self, uri: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
         let Some(route) = self.routes.get(uri) else {
-            return Answer::status(StatusCode::NOT_FOUND, None, Vec::new());
+            return Answer::bare(StatusCode::NOT_FOUND, None, Vec::new());
         };
         let r = &route.receiver;
         let id = Some(&r.id);
@@ -204,20 +229,20 @@ impl Hooks {
                 Level::Warn,
                 "unable to process request: receiver is suspended".into(),
             );
-            return Answer::status(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
+            return Answer::bare(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
         }
         if let Some(why) = &r.unsupported {
             let note = named(
                 Level::Warn,
                 format!("unable to process request: receiver is not ready: {why}"),
             );
-            return Answer::status(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
+            return Answer::bare(StatusCode::SERVICE_UNAVAILABLE, id, vec![note]);
         }
         let accepted = match validate(&r.receiver_type, &r.events, headers, body, &route.token) {
             Ok(accepted) => accepted,
             Err(why) => {
                 let note = named(Level::Warn, format!("unable to validate payload: {why}"));
-                return Answer::status(StatusCode::BAD_REQUEST, id, vec![note]);
+                return Answer::bare(StatusCode::BAD_REQUEST, id, vec![note]);
             }
         };
         let mut notes = vec![named(Level::Info, accepted)];
@@ -401,7 +426,7 @@ pub fn validate(
                 p.docker_url.unwrap_or_default()
             ))
         }
-        ReceiverType::Other(t) => Err(format!("recevier type {t:?} not supported")),
+        ReceiverType::Other(t) => Err(format!("receiver type {t:?} not supported")),
     }
 }
 
@@ -523,11 +548,37 @@ impl Webhooks {
         self.hooks.read().map(|h| h.statuses()).unwrap_or_default()
     }
 
+    /// The Receivers as `/api/v1/status` lists objects, with Flux's `status.webhookPath` and
+    /// Ready condition.
+    pub fn status_objects(&self) -> Vec<serde_json::Value> {
+        self.statuses()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kind": "Receiver",
+                    "namespace": r.id.namespace,
+                    "name": r.id.name,
+                    "result": if r.ready { "ok" } else { "failed" },
+                    "message": r.message,
+                    "status": {
+                        "webhookPath": r.webhook_path,
+                        "conditions": [{
+                            "type": "Ready",
+                            "status": if r.ready { "True" } else { "False" },
+                            "reason": if r.ready { "Succeeded" } else { "Failed" },
+                            "message": r.message,
+                        }],
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Answers one call and queues the scans it asks for.
     pub fn call(&self, uri: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
         let answer = match self.hooks.read() {
             Ok(h) => h.answer(uri, headers, body),
-            Err(_) => Answer::status(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new()),
+            Err(_) => Answer::bare(StatusCode::INTERNAL_SERVER_ERROR, None, Vec::new()),
         };
         if !answer.scan.is_empty() {
             if let Ok(mut ids) = self.pending.ids.lock() {
@@ -586,11 +637,16 @@ async fn receive(
         .map_or(uri.path(), |p| p.as_str())
         .to_string();
     let answer = webhooks.call(&target, &headers, &body);
+    let (namespace, name) = answer
+        .receiver
+        .as_ref()
+        .map_or(("", ""), |r| (r.namespace.as_str(), r.name.as_str()));
     for note in &answer.notes {
+        let m = &note.message;
         match note.level {
-            Level::Info => tracing::info!(kind = "Receiver", "{}", note.message),
-            Level::Warn => tracing::warn!(kind = "Receiver", "{}", note.message),
-            Level::Error => tracing::error!(kind = "Receiver", "{}", note.message),
+            Level::Info => tracing::info!(kind = "Receiver", namespace, name, "{m}"),
+            Level::Warn => tracing::warn!(kind = "Receiver", namespace, name, "{m}"),
+            Level::Error => tracing::error!(kind = "Receiver", namespace, name, "{m}"),
         }
     }
     answer.status
@@ -1008,12 +1064,27 @@ spec:
         let a = h.answer(&path, &HeaderMap::new(), b"");
         assert_eq!(a.status, StatusCode::OK, "{}", notes(&a));
         assert!(a.scan.is_empty());
+        assert_eq!(h.statuses()[0].ignored.len(), 1, "{:?}", h.statuses());
+        assert!(h.statuses()[0].ignored[0].starts_with("resource 'GitRepository/fleet.apps'"));
         let log = notes(&a);
         assert!(log.contains("Info Receiver apps/registry: resource 'GitRepository/fleet.apps' (source.toolkit.fluxcd.io/v1) ignored"), "{log}");
         assert!(
             log.contains("Error Receiver apps/registry: no \"ImageRepository\" resources found"),
             "{log}"
         );
+    }
+
+    #[test]
+    fn debug_output_shows_neither_token_nor_path() {
+        let (h, path) =
+            hooks("  type: generic\n  resources:\n    - {kind: ImageRepository, name: app}\n");
+        let w = Webhooks::default();
+        *w.hooks.write().unwrap() = h.clone();
+        for shown in [format!("{h:?}"), format!("{w:?}")] {
+            assert!(shown.contains("\"registry\""), "{shown}");
+            assert!(!shown.contains(&path[6..]), "{shown}");
+            assert!(!shown.contains("116, 111, 107"), "token bytes: {shown}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 use super::hook::{self, Webhooks};
 use super::Board;
@@ -47,13 +47,21 @@ async fn metrics(State(board): State<Shared>) -> impl IntoResponse {
     )
 }
 
-async fn status(State(board): State<Shared>) -> impl IntoResponse {
-    Json(
-        board
-            .lock()
-            .map(|b| b.status_json())
-            .unwrap_or(serde_json::Value::Null),
-    )
+async fn status(
+    State(board): State<Shared>,
+    receivers: Option<Extension<Webhooks>>,
+) -> impl IntoResponse {
+    let mut json = board
+        .lock()
+        .map(|b| b.status_json())
+        .unwrap_or(serde_json::Value::Null);
+    if let (Some(Extension(w)), Some(objects)) = (
+        receivers,
+        json.get_mut("objects").and_then(|o| o.as_array_mut()),
+    ) {
+        objects.extend(w.status_objects());
+    }
+    Json(json)
 }
 
 /// Serves `router(board)` on `listener` until `shutdown` resolves.
@@ -74,7 +82,10 @@ pub async fn serve_with_hooks(
     webhooks: Webhooks,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(board).merge(hook::router(webhooks)))
+    let routes = router(board)
+        .merge(hook::router(webhooks.clone()))
+        .layer(Extension(webhooks));
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
 }

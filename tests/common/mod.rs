@@ -37,6 +37,7 @@
 
 pub mod git;
 pub mod proc;
+pub mod proxy;
 pub mod registry;
 pub mod tls;
 pub mod token;

@@ -32,13 +32,160 @@ fn open_store(state_dir: Option<&Path>) -> anyhow::Result<Store> {
     }
 }
 
-fn print_outcomes(report: &Report) {
-    for outcome in &report.outcomes {
-        eprintln!("{outcome}");
-        for w in &outcome.warnings {
-            eprintln!("  warning: {w}");
+/// `tagline run`'s own log lines (outcomes, reloads, errors) go through `tracing`, to a
+/// dispatcher of their own: they are written whatever `TAGLINE_LOG` filters, as today's
+/// human lines (`<Kind> <ns>/<name>: <outcome>`, `tagline: <message>`) or as one JSON object
+/// per line (`time`, `level`, and the event's fields: `kind`, `namespace`, `name`, `result`,
+/// `message`, `warnings`, or the object a service line is about).
+mod lines {
+    use std::fmt;
+    use std::sync::OnceLock;
+
+    use chrono::Utc;
+    use tracing::field::{Field, Visit};
+    use tracing::{Dispatch, Event, Subscriber};
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    /// Formats events as the run's log lines.
+    struct Lines {
+        json: bool,
+    }
+
+    #[derive(Default)]
+    struct Fields(serde_json::Map<String, serde_json::Value>);
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            let v = if field.name() == "warnings" {
+                serde_json::from_str(value).unwrap_or_else(|_| value.into())
+            } else {
+                value.into()
+            };
+            self.0.insert(field.name().to_string(), v);
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0
+                .insert(field.name().to_string(), format!("{value:?}").into());
         }
     }
+
+    impl Fields {
+        fn text(&self, key: &str) -> &str {
+            self.0.get(key).and_then(|v| v.as_str()).unwrap_or_default()
+        }
+    }
+
+    impl<S, N> FormatEvent<S, N> for Lines
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            _ctx: &FmtContext<'_, S, N>,
+            mut w: Writer<'_>,
+            event: &Event<'_>,
+        ) -> fmt::Result {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if self.json {
+                let mut line = serde_json::Map::new();
+                line.insert(
+                    "time".into(),
+                    Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                        .into(),
+                );
+                line.insert(
+                    "level".into(),
+                    event.metadata().level().as_str().to_lowercase().into(),
+                );
+                line.extend(fields.0);
+                return writeln!(w, "{}", serde_json::Value::Object(line));
+            }
+            if fields.0.contains_key("kind") {
+                let word = match fields.text("result") {
+                    "skipped" => "skipped: ",
+                    "failed" => "failed: ",
+                    _ => "",
+                };
+                writeln!(
+                    w,
+                    "{} {}/{}: {word}{}",
+                    fields.text("kind"),
+                    fields.text("namespace"),
+                    fields.text("name"),
+                    fields.text("message")
+                )?;
+                if let Some(warnings) = fields.0.get("warnings").and_then(|v| v.as_array()) {
+                    for warning in warnings {
+                        writeln!(w, "  warning: {}", warning.as_str().unwrap_or_default())?;
+                    }
+                }
+                Ok(())
+            } else {
+                writeln!(w, "tagline: {}", fields.text("message"))
+            }
+        }
+    }
+
+    /// The dispatcher for one format (built once).
+    pub fn dispatch(json: bool) -> &'static Dispatch {
+        static TEXT: OnceLock<Dispatch> = OnceLock::new();
+        static JSON: OnceLock<Dispatch> = OnceLock::new();
+        let cell = if json { &JSON } else { &TEXT };
+        cell.get_or_init(|| {
+            Dispatch::new(
+                tracing_subscriber::fmt()
+                    .with_writer(std::io::stderr)
+                    .with_max_level(tracing::Level::INFO)
+                    .event_format(Lines { json })
+                    .finish(),
+            )
+        })
+    }
+}
+
+/// Writes each outcome of `report` as a log line: human (`json` false) or JSON.
+fn log_outcomes(json: bool, report: &Report) {
+    tracing::dispatcher::with_default(lines::dispatch(json), || {
+        for o in &report.outcomes {
+            let (result, message) = match &o.status {
+                automation::Status::Ok(m) => ("ok", m),
+                automation::Status::Skipped(m) => ("skipped", m),
+                automation::Status::Failed(m) => ("failed", m),
+            };
+            let warnings = serde_json::to_string(&o.warnings).unwrap_or_default();
+            let kind = o.kind.to_string();
+            let (namespace, name) = (o.id.namespace.as_str(), o.id.name.as_str());
+            if o.failed() {
+                tracing::error!(
+                    kind,
+                    namespace,
+                    name,
+                    result,
+                    message = message.as_str(),
+                    warnings
+                );
+            } else {
+                tracing::info!(
+                    kind,
+                    namespace,
+                    name,
+                    result,
+                    message = message.as_str(),
+                    warnings
+                );
+            }
+        }
+    });
+}
+
+fn print_outcomes(report: &Report) {
+    log_outcomes(false, report);
 }
 
 /// `tagline run`: once, or as a long-running service (see `crate::daemon`).
@@ -51,15 +198,29 @@ pub async fn run(
 ) -> anyhow::Result<i32> {
     let json = log_format == LogFormat::Json;
     if once {
-        let config = match load(config_dir) {
+        let config = match api::load_dir(config_dir) {
             Ok(c) => c,
-            Err(code) => return Ok(code),
+            Err(e) => {
+                let object = format!("config {}", config_dir.display());
+                for problem in &e.problems {
+                    if json {
+                        log_about(json, "error", &object, &problem.to_string());
+                    } else {
+                        eprintln!("tagline: config: {problem}");
+                    }
+                }
+                return Ok(EXIT_USAGE);
+            }
         };
         let mut store = open_store(state_dir)?;
         let report = automation::reconcile(&config, &mut store, &Options::default()).await;
-        print_outcomes(&report);
+        log_outcomes(json, &report);
         if let Err(e) = store.save() {
-            eprintln!("tagline: {e}");
+            let object = match state_dir {
+                Some(dir) => format!("state {}", dir.display()),
+                None => "state".to_string(),
+            };
+            log_about(json, "error", &object, &e.to_string());
             return Ok(EXIT_FAILED);
         }
         return Ok(if report.failed() { EXIT_FAILED } else { 0 });
@@ -196,38 +357,24 @@ fn log_receivers(json: bool, receivers: &[daemon::hook::ReceiverStatus]) {
 
 /// One service log line: `tagline: <message>`, or a JSON object.
 fn log_line(json: bool, level: &str, message: &str) {
-    if json {
-        let line = serde_json::json!({
-            "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "level": level,
-            "message": message,
-        });
-        eprintln!("{line}");
-    } else {
-        eprintln!("tagline: {message}");
-    }
+    tracing::dispatcher::with_default(lines::dispatch(json), || match level {
+        "error" => tracing::error!(message),
+        "warn" => tracing::warn!(message),
+        _ => tracing::info!(message),
+    });
+}
+
+/// One log line about `object` (e.g. `config /etc/tagline`, `state /var/lib/tagline`).
+fn log_about(json: bool, level: &str, object: &str, message: &str) {
+    tracing::dispatcher::with_default(lines::dispatch(json), || match level {
+        "error" => tracing::error!(object, message),
+        _ => tracing::info!(object, message),
+    });
 }
 
 /// `print_outcomes` as JSON lines, one object per outcome.
-fn print_outcomes_json(report: &Report, at: chrono::DateTime<Utc>) {
-    for o in &report.outcomes {
-        let (result, message) = match &o.status {
-            automation::Status::Ok(m) => ("ok", m),
-            automation::Status::Skipped(m) => ("skipped", m),
-            automation::Status::Failed(m) => ("failed", m),
-        };
-        let line = serde_json::json!({
-            "time": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "level": if o.failed() { "error" } else { "info" },
-            "kind": o.kind.to_string(),
-            "namespace": o.id.namespace,
-            "name": o.id.name,
-            "result": result,
-            "message": message,
-            "warnings": o.warnings,
-        });
-        eprintln!("{line}");
-    }
+fn print_outcomes_json(report: &Report, _at: chrono::DateTime<Utc>) {
+    log_outcomes(true, report);
 }
 
 /// `tagline plan`: the diff `run --once` would commit.

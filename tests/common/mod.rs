@@ -38,6 +38,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod git;
+pub mod holding_proxy;
 pub mod proc;
 pub mod proxy;
 pub mod registry;

@@ -112,6 +112,9 @@ pub struct Hooks {
     /// Receivers without a path: their Secret or its `token` is missing.
     unserved: BTreeMap<NamespacedName, String>,
     repositories: BTreeMap<NamespacedName, BTreeMap<String, String>>,
+    /// The suspended ones: named by a call, they are not scanned (as Flux's controller skips
+    /// a suspended object it is asked to reconcile).
+    suspended: BTreeSet<NamespacedName>,
 }
 
 impl fmt::Debug for Hooks {
@@ -148,6 +151,12 @@ impl Hooks {
                 .repositories
                 .values()
                 .map(|r| (r.id.clone(), r.labels.clone()))
+                .collect(),
+            suspended: config
+                .repositories
+                .values()
+                .filter(|r| r.suspend)
+                .map(|r| r.id.clone())
                 .collect(),
             ..Hooks::default()
         };
@@ -273,7 +282,14 @@ impl Hooks {
                 }
             }
         }
-        let scan: Vec<_> = scan.into_iter().collect();
+        let (suspended, scan): (Vec<_>, Vec<_>) =
+            scan.into_iter().partition(|id| self.suspended.contains(id));
+        for id in suspended {
+            notes.push(named(
+                Level::Info,
+                format!("ImageRepository {id} is suspended: not scanned"),
+            ));
+        }
         if !scan.is_empty() {
             let names: Vec<_> = scan.iter().map(ToString::to_string).collect();
             notes.push(named(
@@ -954,6 +970,19 @@ spec:
             ["apps/db", "apps/web"],
             "matchLabels only count with '*'"
         );
+
+        let mut with_suspended = h.clone();
+        with_suspended
+            .suspended
+            .insert(NamespacedName::new("apps", "web"));
+        let a = with_suspended.answer(&path, &HeaderMap::new(), b"");
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(
+            names(&a),
+            ["apps/db"],
+            "a suspended repository is not scanned"
+        );
+        assert!(notes(&a).contains("ImageRepository apps/web is suspended: not scanned"));
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Answer {
     }
 }
 
-/// A served Receiver: the object, its token, and why it cannot act when it cannot.
+/// A served Receiver: the object, its token and its webhook path.
 #[derive(Clone)]
 struct Route {
     receiver: Receiver,
@@ -1136,6 +1136,62 @@ spec:
         assert_eq!(
             h.answer(&path, &HeaderMap::new(), b"").status,
             StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn over_http_any_method_is_served_and_bodies_over_3_mib_get_413() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = "  type: generic\n  resources:\n    - {kind: ImageRepository, name: app}\n";
+        std::fs::write(
+            dir.path().join("o.yaml"),
+            format!("{OBJECTS}{}", receiver(spec)),
+        )
+        .unwrap();
+        let w = Webhooks::new(&crate::api::load_dir(dir.path()).unwrap());
+        let path = w.statuses()[0].webhook_path.clone().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router(w)).await });
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let call = |method: reqwest::Method, uri: String, body: Vec<u8>| {
+            let req = client.request(method, format!("{base}{uri}")).body(body);
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(
+            call(reqwest::Method::POST, path.clone(), vec![b'x'; MAX_BODY]).await,
+            200
+        );
+        assert_eq!(
+            call(reqwest::Method::PUT, path.clone(), Vec::new()).await,
+            200
+        );
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                path.clone(),
+                vec![b'x'; MAX_BODY + 1]
+            )
+            .await,
+            413
+        );
+        // Flux reads the body first: too large is 413 even where no Receiver listens.
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                "/hook/00".into(),
+                vec![b'x'; MAX_BODY + 1]
+            )
+            .await,
+            413
+        );
+        assert_eq!(
+            call(reqwest::Method::POST, "/hook/00".into(), Vec::new()).await,
+            404
+        );
+        assert_eq!(
+            call(reqwest::Method::GET, format!("{path}?a=b"), Vec::new()).await,
+            404
         );
     }
 

@@ -286,14 +286,21 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => daemon.config_changed(),
             _ = hangup.recv() => true,
             ids = webhooks.requested() => {
-                let names: Vec<_> = ids.iter().map(ToString::to_string).collect();
-                log_line(
-                    json,
-                    "info",
-                    &format!("webhook: scanning ImageRepository {} now", names.join(", ")),
-                );
-                for id in daemon.trigger(&ids) {
-                    log_line(json, "warning", &format!("webhook: ImageRepository {id} is not in the config"));
+                // The pass this asks for runs at once: `trigger` makes it due now.
+                let unknown = daemon.trigger(&ids);
+                let names: Vec<_> = ids
+                    .iter()
+                    .filter(|id| !unknown.contains(id))
+                    .map(ToString::to_string)
+                    .collect();
+                if !names.is_empty() {
+                    let message =
+                        format!("webhook: scanning ImageRepository {} now", names.join(", "));
+                    log_line(json, "info", &message);
+                }
+                for id in unknown {
+                    let message = format!("webhook: ImageRepository {id} is not in the config");
+                    log_line(json, "warning", &message);
                 }
                 false
             }

@@ -88,7 +88,7 @@ impl Answer {
     }
 }
 
-/// A served Receiver: the object, its token, and why it cannot act when it cannot.
+/// A served Receiver: the object, its token and its webhook path.
 #[derive(Clone)]
 struct Route {
     receiver: Receiver,
@@ -112,6 +112,9 @@ pub struct Hooks {
     /// Receivers without a path: their Secret or its `token` is missing.
     unserved: BTreeMap<NamespacedName, String>,
     repositories: BTreeMap<NamespacedName, BTreeMap<String, String>>,
+    /// The suspended ones: named by a call, they are not scanned (as Flux's controller skips
+    /// a suspended object it is asked to reconcile).
+    suspended: BTreeSet<NamespacedName>,
 }
 
 impl fmt::Debug for Hooks {
@@ -148,6 +151,12 @@ impl Hooks {
                 .repositories
                 .values()
                 .map(|r| (r.id.clone(), r.labels.clone()))
+                .collect(),
+            suspended: config
+                .repositories
+                .values()
+                .filter(|r| r.suspend)
+                .map(|r| r.id.clone())
                 .collect(),
             ..Hooks::default()
         };
@@ -273,7 +282,14 @@ impl Hooks {
                 }
             }
         }
-        let scan: Vec<_> = scan.into_iter().collect();
+        let (suspended, scan): (Vec<_>, Vec<_>) =
+            scan.into_iter().partition(|id| self.suspended.contains(id));
+        for id in suspended {
+            notes.push(named(
+                Level::Info,
+                format!("ImageRepository {id} is suspended: not scanned"),
+            ));
+        }
         if !scan.is_empty() {
             let names: Vec<_> = scan.iter().map(ToString::to_string).collect();
             notes.push(named(
@@ -954,6 +970,19 @@ spec:
             ["apps/db", "apps/web"],
             "matchLabels only count with '*'"
         );
+
+        let mut with_suspended = h.clone();
+        with_suspended
+            .suspended
+            .insert(NamespacedName::new("apps", "web"));
+        let a = with_suspended.answer(&path, &HeaderMap::new(), b"");
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(
+            names(&a),
+            ["apps/db"],
+            "a suspended repository is not scanned"
+        );
+        assert!(notes(&a).contains("ImageRepository apps/web is suspended: not scanned"));
     }
 
     #[test]
@@ -1107,6 +1136,62 @@ spec:
         assert_eq!(
             h.answer(&path, &HeaderMap::new(), b"").status,
             StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn over_http_any_method_is_served_and_bodies_over_3_mib_get_413() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = "  type: generic\n  resources:\n    - {kind: ImageRepository, name: app}\n";
+        std::fs::write(
+            dir.path().join("o.yaml"),
+            format!("{OBJECTS}{}", receiver(spec)),
+        )
+        .unwrap();
+        let w = Webhooks::new(&crate::api::load_dir(dir.path()).unwrap());
+        let path = w.statuses()[0].webhook_path.clone().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router(w)).await });
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let call = |method: reqwest::Method, uri: String, body: Vec<u8>| {
+            let req = client.request(method, format!("{base}{uri}")).body(body);
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(
+            call(reqwest::Method::POST, path.clone(), vec![b'x'; MAX_BODY]).await,
+            200
+        );
+        assert_eq!(
+            call(reqwest::Method::PUT, path.clone(), Vec::new()).await,
+            200
+        );
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                path.clone(),
+                vec![b'x'; MAX_BODY + 1]
+            )
+            .await,
+            413
+        );
+        // Flux reads the body first: too large is 413 even where no Receiver listens.
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                "/hook/00".into(),
+                vec![b'x'; MAX_BODY + 1]
+            )
+            .await,
+            413
+        );
+        assert_eq!(
+            call(reqwest::Method::POST, "/hook/00".into(), Vec::new()).await,
+            404
+        );
+        assert_eq!(
+            call(reqwest::Method::GET, format!("{path}?a=b"), Vec::new()).await,
+            404
         );
     }
 

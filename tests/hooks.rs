@@ -231,6 +231,10 @@ fn a_signed_generic_hmac_call_scans_at_once_and_the_commit_lands() {
         "{log}"
     );
     assert!(log.contains("missing signature"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log that is not a terminal: {log:?}"
+    );
 
     // The right signature: scanned at once, and the commit lands though every interval is 1h.
     assert_eq!(

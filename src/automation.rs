@@ -16,7 +16,7 @@ use crate::api::{
 use crate::git::template::{self, TemplateData};
 use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
-use crate::scanner::{self, ClientIdentity, Credentials, ProxyConfig, ScanOptions};
+use crate::scanner::{self, ClientIdentity, Credentials, Manners, ProxyConfig, ScanOptions};
 use crate::schedule::Interval;
 use crate::store::{AutomationRecord, ScanRecord, Store};
 use crate::writer::{self, fs::Update, Setters};
@@ -87,6 +87,8 @@ pub struct Options {
     pub now: Option<SystemTime>,
     /// Which objects a pass looks at (default: all of them).
     pub selection: Selection,
+    /// How hard each registry host may be pressed (in-flight scans, requests per second).
+    pub manners: Manners,
 }
 
 /// Which repositories and policies a pass reconciles; the service narrows a pass to the
@@ -166,7 +168,10 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
     let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
-    let mut pass_options = PassOptions::default();
+    let mut pass_options = PassOptions {
+        manners: options.manners,
+        ..PassOptions::default()
+    };
     for repo in config.repositories.values() {
         if selection
             .repositories
@@ -375,6 +380,8 @@ fn secret<'c>(
 #[derive(Default)]
 struct PassOptions {
     built: BTreeMap<NamespacedName, Result<ScanOptions, String>>,
+    /// How hard each registry host may be pressed.
+    manners: Manners,
 }
 
 impl PassOptions {
@@ -385,7 +392,12 @@ impl PassOptions {
     ) -> Result<&ScanOptions, String> {
         self.built
             .entry(repo.id.clone())
-            .or_insert_with(|| scan_options(repo, secrets))
+            .or_insert_with(|| {
+                scan_options(repo, secrets).map(|o| ScanOptions {
+                    manners: self.manners,
+                    ..o
+                })
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

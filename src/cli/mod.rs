@@ -54,6 +54,12 @@ struct RunArgs {
     /// How the service writes its log lines (outcomes, reloads) to standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Scans in flight at once against one registry host, across all repositories.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    registry_max_in_flight: u32,
+    /// Requests started per second against one registry host (0: unpaced).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    registry_requests_per_second: f64,
 }
 
 /// `--log-format`: lines for humans, or one JSON object per line for log collectors.
@@ -108,6 +114,13 @@ pub fn main() -> i32 {
                     args.once,
                     args.listen,
                     args.log_format,
+                    crate::automation::Options {
+                        manners: crate::scanner::Manners {
+                            max_in_flight: args.registry_max_in_flight as usize,
+                            requests_per_second: args.registry_requests_per_second,
+                        },
+                        ..crate::automation::Options::default()
+                    },
                 )
                 .await
             }

@@ -195,6 +195,7 @@ pub async fn run(
     once: bool,
     listen: Option<SocketAddr>,
     log_format: LogFormat,
+    base: Options,
 ) -> anyhow::Result<i32> {
     let json = log_format == LogFormat::Json;
     if once {
@@ -213,7 +214,7 @@ pub async fn run(
             }
         };
         let mut store = open_store(state_dir)?;
-        let report = automation::reconcile(&config, &mut store, &Options::default()).await;
+        let report = automation::reconcile(&config, &mut store, &base).await;
         log_outcomes(json, &report);
         if let Err(e) = store.save() {
             let object = match state_dir {
@@ -228,13 +229,15 @@ pub async fn run(
 
     let store = open_store(state_dir)?;
     let mut daemon = match Daemon::new(config_dir, store) {
-        Ok(d) => d.with_schedules(|config| {
-            config
-                .automations
-                .iter()
-                .map(|(id, a)| (id.clone(), a.schedule.clone()))
-                .collect()
-        }),
+        Ok(d) => d
+            .with_schedules(|config| {
+                config
+                    .automations
+                    .iter()
+                    .map(|(id, a)| (id.clone(), a.schedule.clone()))
+                    .collect()
+            })
+            .with_options(base),
         Err(e) => {
             log_line(json, "error", &e.to_string());
             return Ok(EXIT_USAGE);

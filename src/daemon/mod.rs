@@ -123,6 +123,8 @@ pub struct Daemon {
     /// When each policy was last evaluated (policies reflecting digests `Always` are
     /// evaluated again on their own interval).
     evaluated: BTreeMap<NamespacedName, DateTime<Utc>>,
+    /// The options every pass starts from (its time and selection are the pass's own).
+    base: Options,
 }
 
 /// The schedules of a config whose automations carry none.
@@ -158,6 +160,7 @@ impl Daemon {
             backoff: BTreeMap::new(),
             runs: BTreeMap::new(),
             evaluated: BTreeMap::new(),
+            base: Options::default(),
         })
     }
 
@@ -166,6 +169,13 @@ impl Daemon {
     pub fn with_schedules(mut self, schedules_of: fn(&Config) -> Schedules) -> Daemon {
         self.schedules_of = schedules_of;
         self.gate.set_schedules(schedules_of(&self.config));
+        self
+    }
+
+    /// Sets the options every pass starts from (registry manners, ...); each pass sets its
+    /// own time and selection.
+    pub fn with_options(mut self, base: Options) -> Daemon {
+        self.base = base;
         self
     }
 
@@ -301,7 +311,7 @@ impl Daemon {
                         .collect()
                 }),
             },
-            ..Options::default()
+            ..self.base.clone()
         };
         let before = gate::latest_refs(&self.config, &self.store);
         let mut report = automation::refresh(&self.config, &mut self.store, &options).await;

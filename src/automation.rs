@@ -517,11 +517,11 @@ async fn evaluate(
         ));
     };
     let key = repo.id.to_string();
-    let tags: Vec<String> = match scanned.get(&repo.id) {
-        Some(Ok(tags)) => tags.clone(),
+    let tags: &[String] = match scanned.get(&repo.id) {
+        Some(Ok(tags)) => tags,
         _ => match store.tags(&key) {
             // The scan failed or was skipped: the last good list still stands.
-            Some(tags) => tags.to_vec(),
+            Some(tags) => tags,
             None => {
                 return Status::Failed(format!(
                     "ImageRepository {} has no tags yet (its scan did not succeed)",
@@ -530,7 +530,7 @@ async fn evaluate(
             }
         },
     };
-    let tag = match policy.policy.latest(&tags) {
+    let tag = match policy.policy.latest(tags) {
         Ok(tag) => tag,
         Err(e) => return Status::Failed(e.to_string()),
     };

@@ -73,19 +73,32 @@ fn proxied_since(before: usize, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Pushes `tags` to a new repository of `registry` and scans it through the proxy with
+/// `password` (None: no proxy credentials). Returns the repository, the proxy's request count
+/// before the scan, and the scan's result.
+fn push_and_scan(
+    registry: &Registry,
+    prefix: &str,
+    tags: &[&str],
+    password: Option<&str>,
+) -> (String, usize, Result<ScanResult, ScanError>) {
+    let repo = unique_name(prefix);
+    registry.push_tags(&repo, tags);
+    let before = Proxy::start().requests().len();
+    let result = run_scan(registry, &repo, &options(registry, proxy_config(password)));
+    (repo, before, result)
+}
+
 #[test]
 fn https_registry_through_the_proxy_uses_connect() {
     let registry = tls_registry();
-    let repo = unique_name("proxy/tls");
-    registry.push_tags(&repo, &["1.0.0", "1.1.0"]);
-    let before = Proxy::start().requests().len();
-    let r = run_scan(
+    let (_, before, r) = push_and_scan(
         registry,
-        &repo,
-        &options(registry, proxy_config(Some(PROXY_PASSWORD))),
-    )
-    .unwrap();
-    assert_eq!(r.tags, ["1.1.0", "1.0.0"]);
+        "proxy/tls",
+        &["1.0.0", "1.1.0"],
+        Some(PROXY_PASSWORD),
+    );
+    assert_eq!(r.unwrap().tags, ["1.1.0", "1.0.0"]);
     let connects = proxied_since(before, &format!("CONNECT {}", registry.host()));
     assert!(
         !connects.is_empty(),
@@ -97,16 +110,9 @@ fn https_registry_through_the_proxy_uses_connect() {
 #[test]
 fn plain_http_registry_through_the_proxy_sends_absolute_urls() {
     let registry = plain_registry();
-    let repo = unique_name("proxy/plain");
-    registry.push_tags(&repo, &["v1", "v2"]);
-    let before = Proxy::start().requests().len();
-    let r = run_scan(
-        registry,
-        &repo,
-        &options(registry, proxy_config(Some(PROXY_PASSWORD))),
-    )
-    .unwrap();
-    assert_eq!(r.tags, ["v2", "v1"]);
+    let (repo, before, r) =
+        push_and_scan(registry, "proxy/plain", &["v1", "v2"], Some(PROXY_PASSWORD));
+    assert_eq!(r.unwrap().tags, ["v2", "v1"]);
     let lists = proxied_since(
         before,
         &format!("GET http://{}/v2/{repo}/tags/list", registry.host()),
@@ -120,15 +126,13 @@ fn plain_http_registry_through_the_proxy_sends_absolute_urls() {
 
 #[test]
 fn wrong_proxy_password_over_connect_is_a_proxy_error_without_secrets() {
-    let registry = tls_registry();
-    let repo = unique_name("proxy/wrong");
-    registry.push_tags(&repo, &["1.0.0"]);
-    let e = run_scan(
-        registry,
-        &repo,
-        &options(registry, proxy_config(Some("wrong-Pr0xy-pass"))),
-    )
-    .unwrap_err();
+    let (_, _, r) = push_and_scan(
+        tls_registry(),
+        "proxy/wrong",
+        &["1.0.0"],
+        Some("wrong-Pr0xy-pass"),
+    );
+    let e = r.unwrap_err();
     assert!(matches!(e, ScanError::Proxy { .. }), "{e:?}");
     let text = e.to_string();
     assert!(text.contains(&Proxy::start().address()), "{text}");
@@ -141,31 +145,25 @@ fn wrong_proxy_password_over_connect_is_a_proxy_error_without_secrets() {
 
 #[test]
 fn missing_proxy_credentials_are_a_407_proxy_error() {
-    let registry = tls_registry();
-    let repo = unique_name("proxy/none");
-    registry.push_tags(&repo, &["1.0.0"]);
-    let e = run_scan(registry, &repo, &options(registry, proxy_config(None))).unwrap_err();
+    let (_, _, r) = push_and_scan(tls_registry(), "proxy/none", &["1.0.0"], None);
+    let e = r.unwrap_err();
     assert!(matches!(e, ScanError::Proxy { .. }), "{e:?}");
     assert!(e.to_string().contains("407"), "{e}");
-    let plain = plain_registry();
-    let repo = unique_name("proxy/none-plain");
-    plain.push_tags(&repo, &["1.0.0"]);
-    let e = run_scan(plain, &repo, &options(plain, proxy_config(None))).unwrap_err();
+    let (_, _, r) = push_and_scan(plain_registry(), "proxy/none-plain", &["1.0.0"], None);
+    let e = r.unwrap_err();
     assert!(e.to_string().contains("407"), "{e}");
     assert!(!e.to_string().contains(PASS), "{e}");
 }
 
 #[test]
 fn wrong_proxy_password_over_plain_http_names_the_proxy() {
-    let registry = plain_registry();
-    let repo = unique_name("proxy/wrong-plain");
-    registry.push_tags(&repo, &["1.0.0"]);
-    let e = run_scan(
-        registry,
-        &repo,
-        &options(registry, proxy_config(Some("wrong-Pr0xy-pass"))),
-    )
-    .unwrap_err();
+    let (_, _, r) = push_and_scan(
+        plain_registry(),
+        "proxy/wrong-plain",
+        &["1.0.0"],
+        Some("wrong-Pr0xy-pass"),
+    );
+    let e = r.unwrap_err();
     let text = e.to_string();
     assert!(text.contains(&Proxy::start().address()), "{text}");
     assert!(

@@ -8,11 +8,11 @@
 #   REPOS=200 TAGS=1000 bench/scanner/many.sh
 #   SKOPEO_REPOS=100 bench/scanner/many.sh    # time skopeo on the first 100 only, extrapolated
 #
-# Populating is fast: one image is pushed over the API to the first repository; every other
-# repository gets a copy of that repository's small metadata tree, and each further tag is a
-# symlink to the first tag's directory in the registry's storage (plain files: docker-registry
-# lists a repository's tags by reading `_manifests/tags/`, and reads a tag's link through the
-# symlink). 1,000 × 1,000 takes about a million inodes of /dev/shm.
+# Populating is fast: one image is pushed over the API to the first repository, whose other
+# tags are symlinks to its first tag's directory in the registry's storage (plain files:
+# docker-registry lists a repository's tags by reading `_manifests/tags/`, and reads a tag's
+# link through the symlink); every other repository gets a copy of the first one's small
+# metadata tree (layer and revision links) and a symlink to its `_manifests/tags`.
 #
 # Needs docker-registry, skopeo, curl, python3. Registry on 127.0.0.1, a free port, storage in
 # /dev/shm; all removed when the script ends.
@@ -40,44 +40,11 @@ cleanup() {
 trap cleanup EXIT
 calc() { python3 -c "print($1)"; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/data
-http:
-  addr: 127.0.0.1:$port
-  secret: tagline-bench-not-a-secret
-YAML
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-pid=$!
-base=http://127.0.0.1:$port
-for _ in $(seq 100); do curl -sf -o /dev/null "$base/v2/" && break; sleep 0.05; done
-
+source "$here/lib.sh"
+start_registry "$work" 1
 cd "$work"
-printf 'hello\n' >hello
-tar cf layer.tar hello
-gzip -kn layer.tar
-diff_id=$(sha256sum layer.tar | cut -d' ' -f1)
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id" >config.json
 first=bench/r0000
-upload() {
-  local file=$1 hex loc
-  hex=$(sha256sum "$file" | cut -d' ' -f1)
-  loc=$(curl -sf -D - -o /dev/null -X POST "$base/v2/$first/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case $loc in /*) loc=$base$loc ;; esac
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc&digest=sha256:$hex"
-  echo "$hex"
-}
-layer_hex=$(upload layer.tar.gz)
-config_hex=$(upload config.json)
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
-  "$config_hex" "$(stat -c %s config.json)" "$layer_hex" "$(stat -c %s layer.tar.gz)" >manifest.json
-curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-  --data-binary @manifest.json "$base/v2/$first/manifests/1.0.0"
+push_image "$first" 1.0.0
 
 t0=$(date +%s.%N)
 python3 - "$work/data/docker/registry/v2/repositories/bench" "$REPOS" "$TAGS" <<'PY'
@@ -85,16 +52,16 @@ import os, shutil, sys
 root, repos, tags = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 names = ["1.0.0"] + [f"1.{i // 100}.{i % 100}" for i in range(1, tags)]
 src = os.path.join(root, "r0000")
-for r in range(repos):
+# The first repository's tags: symlinks to its one real tag directory.
+tagdir = os.path.join(src, "_manifests/tags")
+for name in names[1:]:
+    os.symlink("1.0.0", os.path.join(tagdir, name))
+# Every other repository: its own copy of the small metadata (layer and revision links), and
+# its tag directory a symlink to the first one's (same tag names, same manifest).
+for r in range(1, repos):
     d = os.path.join(root, f"r{r:04d}")
-    if r:
-        shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("1.*.*"))
-        shutil.copytree(os.path.join(src, "_manifests/tags/1.0.0"), os.path.join(d, "_manifests/tags/1.0.0"))
-    tagdir = os.path.join(d, "_manifests/tags")
-    for name in names[1:]:
-        p = os.path.join(tagdir, name)
-        if not os.path.lexists(p):
-            os.symlink("1.0.0", p)
+    shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("tags"))
+    os.symlink(tagdir, os.path.join(d, "_manifests/tags"))
 PY
 t1=$(date +%s.%N)
 last=$(printf 'bench/r%04d' $((REPOS - 1)))
@@ -122,12 +89,15 @@ spec:
 """)
 PY
 
+reg_cpu() { python3 -c "import os; t=open('/proc/$pid/stat').read().rsplit(')',1)[1].split(); print((int(t[11])+int(t[12]))/os.sysconf('SC_CLK_TCK'))"; }
 requests() { grep -c '"GET /v2/' "$work/registry.log" || true; }
 tag_requests() { grep -c '/tags/list' "$work/registry.log" || true; }
 
-b_all=$(requests); b_tags=$(tag_requests)
-/usr/bin/time -f '%e %M' -o tagline.time "$bin" run --once --config objects 2>tagline.err
+b_all=$(requests); b_tags=$(tag_requests); r0=$(reg_cpu)
+/usr/bin/time -f '%e %M %U %S' -o tagline.time "$bin" run --once --config objects 2>tagline.err
 tl_time=$(cut -d' ' -f1 tagline.time); tl_rss=$(cut -d' ' -f2 tagline.time)
+tl_cpu=$(calc "$(cut -d' ' -f3 tagline.time) + $(cut -d' ' -f4 tagline.time)")
+r1=$(reg_cpu)
 tl_all=$(( $(requests) - b_all )); tl_tags=$(( $(tag_requests) - b_tags ))
 ok=$(grep -c "scanned $TAGS tags" tagline.err || true)
 [ "$ok" = "$REPOS" ] || { echo "tagline scanned $ok of $REPOS repositories fully:"; grep -v "scanned $TAGS tags" tagline.err | head -5; exit 1; }
@@ -139,12 +109,15 @@ for r in $(seq 0 $((SKOPEO_REPOS - 1))); do
   HOME=$work/home skopeo list-tags --tls-verify=false --no-creds "docker://127.0.0.1:$port/$(printf 'bench/r%04d' "$r")" >/dev/null
 done
 t1=$(date +%s.%N)
+r2=$(reg_cpu)
 sk_time=$(calc "($t1 - $t0) * $REPOS / $SKOPEO_REPOS")
 sk_all=$(( ($(requests) - b_all) * REPOS / SKOPEO_REPOS )); sk_tags=$(( ($(tag_requests) - b_tags) * REPOS / SKOPEO_REPOS ))
 sk_rss=$(/usr/bin/time -f '%M' env HOME="$work/home" skopeo list-tags --tls-verify=false --no-creds "docker://127.0.0.1:$port/$first" 2>&1 >/dev/null | tail -1)
 
 echo "== $REPOS repositories x $TAGS tags, docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'), anonymous plain HTTP"
 [ "$SKOPEO_REPOS" = "$REPOS" ] || echo "   (skopeo timed on $SKOPEO_REPOS repositories, scaled to $REPOS)"
+printf '   CPU: tagline %.2f s (user+sys); the registry %.2f s serving it, %.2f s serving the skopeo loop (scaled)\n' \
+  "$tl_cpu" "$(calc "$r1 - $r0")" "$(calc "($r2 - $r1) * $REPOS / $SKOPEO_REPOS")"
 python3 - "$tl_time" "$tl_rss" "$tl_all" "$tl_tags" "$sk_time" "$sk_rss" "$sk_all" "$sk_tags" "$REPOS" <<'PY'
 import sys
 tl_t, tl_rss, tl_all, tl_tags, sk_t, sk_rss, sk_all, sk_tags, repos = sys.argv[1:]

@@ -32,45 +32,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/data
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-pid=$!
-base=http://127.0.0.1:$port
-for _ in $(seq 100); do curl -sf -o /dev/null "$base/v2/" && break; sleep 0.05; done
-
-# One real image pushed over the API...
+source "$here/lib.sh"
+start_registry "$work"
 cd "$work"
-printf 'hello\n' >hello
-tar cf layer.tar hello
-gzip -kn layer.tar
-diff_id=$(sha256sum layer.tar | cut -d' ' -f1)
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id" >config.json
-upload() {
-  local file=$1 hex loc
-  hex=$(sha256sum "$file" | cut -d' ' -f1)
-  loc=$(curl -sf -D - -o /dev/null -X POST "$base/v2/bench/app/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case $loc in /*) loc=$base$loc ;; esac
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc&digest=sha256:$hex"
-  echo "$hex"
-}
-layer_hex=$(upload layer.tar.gz)
-config_hex=$(upload config.json)
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
-  "$config_hex" "$(stat -c %s config.json)" "$layer_hex" "$(stat -c %s layer.tar.gz)" >manifest.json
-curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-  --data-binary @manifest.json "$base/v2/bench/app/manifests/v0.0.0"
+# One real image pushed over the API...
+push_image bench/app v0.0.0
 
 # ...then tagged TAGS times. Tag PUTs run at ~115/s, so the other tags are written the way the
 # registry stores them (a directory per tag holding the manifest link), which it then lists.

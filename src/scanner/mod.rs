@@ -154,6 +154,13 @@ pub struct ScanOptions {
 /// Flux's default exclusion list: cosign signature tags.
 pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
+/// [`DEFAULT_EXCLUSION`], compiled once per process (a `Regex` clone shares it).
+fn default_exclusion() -> Regex {
+    static COMPILED: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(DEFAULT_EXCLUSION).expect("valid regex"));
+    COMPILED.clone()
+}
+
 impl Default for ScanOptions {
     /// Anonymous HTTPS, system roots, a one-minute timeout, Flux's default exclusion list, the
     /// environment's proxy.
@@ -163,7 +170,7 @@ impl Default for ScanOptions {
             ca_pem: None,
             insecure: false,
             timeout: Duration::from_secs(60),
-            exclusion: vec![Regex::new(DEFAULT_EXCLUSION).expect("valid regex")],
+            exclusion: vec![default_exclusion()],
             client_identity: None,
             limits: Limits::default(),
             retry: RetryPolicy::default(),
@@ -408,7 +415,7 @@ fn retry_deadline(now: std::time::SystemTime, timeout: Duration) -> std::time::S
     now + timeout.saturating_sub(reserve)
 }
 
-/// What the pages held, before exclusion and sorting: each valid tag once, first-seen order.
+/// What the pages held, before exclusion and sorting: each valid tag once, in no order.
 struct RawListing {
     tags: Vec<String>,
     pages: u32,
@@ -465,8 +472,8 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         reason,
     };
     let mut url = tags_url(&session.target, limits.page_size, None);
+    // Each valid tag once; sorted by the caller.
     let mut seen: HashSet<String> = HashSet::new();
-    let mut order: Vec<String> = Vec::new();
     let mut visited: HashSet<String> = HashSet::new();
     let mut invalid_tags = 0usize;
     let mut pages = 0u32;
@@ -479,7 +486,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         if pages >= limits.max_pages {
             return Err(truncated(
                 session,
-                order.len(),
+                seen.len(),
                 format!("page budget of {} pages exhausted", limits.max_pages),
             ));
         }
@@ -500,7 +507,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             Err(ScanError::TooLarge { .. }) if pages > 0 => {
                 return Err(truncated(
                     session,
-                    order.len(),
+                    seen.len(),
                     format!("byte budget of {} bytes exhausted", limits.max_bytes),
                 ))
             }
@@ -554,17 +561,15 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             }
         }
         let mut new = 0usize;
-        let mut last_tag = None;
+        let last_tag = page_tags.iter().rev().find(|t| is_valid_tag(t)).cloned();
         for t in page_tags {
             if !is_valid_tag(&t) {
                 invalid_tags += 1;
                 continue;
             }
-            last_tag = Some(t.clone());
-            if seen.insert(t.clone()) {
-                order.push(t);
+            if seen.insert(t) {
                 new += 1;
-                if order.len() > limits.max_tags {
+                if seen.len() > limits.max_tags {
                     return Err(truncated(
                         session,
                         limits.max_tags,
@@ -614,7 +619,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         }
     }
     Ok(RawListing {
-        tags: order,
+        tags: seen.into_iter().collect(),
         pages,
         invalid_tags,
         rate_limit: session.rate_limit.clone(),

@@ -155,6 +155,30 @@ fn kill_at_state_save(dir: &Path) -> std::thread::JoinHandle<String> {
     })
 }
 
+/// Waits until no process (receive-pack, its hooks) works in the bare repository `git_dir`:
+/// the server has finished or abandoned the killed client's push.
+fn wait_for_server_idle(git_dir: &Path) {
+    let git_dir = git_dir.canonicalize().expect("git dir");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let busy = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .any(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == git_dir));
+        if !busy {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the git server never settled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn spawn(mode: Mode, config: &ConfigDir, state: &Path, log: &Path) -> Child {
     let mut cmd = tagline();
     cmd.args(["run", "--config"])
@@ -204,8 +228,10 @@ impl Case {
     /// The remote holds the initial commit, or it plus exactly one tagline commit that pins
     /// the new tag; returns how many tagline commits it holds.
     fn check_remote(&self, after: &str) -> usize {
-        let log = self.s.git.log(&self.s.fleet, "main");
-        let content = self.s.git.file(&self.s.fleet, "main", "deploy/app.yaml");
+        // One snapshot: the tip, then its history and file.
+        let tip = self.s.git.head(&self.s.fleet, "main").expect("main exists");
+        let log = self.s.git.log(&self.s.fleet, &tip);
+        let content = self.s.git.file(&self.s.fleet, &tip, "deploy/app.yaml");
         match log.as_slice() {
             [initial] => {
                 assert_eq!(initial.sha, self.s.initial_head, "{after}");
@@ -331,7 +357,9 @@ fn kill_then_restart(mode: Mode, point: Point) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    wait_for_server_idle(&case.s.git.git_dir(&case.s.fleet));
     let after_kill = case.check_remote("after the kill settled");
+    eprintln!("{mode:?} killed at {point:?}: the remote then held {after_kill} tagline commit(s)");
 
     let log2 = case.logs.path().join("second.log");
     let mut child = spawn(mode, &case.s.config, state, &log2);
@@ -368,6 +396,14 @@ fn kill_then_restart(mode: Mode, point: Point) {
     if after_kill == 1 {
         assert!(!text.contains("pushed commit"), "pushed again:\n{text}");
     }
+
+    let leftovers: Vec<String> = std::fs::read_dir(state)
+        .expect("state dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    eprintln!("{mode:?} killed at {point:?}: temporary files left in the state dir: {leftovers:?}");
 
     // And a third run has nothing to do.
     let head = case.s.git.head(&case.s.fleet, "main");

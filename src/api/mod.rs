@@ -4,6 +4,7 @@
 
 mod duration;
 mod load;
+pub mod notification;
 mod selector;
 pub mod types;
 
@@ -16,6 +17,7 @@ use regex::Regex;
 
 pub use duration::parse_duration;
 pub use load::{load_dir, LoadError, Problem, DEFAULT_EXCLUSION};
+pub use notification::{Alert, Provider};
 pub use selector::Selector;
 
 use crate::image::ImageName;
@@ -29,6 +31,8 @@ pub enum Kind {
     ImageUpdateAutomation,
     GitRepository,
     Secret,
+    Provider,
+    Alert,
 }
 
 impl fmt::Display for Kind {
@@ -208,4 +212,6 @@ pub struct Config {
     pub automations: BTreeMap<NamespacedName, ImageUpdateAutomation>,
     pub git_repositories: BTreeMap<NamespacedName, GitRepository>,
     pub secrets: BTreeMap<NamespacedName, Secret>,
+    pub providers: BTreeMap<NamespacedName, Provider>,
+    pub alerts: BTreeMap<NamespacedName, Alert>,
 }

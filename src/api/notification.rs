@@ -296,9 +296,8 @@ pub fn check_provider(
         // The address is not echoed: a webhook URL often carries its own token.
         return Err(problem("spec.address", "not a valid URL"));
     }
-    if !spec.proxy.is_empty()
-        && !(spec.proxy.starts_with("http://") || spec.proxy.starts_with("https://"))
-    {
+    let proxy_scheme = spec.proxy.starts_with("http://") || spec.proxy.starts_with("https://");
+    if !spec.proxy.is_empty() && !proxy_scheme {
         return Err(problem("spec.proxy", "must start with http:// or https://"));
     }
     Ok(Provider {

@@ -58,6 +58,10 @@ pub async fn run(
         let mut store = open_store(state_dir)?;
         let report = automation::reconcile(&config, &mut store, &Options::default()).await;
         print_outcomes(&report);
+        let deliveries = crate::notify::Notifier::new().prepare(&config, &report, Utc::now());
+        for e in crate::notify::deliver_all(deliveries).await {
+            eprintln!("tagline: notify: {e}");
+        }
         if let Err(e) = store.save() {
             eprintln!("tagline: {e}");
             return Ok(EXIT_FAILED);

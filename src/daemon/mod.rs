@@ -101,6 +101,7 @@ pub struct Daemon {
     next_due: Option<DateTime<Utc>>,
     gate: Gate,
     schedules_of: fn(&Config) -> Schedules,
+    notifier: crate::notify::Notifier,
 }
 
 /// The schedules of a config whose automations carry none.
@@ -122,6 +123,7 @@ impl Daemon {
             next_due: None,
             gate: Gate::default(),
             schedules_of: no_schedules,
+            notifier: crate::notify::Notifier::new(),
         })
     }
 
@@ -202,6 +204,15 @@ impl Daemon {
         });
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
+        }
+        // Alerts go out in the background: a slow Provider never holds the next pass.
+        let deliveries = self.notifier.prepare(&self.config, &report, now);
+        if !deliveries.is_empty() {
+            tokio::spawn(async move {
+                for e in crate::notify::deliver_all(deliveries).await {
+                    tracing::warn!(error = %e, "notification not sent");
+                }
+            });
         }
         Some(match self.store.save() {
             Ok(()) => Ok(report),

@@ -30,6 +30,12 @@ struct Listener {
 
 impl Listener {
     fn start() -> Listener {
+        Listener::scripted(Vec::new(), false)
+    }
+
+    /// Answers the n-th request with `statuses[n]` (200 after the list), or never answers
+    /// when `silent`.
+    fn scripted(statuses: Vec<u16>, silent: bool) -> Listener {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind listener");
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -63,13 +69,35 @@ impl Listener {
                     .unwrap_or(0);
                 let mut body = vec![0; len];
                 let _ = reader.read_exact(&mut body);
-                sink.lock().unwrap().push(Received {
-                    path,
-                    headers,
-                    body,
-                });
+                let n = {
+                    let mut sink = sink.lock().unwrap();
+                    sink.push(Received {
+                        path,
+                        headers,
+                        body,
+                    });
+                    sink.len() - 1
+                };
+                if silent {
+                    // Hold the connection open without an answer.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(30));
+                        drop(stream);
+                    });
+                    continue;
+                }
+                let status = statuses.get(n).copied().unwrap_or(200);
+                let body = if status == 200 {
+                    ""
+                } else {
+                    "go away hmac-t0ken-for-flux"
+                };
                 let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
                 );
             }
         });
@@ -433,4 +461,117 @@ spec:
     assert_eq!(event["severity"], "error");
     assert_eq!(event["involvedObject"]["kind"], "ImageRepository");
     assert_eq!(event["reportingController"], "image-reflector-controller");
+}
+
+/// A config with one generic-hmac Provider (token TOKEN, `timeout`) at `url` and an Alert on
+/// every ImageUpdateAutomation in `default`, plus a report with one failed automation.
+fn one_failure(url: &str, timeout: &str) -> (tagline::api::Config, tagline::automation::Report) {
+    use tagline::api::{Kind, NamespacedName};
+    use tagline::automation::{Outcome, Report, Status};
+    let dir = ConfigDir::new();
+    dir.write(
+        "notify.yaml",
+        &format!(
+            "apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata:
+  name: hook
+spec:
+  type: generic-hmac
+  address: {url}
+  timeout: {timeout}
+  secretRef:
+    name: hook-token
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata:
+  name: all
+spec:
+  providerRef:
+    name: hook
+  eventSources:
+    - kind: ImageUpdateAutomation
+      name: '*'
+"
+        ),
+    );
+    dir.write(
+        "hook-token.yaml",
+        &secret("hook-token", "Opaque", &[("token", TOKEN)]),
+    );
+    let config = tagline::api::load_dir(dir.path()).unwrap();
+    let report = Report {
+        outcomes: vec![Outcome {
+            kind: Kind::ImageUpdateAutomation,
+            id: NamespacedName::new("default", "fleet"),
+            status: Status::Failed("failed to push to remote: rejected".into()),
+            warnings: vec![],
+        }],
+        ..Report::default()
+    };
+    (config, report)
+}
+
+fn deliver(config: &tagline::api::Config, report: &tagline::automation::Report) -> Vec<String> {
+    let deliveries =
+        tagline::notify::Notifier::with_instance("t").prepare(config, report, chrono::Utc::now());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(tagline::notify::deliver_all(deliveries))
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_server_error_is_retried_and_a_client_error_is_not() {
+    let listener = Listener::scripted(vec![503], false);
+    let (config, report) = one_failure(&listener.url("/retry"), "30s");
+    assert!(deliver(&config, &report).is_empty());
+    let got = listener.at("/retry");
+    assert_eq!(got.len(), 2, "retried once after the 503");
+    assert_eq!(got[0].body, got[1].body);
+
+    let listener = Listener::scripted(vec![400], false);
+    let (config, report) = one_failure(&listener.url("/reject"), "30s");
+    let errors = deliver(&config, &report);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("Provider default/hook: request failed with status code 400"),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].contains(TOKEN), "token leaked: {}", errors[0]);
+    assert_eq!(listener.at("/reject").len(), 1, "a 400 is not retried");
+}
+
+#[test]
+fn a_silent_endpoint_times_out_without_naming_the_address() {
+    let listener = Listener::scripted(Vec::new(), true);
+    let (config, report) = one_failure(&listener.url("/silent/s3cret-path"), "1s");
+    let errors = deliver(&config, &report);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("Provider default/hook: no answer within 1s"),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].contains("s3cret-path"), "{}", errors[0]);
+}
+
+#[test]
+fn a_refused_connection_names_the_provider_not_the_address() {
+    // Bind and drop: nothing listens on the port afterwards.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (config, report) = one_failure(&format!("http://127.0.0.1:{port}/s3cret-path"), "3s");
+    let errors = deliver(&config, &report);
+    assert_eq!(errors.len(), 1);
+    // Retries run until the timeout; the error says what the last attempt met.
+    let want = "Provider default/hook: no answer within 3s (last attempt: Provider default/hook: posting the event: ";
+    assert!(errors[0].starts_with(want), "{}", errors[0]);
+    assert!(!errors[0].contains("s3cret-path"), "{}", errors[0]);
 }

@@ -89,10 +89,12 @@ pub enum NotifyError {
         error: String,
     },
     /// No answer within the Provider's timeout (retries included).
-    #[error("Provider {provider}: no answer within {after:?}")]
+    #[error("Provider {provider}: no answer within {after:?}{last}")]
     Timeout {
         provider: NamespacedName,
         after: Duration,
+        /// ` (last attempt: ...)` when an attempt failed before the time ran out.
+        last: String,
     },
 }
 
@@ -238,9 +240,7 @@ impl Notifier {
         report: &Report,
         now: DateTime<Utc>,
     ) -> Vec<Result<Delivery, NotifyError>> {
-        if config.alerts.is_empty() {
-            return Vec::new();
-        }
+        // Events are made even without Alerts: the failing set must follow every pass.
         let events = self.events(config, report, now);
         let mut out = Vec::new();
         for e in &events {

@@ -296,8 +296,9 @@ fn retry_status(status: u16) -> bool {
 pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
     let req = request(target, event);
     let client = client(target)?;
+    // The last failed attempt, kept outside the attempts so a timeout can say what it was.
+    let last = std::sync::Mutex::new(None::<NotifyError>);
     let attempts = async {
-        let mut last = None;
         for attempt in 0..=RETRIES {
             if attempt > 0 {
                 let wait = RETRY_MIN.saturating_mul(1 << (attempt - 1)).min(RETRY_MAX);
@@ -312,7 +313,7 @@ pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
                 Err(e) => {
                     let e = e.without_url();
                     let cause = mask(target, &error_chain(&e));
-                    last = Some(NotifyError::Post {
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(NotifyError::Post {
                         provider: target.provider.clone(),
                         cause,
                     });
@@ -336,17 +337,26 @@ pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
             if !retry_status(status) {
                 return Err(err);
             }
-            last = Some(err);
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
         }
-        Err(last.expect("at least one attempt ran"))
+        Err(last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("at least one attempt ran"))
     };
-    match tokio::time::timeout(target.timeout, attempts).await {
-        Ok(r) => r,
-        Err(_) => Err(NotifyError::Timeout {
+    let result = tokio::time::timeout(target.timeout, attempts).await;
+    result.unwrap_or_else(|_| {
+        Err(NotifyError::Timeout {
             provider: target.provider.clone(),
             after: target.timeout,
-        }),
-    }
+            last: last
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|e| format!(" (last attempt: {e})"))
+                .unwrap_or_default(),
+        })
+    })
 }
 
 fn slack_ok(target: &Target, body: &str) -> Result<(), NotifyError> {

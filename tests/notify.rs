@@ -26,6 +26,76 @@ struct Received {
 struct Listener {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    scheme: &'static str,
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// Reads one request from `stream`, records it, and answers it (or holds it unanswered).
+fn handle(
+    mut stream: Box<dyn ReadWrite>,
+    sink: &Mutex<Vec<Received>>,
+    statuses: &[u16],
+    silent: bool,
+) {
+    let mut reader = BufReader::new(&mut stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    drop(reader);
+    let n = {
+        let mut sink = sink.lock().unwrap();
+        sink.push(Received {
+            path,
+            headers,
+            body,
+        });
+        sink.len() - 1
+    };
+    if silent {
+        // Hold the connection open without an answer.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(30));
+            drop(stream);
+        });
+        return;
+    }
+    let status = statuses.get(n).copied().unwrap_or(200);
+    let body = if status == 200 {
+        ""
+    } else {
+        "go away hmac-t0ken-for-flux"
+    };
+    let _ = stream.write_all(
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
 }
 
 impl Listener {
@@ -36,76 +106,54 @@ impl Listener {
     /// Answers the n-th request with `statuses[n]` (200 after the list), or never answers
     /// when `silent`.
     fn scripted(statuses: Vec<u16>, silent: bool) -> Listener {
+        Listener::serve(statuses, silent, None)
+    }
+
+    /// HTTPS with the harness's server certificate, requiring a client certificate signed
+    /// by the test CA.
+    fn mtls() -> Listener {
+        let ca = TestCa::get();
+        let mut b =
+            openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls())
+                .unwrap();
+        b.set_certificate_chain_file(ca.server_cert_path()).unwrap();
+        b.set_private_key_file(ca.server_key_path(), openssl::ssl::SslFiletype::PEM)
+            .unwrap();
+        b.set_ca_file(ca.ca_path()).unwrap();
+        b.set_verify(
+            openssl::ssl::SslVerifyMode::PEER | openssl::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        );
+        Listener::serve(Vec::new(), false, Some(b.build()))
+    }
+
+    fn serve(statuses: Vec<u16>, silent: bool, tls: Option<openssl::ssl::SslAcceptor>) -> Listener {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind listener");
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&received);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    continue;
-                }
-                let path = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_string();
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.trim_end().split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                }
-                let len: usize = headers
-                    .get("content-length")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                let n = {
-                    let mut sink = sink.lock().unwrap();
-                    sink.push(Received {
-                        path,
-                        headers,
-                        body,
-                    });
-                    sink.len() - 1
+                let Ok(stream) = stream else { continue };
+                let stream: Box<dyn ReadWrite> = match &tls {
+                    Some(acceptor) => match acceptor.accept(stream) {
+                        Ok(s) => Box::new(s),
+                        Err(_) => continue,
+                    },
+                    None => Box::new(stream),
                 };
-                if silent {
-                    // Hold the connection open without an answer.
-                    std::thread::spawn(move || {
-                        std::thread::sleep(Duration::from_secs(30));
-                        drop(stream);
-                    });
-                    continue;
-                }
-                let status = statuses.get(n).copied().unwrap_or(200);
-                let body = if status == 200 {
-                    ""
-                } else {
-                    "go away hmac-t0ken-for-flux"
-                };
-                let _ = stream.write_all(
-                    format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
+                handle(stream, &sink, &statuses, silent);
             }
         });
-        Listener { port, received }
+        Listener {
+            port,
+            received,
+            scheme,
+        }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     fn received(&self) -> Vec<Received> {
@@ -574,4 +622,63 @@ fn a_refused_connection_names_the_provider_not_the_address() {
     let want = "Provider default/hook: no answer within 3s (last attempt: Provider default/hook: posting the event: ";
     assert!(errors[0].starts_with(want), "{}", errors[0]);
     assert!(!errors[0].contains("s3cret-path"), "{}", errors[0]);
+}
+
+#[test]
+fn a_provider_with_cert_secret_ref_speaks_mtls_to_a_private_ca() {
+    let listener = Listener::mtls();
+    let ca = TestCa::get();
+    let (_, report) = one_failure(&listener.url("/tls"), "30s");
+    let with_certs = |cert_ref: &str| {
+        let dir = ConfigDir::new();
+        dir.write(
+            "notify.yaml",
+            &format!(
+                "apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata:
+  name: hook
+spec:
+  type: generic
+  address: {}
+  timeout: 3s
+{cert_ref}---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata:
+  name: all
+spec:
+  providerRef:
+    name: hook
+  eventSources:
+    - kind: ImageUpdateAutomation
+      name: '*'
+",
+                listener.url("/tls")
+            ),
+        );
+        dir.write(
+            "tls.yaml",
+            &secret(
+                "hook-tls",
+                "Opaque",
+                &[
+                    ("ca.crt", ca.ca_pem()),
+                    ("tls.crt", ca.client_cert_pem()),
+                    ("tls.key", ca.client_key_pem()),
+                ],
+            ),
+        );
+        tagline::api::load_dir(dir.path()).unwrap()
+    };
+    let config = with_certs("  certSecretRef:\n    name: hook-tls\n");
+    assert_eq!(deliver(&config, &report), Vec::<String>::new());
+    assert_eq!(listener.at("/tls").len(), 1);
+
+    // Without the Secret the private CA is not trusted and nothing arrives.
+    let config = with_certs("");
+    let errors = deliver(&config, &report);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("certificate"), "{}", errors[0]);
+    assert_eq!(listener.at("/tls").len(), 1);
 }

@@ -291,18 +291,20 @@ fn retry_status(status: u16) -> bool {
     status == 429 || (status >= 500 && status != 501)
 }
 
-/// Sends `event` to `target`: up to four retries on connection errors, 429 and 5xx
-/// (waiting 2s, 4s, 8s, ... at most 30s), all within the Provider's timeout.
+/// Sends `event` to `target`: up to four retries on connection errors (not on an untrusted
+/// certificate), 429 and 5xx but 501 (waiting 2s, 4s, 8s, ... at most 30s, or the
+/// `Retry-After` seconds of a 429 or 503), all within the Provider's timeout.
 pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
     let req = request(target, event);
     let client = client(target)?;
     // The last failed attempt, kept outside the attempts so a timeout can say what it was.
     let last = std::sync::Mutex::new(None::<NotifyError>);
     let attempts = async {
+        let mut retry_after = None;
         for attempt in 0..=RETRIES {
             if attempt > 0 {
-                let wait = RETRY_MIN.saturating_mul(1 << (attempt - 1)).min(RETRY_MAX);
-                tokio::time::sleep(wait).await;
+                let backoff = RETRY_MIN.saturating_mul(1 << (attempt - 1)).min(RETRY_MAX);
+                tokio::time::sleep(retry_after.take().unwrap_or(backoff)).await;
             }
             let mut r = client.post(&target.url).body(req.body.clone());
             for (k, v) in &req.headers {
@@ -313,14 +315,28 @@ pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
                 Err(e) => {
                     let e = e.without_url();
                     let cause = mask(target, &error_chain(&e));
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(NotifyError::Post {
+                    // As go-retryablehttp: an untrusted certificate will not become trusted.
+                    let hopeless = cause.contains("certificate verify failed");
+                    let err = NotifyError::Post {
                         provider: target.provider.clone(),
                         cause,
-                    });
+                    };
+                    if hopeless {
+                        return Err(err);
+                    }
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
                     continue;
                 }
             };
             let status = response.status().as_u16();
+            if status == 429 || status == 503 {
+                retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+            }
             let body = response.text().await.unwrap_or_default();
             if (200..300).contains(&status) {
                 if target.provider_type == ProviderType::Slack && target.url == SLACK_API {

@@ -87,6 +87,9 @@ pub struct Report {
     pub updates: BTreeMap<NamespacedName, Update>,
     /// Per automation, the commit it pushed in this pass (what Flux's push event reports).
     pub pushes: BTreeMap<NamespacedName, Push>,
+    /// Per policy whose latest reference changed in this pass: the new one and the one
+    /// before (none the first time).
+    pub latest_changes: BTreeMap<NamespacedName, (ImageRef, Option<ImageRef>)>,
 }
 
 /// A commit an automation pushed.
@@ -220,7 +223,14 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
     // 2. Evaluate every policy against its repository's tags.
     let mut policy_outcomes = Vec::new();
     for policy in config.policies.values() {
+        let before = store.latest(&policy.id.to_string()).cloned();
         let status = evaluate(config, policy, &scanned, store).await;
+        if let Some(after) = store.latest(&policy.id.to_string()) {
+            if before.as_ref() != Some(after) {
+                let change = (after.clone(), before);
+                report.latest_changes.insert(policy.id.clone(), change);
+            }
+        }
         policy_outcomes.push(Outcome::new(Kind::ImagePolicy, &policy.id, status));
     }
     report.outcomes.extend(policy_outcomes);

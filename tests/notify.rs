@@ -215,6 +215,25 @@ spec:
   address: {errors}
 ---
 apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata:
+  name: policies
+spec:
+  type: generic
+  address: {policies}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata:
+  name: policies
+spec:
+  providerRef:
+    name: policies
+  eventSources:
+    - kind: ImagePolicy
+      name: '*'
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
 kind: Alert
 metadata:
   name: flux
@@ -257,6 +276,7 @@ spec:
         hook = listener.url("/hook/flux"),
         quiet = listener.url("/quiet"),
         errors = listener.url("/errors"),
+        policies = listener.url("/policies"),
     )
 }
 
@@ -322,6 +342,21 @@ fn a_push_reaches_the_listener_with_a_valid_hmac() {
     assert!(
         chrono::DateTime::parse_from_rfc3339(stamp).is_ok() && stamp.ends_with('Z'),
         "{stamp}"
+    );
+
+    // The policy's new latest tag, as image-reflector-controller reports it.
+    let got = listener.at("/policies");
+    assert_eq!(got.len(), 1, "{:#?}", listener.received());
+    let event: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(event["involvedObject"]["kind"], "ImagePolicy");
+    assert_eq!(event["reportingController"], "image-reflector-controller");
+    assert_eq!(
+        event["message"],
+        format!(
+            "Latest image tag for {}/{} resolved to 1.2.0",
+            s.registry.host(),
+            s.image
+        )
     );
 
     // The exclusionList drops the push for `quiet`; `errors` takes errors only.

@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 use crate::api::notification::Severity;
 use crate::api::{Kind, NamespacedName};
 use crate::automation::Push;
+use crate::image::ImageRef;
 
 /// The API group of the image kinds: metadata keys the emitter adds carry it as a prefix.
 pub const IMAGE_GROUP: &str = "image.toolkit.fluxcd.io";
@@ -114,6 +115,27 @@ pub fn push_message(push: &Push) -> String {
     m
 }
 
+/// Image-reflector-controller's ImagePolicy Ready message, sent when it changes:
+/// `Latest image tag for <name> resolved to <tag>[ with digest <d>][ (previously
+/// <name>:<tag>[@<d>])]`.
+pub fn latest_message(latest: &ImageRef, previous: Option<&ImageRef>) -> String {
+    let mut m = format!(
+        "Latest image tag for {} resolved to {}",
+        latest.name, latest.tag
+    );
+    if let Some(d) = &latest.digest {
+        m.push_str(&format!(" with digest {d}"));
+    }
+    if let Some(p) = previous.filter(|p| *p != latest) {
+        m.push_str(&format!(" (previously {}:{}", p.name, p.tag));
+        if let Some(d) = &p.digest {
+            m.push_str(&format!("@{d}"));
+        }
+        m.push(')');
+    }
+    m
+}
+
 /// Flux's revision string for a pushed commit: `<branch>@sha1:<sha>`.
 pub fn revision(push: &Push) -> String {
     format!("{}@sha1:{}", push.branch, push.commit)
@@ -210,6 +232,27 @@ mod tests {
         assert_eq!(
             revision(&p),
             "main@sha1:0123456789abcdef0123456789abcdef01234567"
+        );
+    }
+
+    #[test]
+    fn latest_message_follows_image_reflector_controller() {
+        let r = |tag: &str, digest: Option<&str>| ImageRef {
+            name: "ghcr.io/team/app".into(),
+            tag: tag.into(),
+            digest: digest.map(str::to_string),
+        };
+        assert_eq!(
+            latest_message(&r("1.2.0", None), None),
+            "Latest image tag for ghcr.io/team/app resolved to 1.2.0"
+        );
+        assert_eq!(
+            latest_message(&r("1.2.0", Some("sha256:bb")), Some(&r("1.0.0", Some("sha256:aa")))),
+            "Latest image tag for ghcr.io/team/app resolved to 1.2.0 with digest sha256:bb (previously ghcr.io/team/app:1.0.0@sha256:aa)"
+        );
+        assert_eq!(
+            latest_message(&r("1.2.0", None), Some(&r("1.2.0", None))),
+            "Latest image tag for ghcr.io/team/app resolved to 1.2.0"
         );
     }
 

@@ -142,8 +142,8 @@ impl Notifier {
     }
 
     /// The events the image controllers would emit for this pass, before any Alert: an info
-    /// event per push (reason `Succeeded`, the push summary and commit message), an error
-    /// event per failure, and an info event when an object that failed in an earlier pass
+    /// event per push (reason `Succeeded`, the push summary and commit message), an info
+    /// event per policy whose latest reference changed, an error event per failure, and an info event when an object that failed in an earlier pass
     /// succeeds. Identical events within `RATE_LIMIT` are dropped, as Flux does.
     pub fn events(&mut self, config: &Config, report: &Report, now: DateTime<Utc>) -> Vec<Event> {
         let mut out = Vec::new();
@@ -167,13 +167,17 @@ impl Notifier {
                     let push = (o.kind == Kind::ImageUpdateAutomation)
                         .then(|| report.pushes.get(&o.id))
                         .flatten();
-                    let message = match push {
-                        Some(p) => event::push_message(p),
-                        None if !recovered => continue,
-                        None if o.kind == Kind::ImageUpdateAutomation => {
+                    let latest = (o.kind == Kind::ImagePolicy)
+                        .then(|| report.latest_changes.get(&o.id))
+                        .flatten();
+                    let message = match (push, latest) {
+                        (Some(p), _) => event::push_message(p),
+                        (None, Some((l, previous))) => event::latest_message(l, previous.as_ref()),
+                        (None, None) if !recovered => continue,
+                        _ if o.kind == Kind::ImageUpdateAutomation => {
                             "repository up-to-date".to_string()
                         }
-                        None => text.clone(),
+                        _ => text.clone(),
                     };
                     let mut e = Event::new(
                         o.kind,

@@ -182,3 +182,36 @@ fn metadata_is_combined_in_flux_order() {
     .collect();
     assert_eq!(sent.metadata, want);
 }
+
+#[test]
+fn a_new_latest_tag_is_an_info_event_of_the_policy() {
+    use crate::image::ImageRef;
+    let r = |tag: &str| ImageRef {
+        name: "ghcr.io/team/app".into(),
+        tag: tag.into(),
+        digest: None,
+    };
+    let mut report = Report {
+        outcomes: vec![outcome(
+            Kind::ImagePolicy,
+            "app",
+            Status::Ok("latest is ghcr.io/team/app:1.2.0".into()),
+        )],
+        ..Report::default()
+    };
+    let mut n = Notifier::with_instance("h");
+    assert!(n.events(&Config::default(), &report, now()).is_empty());
+    report.latest_changes.insert(
+        NamespacedName::new("flux-system", "app"),
+        (r("1.2.0"), Some(r("1.0.0"))),
+    );
+    let events = n.events(&Config::default(), &report, now());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].severity, Severity::Info);
+    assert_eq!(events[0].reason, "Succeeded");
+    assert_eq!(events[0].reporting_controller, "image-reflector-controller");
+    assert_eq!(
+        events[0].message,
+        "Latest image tag for ghcr.io/team/app resolved to 1.2.0 (previously ghcr.io/team/app:1.0.0)"
+    );
+}

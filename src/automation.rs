@@ -141,6 +141,23 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Per automation, the file changes it made (or, in a dry run, would make).
     pub updates: BTreeMap<NamespacedName, Update>,
+    /// Per automation, the commit it pushed in this pass (what Flux's push event reports).
+    pub pushes: BTreeMap<NamespacedName, Push>,
+    /// Per policy whose latest reference changed in this pass: the new one and the one
+    /// before (none the first time).
+    pub latest_changes: BTreeMap<NamespacedName, (ImageRef, Option<ImageRef>)>,
+}
+
+/// A commit an automation pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub branch: String,
+    /// The full commit SHA.
+    pub commit: String,
+    /// The full commit message.
+    pub message: String,
+    /// `git.push.refspec`, when one was pushed too.
+    pub refspec: Option<String>,
 }
 
 impl Report {
@@ -293,7 +310,14 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             continue;
         }
         let started = Instant::now();
+        let before = store.latest(&policy.id.to_string()).cloned();
         let status = evaluate(config, policy, &scanned, store, &mut pass_options).await;
+        if let Some(after) = store.latest(&policy.id.to_string()) {
+            if before.as_ref() != Some(after) {
+                let change = (after.clone(), before);
+                report.latest_changes.insert(policy.id.clone(), change);
+            }
+        }
         report
             .outcomes
             .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
@@ -318,7 +342,10 @@ pub async fn run_automations(
         );
         if !automation.suspend {
             match update(config, automation, store, options).await {
-                Ok((text, update, observed)) => {
+                Ok((text, update, observed, pushed)) => {
+                    if let Some(push) = pushed {
+                        report.pushes.insert(automation.id.clone(), push);
+                    }
                     if let Some(record) = observed {
                         store.set_automation(&automation.id.to_string(), record);
                     }
@@ -881,7 +908,7 @@ async fn update(
     automation: &ImageUpdateAutomation,
     store: &Store,
     options: &Options,
-) -> Result<(String, Update, Option<AutomationRecord>), String> {
+) -> Result<(String, Update, Option<AutomationRecord>, Option<Push>), String> {
     let Some(source) = config.git_repositories.get(&automation.source) else {
         return Err(format!(
             "spec.sourceRef: GitRepository {} not found",
@@ -933,6 +960,7 @@ async fn update(
                     "no change since last reconciliation".to_string(),
                     Update::default(),
                     None,
+                    None,
                 ));
             }
         }
@@ -975,11 +1003,11 @@ async fn update(
             .map_err(|e| e.to_string())?;
             if update.files.is_empty() {
                 let observed = if dry_run { None } else { record(checkout.head.clone()) };
-                return Ok((format!("no changes on {checkout_name}"), update, observed));
+                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
             }
             let summary = summary(&update);
             if dry_run {
-                return Ok((format!("would commit to {push_branch}: {summary}"), update, None));
+                return Ok((format!("would commit to {push_branch}: {summary}"), update, None, None));
             }
             // Render before writing: a template that fails must leave the checkout untouched.
             let message = message(&automation, &update)?;
@@ -993,7 +1021,7 @@ async fn update(
                 .map_err(|e| e.to_string())?
             else {
                 let observed = record(checkout.head.clone());
-                return Ok((format!("no changes on {checkout_name}"), update, observed));
+                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
             };
             let short = commit[..commit.len().min(7)].to_string();
             let pushed = if review {
@@ -1020,7 +1048,16 @@ async fn update(
                 None => Ok(text),
             });
             match pushed {
-                Ok(text) => return Ok((text, update, record(commit.clone()))),
+                Ok(text) => {
+                    // Nothing new reached the remote when a review branch already held it.
+                    let pushed = text.starts_with("pushed commit ").then(|| Push {
+                        branch: push_branch.clone(),
+                        commit: commit.clone(),
+                        message: message.clone(),
+                        refspec: automation.push_refspec.clone(),
+                    });
+                    return Ok((text, update, record(commit.clone()), pushed));
+                }
                 // The branch moved between fetch and push: start again from its new tip.
                 Err(e) if e.is_conflict() && !review && attempt < PUSH_ATTEMPTS => {
                     tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod daemon;
 pub mod git;
 pub mod image;
+pub mod notify;
 pub mod policy;
 pub mod scanner;
 pub mod schedule;

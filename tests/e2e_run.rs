@@ -306,12 +306,15 @@ fn state_dir_keeps_fresh_scans_and_the_last_good_list() {
         .file(&s.fleet, "main", "deploy/app.yaml")
         .contains(":1.3.0 #"));
 
-    // The scan starts failing (HTTPS spoken to a plain-HTTP registry): the policy keeps
-    // choosing from the last good list, nothing is downgraded or committed, and the run
-    // reports the failure.
+    // The scan starts failing (its certSecretRef names a Secret that does not exist): the
+    // policy keeps choosing from the last good list, nothing is downgraded or committed,
+    // and the run reports the failure.
     s.config.write(
         "objects.yaml",
-        &objects.replace("insecure: true", "insecure: false"),
+        &objects.replace(
+            "insecure: true",
+            "insecure: true\n  certSecretRef:\n    name: no-such-secret",
+        ),
     );
     let fourth = run_with_state(&s.config, state.path());
     assert_ne!(fourth.code, 0, "{}", fourth.stderr);

@@ -204,10 +204,13 @@ impl Loader {
             ("source.toolkit.fluxcd.io", "GitRepository") => Kind::GitRepository,
             ("", "Secret") => Kind::Secret,
             ("notification.toolkit.fluxcd.io", "Receiver") => Kind::Receiver,
+            ("notification.toolkit.fluxcd.io", "Provider") => Kind::Provider,
+            ("notification.toolkit.fluxcd.io", "Alert") => Kind::Alert,
             _ => return,
         };
         let supported: &[&str] = match kind {
             Kind::Secret | Kind::GitRepository | Kind::Receiver => &["v1"],
+            Kind::Provider | Kind::Alert => &[super::notification::API_VERSION],
             _ => &["v1", "v1beta2"],
         };
         let name = str_at(&value, &["metadata", "name"]).unwrap_or_default();
@@ -244,6 +247,8 @@ impl Loader {
             Kind::GitRepository => self.git_repository(h, value),
             Kind::Secret => self.secret(h, value),
             Kind::Receiver => self.receiver(h, value),
+            Kind::Provider => self.provider(h, value),
+            Kind::Alert => self.alert(h, value),
         }
     }
 
@@ -720,6 +725,38 @@ impl Loader {
         }
     }
 
+    fn provider(&mut self, h: Header, value: Value) {
+        use super::notification::{check_provider, ProviderObject};
+        let Some(obj) = self.typed::<ProviderObject>(&h, value) else {
+            return;
+        };
+        match check_provider(h.id.clone(), h.origin.clone(), obj.spec) {
+            Ok(p) => {
+                let first = self.config.providers.get(&h.id).map(|o| o.origin.clone());
+                if !self.duplicate(&h, first) {
+                    self.config.providers.insert(h.id, p);
+                }
+            }
+            Err(e) => self.object_problem(&h, &e.field, e.message),
+        }
+    }
+
+    fn alert(&mut self, h: Header, value: Value) {
+        use super::notification::{check_alert, AlertObject};
+        let Some(obj) = self.typed::<AlertObject>(&h, value) else {
+            return;
+        };
+        match check_alert(h.id.clone(), h.origin.clone(), obj.spec) {
+            Ok(a) => {
+                let first = self.config.alerts.get(&h.id).map(|o| o.origin.clone());
+                if !self.duplicate(&h, first) {
+                    self.config.alerts.insert(h.id, a);
+                }
+            }
+            Err(e) => self.object_problem(&h, &e.field, e.message),
+        }
+    }
+
     fn finish(self) -> Result<Config, LoadError> {
         if self.problems.is_empty() {
             Ok(self.config)
@@ -1037,6 +1074,63 @@ spec:
         let p = problems(&[("a.yaml", iua)]);
         assert!(
             p[0].contains("ImageUpdateAutomation default/auto: spec.git.commit.messageTemplate: "),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn providers_and_alerts_are_read_and_problems_name_the_field() {
+        let provider = "apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {name: flux, namespace: flux-system}
+spec:
+  type: generic-hmac
+  address: http://127.0.0.1:9292/hook/abc
+  secretRef: {name: hook-token}
+";
+        let alert = "apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: pushes, namespace: flux-system}
+spec:
+  providerRef: {name: flux}
+  eventSources: [{kind: ImageUpdateAutomation, name: '*'}]
+";
+        let dir = folder(&[("n.yaml", &format!("{provider}---\n{alert}"))]);
+        let config = load_dir(dir.path()).unwrap();
+        let id = NamespacedName::new("flux-system", "flux");
+        assert_eq!(
+            config.providers[&id].secret_ref.as_deref(),
+            Some("hook-token")
+        );
+        let a = &config.alerts[&NamespacedName::new("flux-system", "pushes")];
+        assert_eq!(a.provider, id);
+        assert_eq!(a.origin.document, 2);
+
+        let p = problems(&[(
+            "n.yaml",
+            &alert.replace("name: '*'", "name: '*', labels: {}"),
+        )]);
+        assert!(p[0].starts_with("n.yaml (document 1): Alert flux-system/pushes: spec.eventSources[0].labels: unknown field"), "{}", p[0]);
+        let p = problems(&[("n.yaml", &provider.replace("generic-hmac", "smtp"))]);
+        assert!(
+            p[0].contains(
+                "Provider flux-system/flux: spec.type: 'smtp' is not a Flux provider type"
+            ),
+            "{}",
+            p[0]
+        );
+        let p = problems(&[("n.yaml", &provider.replace("v1beta3", "v1beta1"))]);
+        assert!(
+            p[0].contains("use notification.toolkit.fluxcd.io/v1beta3"),
+            "{}",
+            p[0]
+        );
+        let p = problems(&[("a.yaml", alert), ("b.yaml", alert)]);
+        assert!(
+            p[0].contains(
+                "b.yaml (document 1): Alert flux-system/pushes: metadata.name: defined twice"
+            ),
             "{}",
             p[0]
         );

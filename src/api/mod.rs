@@ -4,6 +4,7 @@
 
 mod duration;
 mod load;
+pub mod notification;
 pub mod receiver;
 mod selector;
 pub mod types;
@@ -17,6 +18,7 @@ use regex::Regex;
 
 pub use duration::parse_duration;
 pub use load::{load_dir, LoadError, Problem, DEFAULT_EXCLUSION};
+pub use notification::{Alert, Provider};
 pub use receiver::{Receiver, ReceiverResource, ReceiverType};
 pub use selector::Selector;
 
@@ -32,6 +34,8 @@ pub enum Kind {
     GitRepository,
     Secret,
     Receiver,
+    Provider,
+    Alert,
 }
 
 impl fmt::Display for Kind {
@@ -218,4 +222,6 @@ pub struct Config {
     pub git_repositories: BTreeMap<NamespacedName, GitRepository>,
     pub secrets: BTreeMap<NamespacedName, Secret>,
     pub receivers: BTreeMap<NamespacedName, Receiver>,
+    pub providers: BTreeMap<NamespacedName, Provider>,
+    pub alerts: BTreeMap<NamespacedName, Alert>,
 }

@@ -216,6 +216,10 @@ pub async fn run(
         let mut store = open_store(state_dir)?;
         let report = automation::reconcile(&config, &mut store, &base).await;
         log_outcomes(json, &report);
+        let deliveries = crate::notify::Notifier::new().prepare(&config, &report, Utc::now());
+        for e in crate::notify::deliver_all(deliveries).await {
+            log_about(json, "error", "notify", &e.to_string());
+        }
         if let Err(e) = store.save() {
             let object = match state_dir {
                 Some(dir) => format!("state {}", dir.display()),

@@ -125,6 +125,7 @@ pub struct Daemon {
     evaluated: BTreeMap<NamespacedName, DateTime<Utc>>,
     /// The options every pass starts from (its time and selection are the pass's own).
     base: Options,
+    notifier: crate::notify::Notifier,
 }
 
 /// The schedules of a config whose automations carry none.
@@ -161,6 +162,7 @@ impl Daemon {
             runs: BTreeMap::new(),
             evaluated: BTreeMap::new(),
             base: Options::default(),
+            notifier: crate::notify::Notifier::new(),
         })
     }
 
@@ -381,6 +383,15 @@ impl Daemon {
         self.next_due = Some(self.next_wake(now, &held));
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
+        }
+        // Alerts go out in the background: a slow Provider never holds the next pass.
+        let deliveries = self.notifier.prepare(&self.config, &report, now);
+        if !deliveries.is_empty() {
+            tokio::spawn(async move {
+                for e in crate::notify::deliver_all(deliveries).await {
+                    tracing::warn!(error = %e, "notification not sent");
+                }
+            });
         }
         Some(match self.store.save() {
             Ok(()) => Ok(report),

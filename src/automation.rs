@@ -192,6 +192,8 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
                         fingerprint: fingerprint(repo),
                     },
                 );
+                let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
+                store.set_exclusion(&key, exclusion.collect());
                 Status::Ok(format!("scanned {} tags", tags.len()))
             }
             Err(e) => Status::Failed(e.clone()),
@@ -241,6 +243,9 @@ pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) ->
             }
         }
         report.outcomes.push(outcome);
+    }
+    if !options.dry_run {
+        crate::status::record(config, store, &report, now_secs);
     }
     report
 }

@@ -13,5 +13,6 @@ pub mod image;
 pub mod policy;
 pub mod scanner;
 pub mod schedule;
+pub mod status;
 pub mod store;
 pub mod writer;

@@ -5,6 +5,7 @@
 mod duration;
 mod load;
 mod selector;
+pub mod status;
 pub mod types;
 
 use std::collections::BTreeMap;

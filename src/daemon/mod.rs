@@ -202,6 +202,7 @@ impl Daemon {
         });
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
+            board.set_document(crate::status::document(&self.config, &self.store));
         }
         Some(match self.store.save() {
             Ok(()) => Ok(report),

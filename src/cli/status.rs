@@ -51,13 +51,25 @@ const HEADER: [&str; 8] = [
     "LAST ERROR",
 ];
 
+/// How many hex digits of a digest the table shows (the JSON has them all).
+const DIGEST_HEX: usize = 12;
+
+/// `tag@sha256:<64 hex>` → `tag@sha256:<12 hex>`.
+fn short_digest(value: &str) -> String {
+    match value.split_once("@sha256:") {
+        Some((tag, hex)) => format!("{tag}@sha256:{}", &hex[..hex.len().min(DIGEST_HEX)]),
+        None => value.to_string(),
+    }
+}
+
 /// Renders the image rows as a table: one line per image, columns padded to their widest
-/// cell, `-` for what is not known yet; the last error is the last column, unpadded.
+/// cell, `-` for what is not known yet, digests shortened; the last error is the last
+/// column, unpadded, on one line.
 pub fn render_table(rows: &[ImageRow]) -> String {
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
-            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let or_dash = |v: &Option<String>| v.as_deref().map_or("-".into(), short_digest);
             [
                 r.policy.clone(),
                 r.image.clone(),

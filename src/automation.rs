@@ -171,7 +171,16 @@ impl Report {
 pub async fn reconcile(config: &Config, store: &mut Store, options: &Options) -> Report {
     let mut report = refresh(config, store, options).await;
     run_automations(config, store, options, &mut report).await;
+    record_status(config, store, options, &report);
     report
+}
+
+/// Leaves in the store what a pass did, for the objects' Flux status (not in a dry run).
+pub fn record_status(config: &Config, store: &mut Store, options: &Options, report: &Report) {
+    if !options.dry_run {
+        let now = unix_secs(options.now.unwrap_or_else(SystemTime::now));
+        crate::status::record(config, store, report, now);
+    }
 }
 
 /// Scans the selected repositories whose last scan is stale (or that are forced),
@@ -286,6 +295,8 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                         fingerprint: fingerprint(repo),
                     },
                 );
+                let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
+                store.set_exclusion(&key, exclusion.collect());
                 Status::Ok(format!("scanned {} tags", tags.len()))
             }
             Err(e) => Status::Failed(e.clone()),

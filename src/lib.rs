@@ -14,5 +14,6 @@ pub mod notify;
 pub mod policy;
 pub mod scanner;
 pub mod schedule;
+pub mod status;
 pub mod store;
 pub mod writer;

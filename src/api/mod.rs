@@ -7,6 +7,7 @@ mod load;
 pub mod notification;
 pub mod receiver;
 mod selector;
+pub mod status;
 pub mod types;
 
 use std::collections::BTreeMap;

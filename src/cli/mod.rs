@@ -2,6 +2,7 @@
 
 pub mod eval;
 mod run;
+pub mod status;
 mod tags;
 
 use std::io::Write;
@@ -29,6 +30,8 @@ enum Command {
     Tags(tags::TagsArgs),
     /// Evaluate a policy on a tag list (a file or standard input) and print the chosen tag.
     Eval(eval::EvalArgs),
+    /// Show each image's state: value in Git, latest allowed, newest seen, scans, last error.
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +133,7 @@ pub fn main() -> i32 {
             Command::Check(args) => run::check(args, &mut out),
             Command::Tags(args) => tags::run(args, &mut out).await,
             Command::Eval(args) => eval::run(args, &mut out),
+            Command::Status(args) => status::run(args, &mut out).await,
         }
     });
     let _ = out.flush();

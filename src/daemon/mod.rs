@@ -368,6 +368,7 @@ impl Daemon {
             })
             .collect();
         automation::run_automations(&admitted, &mut self.store, &options, &mut report).await;
+        automation::record_status(&self.config, &mut self.store, &options, &report);
         for (id, setters) in setters {
             self.runs.insert(id, AutomationRun { at: now, setters });
         }
@@ -383,6 +384,7 @@ impl Daemon {
         self.next_due = Some(self.next_wake(now, &held));
         if let Ok(mut board) = self.board.lock() {
             board.record(&report, now, took);
+            board.set_document(crate::status::document(&self.config, &self.store));
         }
         // Alerts go out in the background: a slow Provider never holds the next pass.
         let deliveries = self.notifier.prepare(&self.config, &report, now);

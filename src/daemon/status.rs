@@ -1,5 +1,6 @@
 //! What the service has done, for `/readyz`, `/metrics` and `/api/v1/status`: the last
-//! outcome of every object, counters, and reconcile-duration histograms.
+//! outcome of every object, every object's Flux status, counters, and reconcile-duration
+//! histograms.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,6 +58,8 @@ pub struct Board {
     passes: u64,
     last_pass: Option<DateTime<Utc>>,
     last_pass_seconds: f64,
+    /// Every object's Flux status and the image rows, as of the last pass.
+    document: crate::status::Document,
 }
 
 fn escape(v: &str) -> String {
@@ -92,6 +95,11 @@ impl Board {
         self.passes += 1;
         self.last_pass = Some(at);
         self.last_pass_seconds = took.as_secs_f64();
+    }
+
+    /// Replaces the Flux statuses `/api/v1/status` serves (see `crate::status::document`).
+    pub fn set_document(&mut self, document: crate::status::Document) {
+        self.document = document;
     }
 
     /// Ready once a pass has completed.
@@ -172,7 +180,8 @@ impl Board {
         out
     }
 
-    /// `/api/v1/status`: every object's last outcome.
+    /// `/api/v1/status`: every object's Flux status (`items`), the image rows (`images`),
+    /// and every object's last outcome line (`objects`).
     pub fn status_json(&self) -> serde_json::Value {
         let objects: Vec<_> = self
             .objects
@@ -189,12 +198,17 @@ impl Board {
                 })
             })
             .collect();
-        json!({
-            "ready": self.ready(),
-            "passes": self.passes,
-            "lastPass": self.last_pass.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            "objects": objects,
-        })
+        let document = crate::status::Document {
+            ready: Some(self.ready()),
+            passes: Some(self.passes),
+            last_pass: self
+                .last_pass
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            ..self.document.clone()
+        };
+        let mut value = serde_json::to_value(document).expect("status serialises");
+        value["objects"] = serde_json::Value::Array(objects);
+        value
     }
 }
 

@@ -1,5 +1,6 @@
 //! Embedded state that survives restarts: each repository's last good tag list and each
-//! policy's latest reference. One JSON document in the state directory, replaced atomically
+//! policy's latest reference, and what Flux's status fields need (previous references, the
+//! exclusion list a scan used, automation runs and pushes, each object's last outcome). One JSON document in the state directory, replaced atomically
 //! (write to a temp file in the same directory, fsync, rename), so a crash leaves either the old
 //! or the new state, never a torn one.
 
@@ -29,6 +30,52 @@ struct State {
     /// `namespace/name` of an ImageUpdateAutomation → what its last successful run saw.
     #[serde(default)]
     automations: BTreeMap<String, AutomationRecord>,
+    /// `namespace/name` of an ImagePolicy → the latest reference before the current one
+    /// (Flux's `observedPreviousRef`).
+    #[serde(default)]
+    previous: BTreeMap<String, ImageRef>,
+    /// `namespace/name` of an ImageRepository → the exclusion list its last successful scan
+    /// used (Flux's `observedExclusionList`).
+    #[serde(default)]
+    exclusions: BTreeMap<String, Vec<String>>,
+    /// `namespace/name` of an ImageUpdateAutomation → its runs and pushes.
+    #[serde(default)]
+    runs: BTreeMap<String, RunRecord>,
+    /// `<Kind>/<namespace>/<name>` → the object's last outcome.
+    #[serde(default)]
+    outcomes: BTreeMap<String, OutcomeRecord>,
+}
+
+/// An automation's runs: Flux's `lastAutomationRunTime`, `lastPushCommit`, `lastPushTime`,
+/// `observedPolicies`, and what the last successful run left at the markers in Git.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// When the last run started (seconds since the Unix epoch), whatever its result.
+    #[serde(default)]
+    pub time: u64,
+    /// The last pushed commit (the full SHA where the run reported it, else its short form).
+    #[serde(default)]
+    pub push_commit: Option<String>,
+    /// When the last push happened (seconds since the Unix epoch).
+    #[serde(default)]
+    pub push_time: Option<u64>,
+    /// Policy `ns:name` → the reference the last successful run applied: the value the
+    /// policy's markers hold in Git after it.
+    #[serde(default)]
+    pub policies: BTreeMap<String, ImageRef>,
+}
+
+/// An object's last outcome, as the pipeline reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// `ok`, `skipped` or `failed`.
+    pub result: String,
+    pub message: String,
+    /// When (seconds since the Unix epoch).
+    pub time: u64,
+    /// When the result (ok / failed / skipped) last changed: Flux's `lastTransitionTime`.
+    #[serde(default)]
+    pub since: u64,
 }
 
 /// What an automation's last successful run saw (Flux's `observedSourceRevision` and
@@ -139,8 +186,53 @@ impl Store {
         self.state.latest.get(policy)
     }
 
+    /// Records a policy's latest reference; the one it replaces, if different, becomes the
+    /// previous reference (Flux's `observedPreviousRef`).
     pub fn set_latest(&mut self, policy: &str, latest: ImageRef) {
-        self.state.latest.insert(policy.to_string(), latest);
+        if let Some(old) = self.state.latest.insert(policy.to_string(), latest.clone()) {
+            if old != latest {
+                self.state.previous.insert(policy.to_string(), old);
+            }
+        }
+    }
+
+    /// The reference a policy elected before its current one.
+    pub fn previous(&self, policy: &str) -> Option<&ImageRef> {
+        self.state.previous.get(policy)
+    }
+
+    /// The exclusion list a repository's last successful scan used.
+    pub fn exclusion(&self, repository: &str) -> Option<&[String]> {
+        self.state.exclusions.get(repository).map(Vec::as_slice)
+    }
+
+    pub fn set_exclusion(&mut self, repository: &str, patterns: Vec<String>) {
+        self.state
+            .exclusions
+            .insert(repository.to_string(), patterns);
+    }
+
+    /// An automation's runs and pushes.
+    pub fn run(&self, automation: &str) -> Option<&RunRecord> {
+        self.state.runs.get(automation)
+    }
+
+    pub fn set_run(&mut self, automation: &str, record: RunRecord) {
+        self.state.runs.insert(automation.to_string(), record);
+    }
+
+    /// An object's last outcome, by `<Kind>/<namespace>/<name>`.
+    pub fn outcome(&self, object: &str) -> Option<&OutcomeRecord> {
+        self.state.outcomes.get(object)
+    }
+
+    /// Records an object's outcome, keeping when its result last changed.
+    pub fn set_outcome(&mut self, object: &str, mut record: OutcomeRecord) {
+        record.since = match self.state.outcomes.get(object) {
+            Some(old) if old.result == record.result => old.since,
+            _ => record.time,
+        };
+        self.state.outcomes.insert(object.to_string(), record);
     }
 
     /// Writes the state atomically; a no-op for an in-memory store.
@@ -184,6 +276,55 @@ mod tests {
         assert_eq!(s.latest("default/app"), Some(&r));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn a_state_file_without_the_status_fields_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            br#"{"tags":{"default/app":["1.0.0"]},"latest":{},"scans":{"default/app":{"time":7,"fingerprint":"f"}},"automations":{}}"#,
+        )
+        .unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.scan("default/app").unwrap().time, 7);
+        assert!(s.exclusion("default/app").is_none());
+        assert!(s.run("default/fleet").is_none());
+        assert!(s.outcome("ImagePolicy/default/app").is_none());
+    }
+
+    #[test]
+    fn a_different_latest_becomes_the_previous_one() {
+        let mut s = Store::in_memory();
+        let r = |tag: &str| ImageRef {
+            name: "reg/app".into(),
+            tag: tag.into(),
+            digest: None,
+        };
+        s.set_latest("default/app", r("1.0.0"));
+        assert!(s.previous("default/app").is_none());
+        s.set_latest("default/app", r("1.0.0"));
+        assert!(s.previous("default/app").is_none(), "same ref: no previous");
+        s.set_latest("default/app", r("1.1.0"));
+        assert_eq!(s.previous("default/app"), Some(&r("1.0.0")));
+        s.set_latest("default/app", r("1.1.0"));
+        assert_eq!(s.previous("default/app"), Some(&r("1.0.0")), "kept");
+    }
+
+    #[test]
+    fn an_outcome_keeps_its_transition_time_while_the_result_stays() {
+        let mut s = Store::in_memory();
+        let rec = |result: &str, time| OutcomeRecord {
+            result: result.into(),
+            message: String::new(),
+            time,
+            since: 0,
+        };
+        s.set_outcome("ImagePolicy/default/app", rec("ok", 10));
+        s.set_outcome("ImagePolicy/default/app", rec("ok", 20));
+        assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 10);
+        s.set_outcome("ImagePolicy/default/app", rec("failed", 30));
+        assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 30);
     }
 
     #[test]

@@ -289,6 +289,36 @@ mod tests {
     }
 
     #[test]
+    fn status_json_serves_the_flux_document_with_the_pass_counters() {
+        let mut b = Board::default();
+        b.set_document(crate::status::Document {
+            items: vec![
+                json!({"kind": "ImagePolicy", "status": {"latestRef": {"name": "a", "tag": "1"}}}),
+            ],
+            images: vec![crate::status::ImageRow {
+                policy: "default/app".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let s = b.status_json();
+        assert_eq!(s["ready"], false);
+        assert_eq!(s["passes"], 0);
+        assert_eq!(s["items"][0]["status"]["latestRef"]["tag"], "1");
+        assert_eq!(s["images"][0]["policy"], "default/app");
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        b.record(&Report::default(), t, Duration::from_millis(1));
+        let s = b.status_json();
+        assert_eq!(s["ready"], true);
+        assert_eq!(s["lastPass"], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            s["items"].as_array().unwrap().len(),
+            1,
+            "kept across passes"
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }

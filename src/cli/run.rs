@@ -56,7 +56,11 @@ pub async fn run(
             Err(code) => return Ok(code),
         };
         let mut store = open_store(state_dir)?;
-        let report = automation::reconcile(&config, &mut store, &Options::default()).await;
+        let options = Options {
+            cache_dir: state_dir.map(|d| d.join("git")),
+            ..Options::default()
+        };
+        let report = automation::reconcile(&config, &mut store, &options).await;
         print_outcomes(&report);
         if let Err(e) = store.save() {
             eprintln!("tagline: {e}");

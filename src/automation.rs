@@ -588,9 +588,9 @@ fn remote(
                 username: text("username"),
                 password: text("password"),
             };
-            proxy.check().map_err(|e| {
-                format!("GitRepository {}: spec.proxySecretRef: {e}", source.id)
-            })?;
+            proxy
+                .check()
+                .map_err(|e| format!("GitRepository {}: spec.proxySecretRef: {e}", source.id))?;
             Some(proxy)
         }
     };

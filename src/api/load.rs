@@ -600,7 +600,10 @@ impl Loader {
                 interval,
                 selector,
                 checkout,
-                checkout_branch: git.checkout.as_ref().and_then(|c| c.reference.branch.clone()),
+                checkout_branch: git
+                    .checkout
+                    .as_ref()
+                    .and_then(|c| c.reference.branch.clone()),
                 push_branch: push.branch,
                 push_refspec: push.refspec,
                 push_options: push.options,

@@ -186,7 +186,9 @@ impl Reference {
         };
         match self {
             Reference::Branch(b) => check_branch_name(url, b),
-            Reference::Commit { branch: Some(b), .. } => check_branch_name(url, b),
+            Reference::Commit {
+                branch: Some(b), ..
+            } => check_branch_name(url, b),
             Reference::Tag(t)
                 if t.is_empty() || !git2::Reference::is_valid_name(&format!("refs/tags/{t}")) =>
             {
@@ -330,12 +332,13 @@ impl Checkout {
         let shallow = !reused;
         match reference {
             Reference::Branch(branch) => {
-                let tip = fetch_branch_opts(repo, session, branch, true, shallow)?.ok_or_else(
-                    || GitError::BranchNotFound {
-                        url: session.url(),
-                        branch: branch.to_string(),
-                    },
-                )?;
+                let tip =
+                    fetch_branch_opts(repo, session, branch, true, shallow)?.ok_or_else(|| {
+                        GitError::BranchNotFound {
+                            url: session.url(),
+                            branch: branch.to_string(),
+                        }
+                    })?;
                 let checkout = Checkout {
                     dir: dir.to_path_buf(),
                     branch: branch.to_string(),
@@ -347,7 +350,14 @@ impl Checkout {
             }
             Reference::Tag(tag) => {
                 let refname = format!("refs/tags/{tag}");
-                Self::fetch_detached(repo, session, &refname, &format!("tag '{tag}'"), dir, shallow)
+                Self::fetch_detached(
+                    repo,
+                    session,
+                    &refname,
+                    &format!("tag '{tag}'"),
+                    dir,
+                    shallow,
+                )
             }
             Reference::Name(refname) => Self::fetch_detached(
                 repo,
@@ -953,7 +963,14 @@ fn fetch_ref(
             cause: e.message().to_string(),
         })?;
     }
-    fetch_refspec(repo, session, &format!("+{src}:{dst}"), label, clone, shallow)?;
+    fetch_refspec(
+        repo,
+        session,
+        &format!("+{src}:{dst}"),
+        label,
+        clone,
+        shallow,
+    )?;
     match repo.refname_to_id(dst) {
         Ok(oid) => Ok(Some(oid)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),

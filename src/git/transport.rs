@@ -383,7 +383,12 @@ impl<'r> Session<'r> {
 
     pub fn scrub(&self, text: &str) -> String {
         let mut secrets: Vec<&str> = Vec::new();
-        if let Some(p) = self.remote.proxy.as_ref().and_then(|p| p.password.as_deref()) {
+        if let Some(p) = self
+            .remote
+            .proxy
+            .as_ref()
+            .and_then(|p| p.password.as_deref())
+        {
             secrets.push(p);
         }
         match &self.remote.auth {

@@ -14,7 +14,7 @@ use crate::api::{
     ImageUpdateAutomation, Kind, NamespacedName, Secret, SigningKeyType,
 };
 use crate::git::template::{self, TemplateData};
-use crate::git::{self, Author, Checkout, PushOutcome, Remote, Signer, SigningKey};
+use crate::git::{self, Author, Checkout, PushOutcome, Reference, Remote, Signer, SigningKey};
 use crate::image::ImageRef;
 use crate::scanner::{self, ClientIdentity, Credentials, Manners, ProxyConfig, ScanOptions};
 use crate::schedule::Interval;
@@ -89,6 +89,9 @@ pub struct Options {
     pub selection: Selection,
     /// How hard each registry host may be pressed (in-flight scans, requests per second).
     pub manners: Manners,
+    /// Where to keep one clone per Git remote between runs (`<state-dir>/git`); None: a
+    /// fresh temporary clone each run.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Which repositories and policies a pass reconciles; the service narrows a pass to the
@@ -616,108 +619,82 @@ async fn reflect_digest(
         .map_err(|e| format!("reflecting the digest of tag {tag}: {e}"))
 }
 
-#[cfg(test)]
-mod pass_options_tests {
-    use super::*;
-
-    /// Two policies reflecting digests of one repository, whose scan is still fresh: the
-    /// repository's options (docker config, PEM) are built once in the pass, not per policy.
-    #[tokio::test(flavor = "current_thread")]
-    async fn options_are_built_once_per_repository_per_pass() {
-        let dir = tempfile::tempdir().unwrap();
-        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p");
-        let mut yaml = format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n\
-             type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: \
-             '{{\"auths\":{{\"127.0.0.1:1\":{{\"auth\":\"{auth}\"}}}}}}'\n---\n\
-             apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  \
-             name: app\nspec:\n  image: 127.0.0.1:1/team/app\n  interval: 1h\n  \
-             timeout: 1s\n  insecure: true\n  secretRef:\n    name: regcred\n"
-        );
-        for name in ["one", "two"] {
-            yaml += &format!(
-                "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  \
-                 name: {name}\nspec:\n  imageRepositoryRef:\n    name: app\n  \
-                 digestReflectionPolicy: Always\n  interval: 1h\n  policy:\n    \
-                 alphabetical: {{}}\n"
-            );
-        }
-        std::fs::write(dir.path().join("objects.yaml"), yaml).unwrap();
-        let config = crate::api::load_dir(dir.path()).expect("valid config");
-        let repo = config.repositories.values().next().unwrap();
-        let now = SystemTime::now();
-        let mut store = Store::in_memory();
-        store.set_scan(
-            &repo.id.to_string(),
-            vec!["v2".into(), "v1".into()],
-            ScanRecord {
-                time: now.duration_since(UNIX_EPOCH).unwrap().as_secs(),
-                fingerprint: fingerprint(repo),
-            },
-        );
-        SCAN_OPTIONS_BUILT.with(|c| c.set(0));
-        let options = Options {
-            dry_run: true,
-            now: Some(now),
-            ..Options::default()
-        };
-        let report = reconcile(&config, &mut store, &options).await;
-        let policies: Vec<&Outcome> = report
-            .outcomes
-            .iter()
-            .filter(|o| o.kind == Kind::ImagePolicy)
-            .collect();
-        assert_eq!(policies.len(), 2);
-        // Both looked the digest up (and failed: nothing listens on port 1).
-        for p in &policies {
-            assert!(
-                matches!(&p.status, Status::Failed(e) if e.contains("reflecting the digest of tag v2")),
-                "{p}"
-            );
-        }
-        assert_eq!(SCAN_OPTIONS_BUILT.with(|c| c.get()), 1);
-    }
-}
-
-/// What to check out: a branch, or a tag (a detached checkout whose changes go to the push
-/// branch).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum CheckoutRef {
-    Branch(String),
-    Tag(String),
-}
-
-/// Finds the checkout reference and the push branch the way Flux does: `git.checkout.ref`,
-/// else the GitRepository's `spec.ref`, else branch `master`; push to `git.push.branch`, else
-/// the checkout branch (a tag checkout needs `git.push.branch`).
+/// Finds what to check out and where to push the way Flux does (image-automation-controller
+/// `configurePush`): the ref is `git.checkout.ref`, else the GitRepository's `spec.ref`, else
+/// branch `master`; one kind is checked out, by precedence commit > name > tag > semver >
+/// branch. Push to `git.push.branch`; else to the ref's `branch` field (whatever kind is
+/// checked out), which must then be set. Returns (reference, push branch, switch): `switch`
+/// when the push branch differs from the ref's branch (`master` when no ref is given): then
+/// the push branch is a review branch.
 fn branches(
     automation: &ImageUpdateAutomation,
     source: &GitRepository,
-) -> Result<(CheckoutRef, String), String> {
-    let reference = automation
-        .checkout
-        .clone()
-        .or_else(|| source.reference.clone())
-        .unwrap_or_else(|| GitRef::Branch("master".into()));
+) -> Result<(Reference, String, bool), String> {
+    let (reference, ref_branch, field) = match (&automation.checkout, &source.reference) {
+        (Some(r), _) => (
+            Some(r.clone()),
+            automation.checkout_branch.clone(),
+            "spec.git.checkout.ref",
+        ),
+        (None, Some(r)) => (
+            Some(r.clone()),
+            source.reference_branch.clone(),
+            "GitRepository spec.ref",
+        ),
+        (None, None) => (None, None, ""),
+    };
     let checkout = match reference {
-        GitRef::Branch(b) => CheckoutRef::Branch(b),
-        GitRef::Tag(t) => CheckoutRef::Tag(t),
-        other => {
-            return Err(format!(
-                "spec.git.checkout.ref: checking out by {other:?} is not supported yet; use a branch or a tag"
-            ))
+        None => Reference::Branch("master".into()),
+        Some(GitRef::Branch(b)) => Reference::Branch(b),
+        Some(GitRef::Tag(t)) => Reference::Tag(t),
+        Some(GitRef::Name(n)) => Reference::Name(n),
+        Some(GitRef::Commit(sha)) => Reference::Commit {
+            sha,
+            branch: ref_branch.clone(),
+        },
+        Some(GitRef::SemVer(text)) => {
+            let range = crate::policy::Range::parse(&text)
+                .map_err(|e| format!("{field}.semver: invalid semver range {text:?}: {e}"))?;
+            Reference::SemVer { range, text }
         }
     };
-    let push = match (&automation.push_branch, &checkout) {
-        (Some(b), _) => b.clone(),
-        (None, CheckoutRef::Branch(b)) => b.clone(),
-        (None, CheckoutRef::Tag(t)) => {
-            return Err(format!(
-                "spec.git.push.branch: push spec not provided, and cannot be inferred from checking out tag '{t}'"
-            ))
+    match &automation.push_branch {
+        Some(push) => {
+            let base = match (&automation.checkout, &source.reference) {
+                (None, None) => Some("master".to_string()),
+                _ => ref_branch,
+            };
+            let switch = base.as_deref() != Some(push.as_str());
+            Ok((checkout, push.clone(), switch))
         }
-    };
-    Ok((checkout, push))
+        None => match ref_branch {
+            Some(b) => Ok((checkout, b, false)),
+            None => Err(
+                "spec.git.push.branch: push spec not provided, and cannot be inferred from .spec.git.checkout.ref or GitRepository .spec.ref".into(),
+            ),
+        },
+    }
+}
+
+/// Label of a checkout for outcome lines.
+fn reference_label(reference: &Reference, checkout: &Checkout) -> String {
+    match reference {
+        Reference::Branch(b) => b.clone(),
+        Reference::Tag(t) => format!("tag {t}"),
+        Reference::Name(n) => n.clone(),
+        Reference::Commit { sha, .. } => format!("commit {}", &sha[..sha.len().min(7)]),
+        Reference::SemVer { .. } => format!("tag {}", checkout.tag.as_deref().unwrap_or("?")),
+    }
+}
+
+/// The clone cache of one remote under `cache_dir`: a directory named by a digest of the URL
+/// (the URL may hold credentials), and the lock file that keeps two runs from using it at
+/// once.
+fn cache_paths(cache_dir: &std::path::Path, url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    let key: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    (cache_dir.join(&key), cache_dir.join(format!("{key}.lock")))
 }
 
 fn remote(
@@ -789,11 +766,43 @@ fn remote(
             .or_else(|| s.data.get("caFile"))
             .cloned();
     }
+    let proxy = match &source.proxy_secret_ref {
+        None => None,
+        Some(name) => {
+            let s = secret(
+                secrets,
+                ns,
+                name,
+                &format!("GitRepository {}: spec.proxySecretRef", source.id),
+            )?;
+            let text = |k: &str| {
+                s.data
+                    .get(k)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            let Some(address) = text("address") else {
+                return Err(format!(
+                    "GitRepository {}: Secret {ns}/{name} has no 'address' key for the proxy",
+                    source.id
+                ));
+            };
+            let proxy = git::Proxy {
+                address,
+                username: text("username"),
+                password: text("password"),
+            };
+            proxy
+                .check()
+                .map_err(|e| format!("GitRepository {}: spec.proxySecretRef: {e}", source.id))?;
+            Some(proxy)
+        }
+    };
     Ok(Remote {
         url: source.url.clone(),
         auth,
         ca_pem,
         timeout: source.timeout,
+        proxy,
     })
 }
 
@@ -926,7 +935,7 @@ async fn update(
             automation.source
         ));
     };
-    let (checkout_ref, push_branch) = branches(automation, source)?;
+    let (checkout_ref, push_branch, review) = branches(automation, source)?;
     let remote = remote(source, &config.secrets)?;
     let signer = signer(automation, &config.secrets)?;
     let setters = setters(config, automation, store);
@@ -937,7 +946,8 @@ async fn update(
     // Flux's short-circuit: pushing to the branch it checks out, with nothing else to push,
     // a run whose branch and policies are where the last run left them has nothing to do.
     let fingerprint = automation_fingerprint(automation, source, &push_branch);
-    let short_circuit = checkout_ref == CheckoutRef::Branch(push_branch.clone())
+    let short_circuit = matches!(&checkout_ref, Reference::Branch(b) if *b == push_branch)
+        && !review
         && automation.push_refspec.is_none()
         && !matches!(remote.auth, Some(git::Auth::Bearer(_)));
     let previous = store
@@ -957,6 +967,10 @@ async fn update(
     };
     let automation = automation.clone();
     let dry_run = options.dry_run;
+    let cache = options
+        .cache_dir
+        .as_deref()
+        .map(|dir| cache_paths(dir, &remote.url));
     tokio::task::spawn_blocking(move || {
         let record = |revision: String| {
             short_circuit.then(|| AutomationRecord {
@@ -975,19 +989,48 @@ async fn update(
                 ));
             }
         }
-        let dir = tempfile::Builder::new()
-            .prefix("tagline-checkout-")
-            .tempdir()
-            .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
-        let mut checkout = match &checkout_ref {
-            CheckoutRef::Branch(b) => Checkout::clone(&remote, b, dir.path()),
-            CheckoutRef::Tag(t) => Checkout::clone_tag(&remote, t, dir.path()),
-        }
-        .map_err(|e| e.to_string())?;
-        let checkout_name = match &checkout_ref {
-            CheckoutRef::Branch(b) | CheckoutRef::Tag(b) => b.clone(),
+        // One clone per remote in the cache, locked for the whole run: two automations on
+        // one remote take turns (the second one's fetch then finds little to do); without a
+        // cache, a temporary clone.
+        let mut _lock = None;
+        let mut _temp = None;
+        let (dir, cached) = match &cache {
+            Some((dir, lock_path)) => {
+                let lock_err = |e: std::io::Error| {
+                    format!("locking the clone cache {}: {e}", lock_path.display())
+                };
+                if let Some(parent) = lock_path.parent() {
+                    std::fs::create_dir_all(parent).map_err(lock_err)?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(lock_path)
+                    .map_err(lock_err)?;
+                // flock(2): released when the file is closed, also if the process dies.
+                use std::os::fd::AsRawFd;
+                // SAFETY: flock on a file descriptor this function owns.
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                    return Err(lock_err(std::io::Error::last_os_error()));
+                }
+                _lock = Some(file);
+                (dir.clone(), true)
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("tagline-checkout-")
+                    .tempdir()
+                    .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
+                let path = temp.path().to_path_buf();
+                _temp = Some(temp);
+                (path, false)
+            }
         };
-        let review = checkout_ref != CheckoutRef::Branch(push_branch.clone());
+        let mut checkout = Checkout::obtain(&remote, &checkout_ref, &dir, cached)
+            .map_err(|e| e.to_string())?;
+        let checkout_name = reference_label(&checkout_ref, &checkout);
+        let detached = !matches!(checkout_ref, Reference::Branch(_));
         let push_options = git::push_options(&automation.push_options);
         let mut attempt = 0;
         loop {
@@ -1003,6 +1046,14 @@ async fn update(
                     .map_err(|e| e.to_string())?;
                 tip
             } else {
+                if detached {
+                    // A tag, semver, name or commit checkout pushed to the ref's own branch
+                    // (Flux): the commit goes on top of what was checked out, and the push
+                    // is refused unless that is the branch's tip.
+                    checkout
+                        .switch_branch(&push_branch, &checkout.head.clone())
+                        .map_err(|e| e.to_string())?;
+                }
                 None
             };
             let update = writer::fs::update_with(
@@ -1070,7 +1121,7 @@ async fn update(
                     return Ok((text, update, record(commit.clone()), pushed));
                 }
                 // The branch moved between fetch and push: start again from its new tip.
-                Err(e) if e.is_conflict() && !review && attempt < PUSH_ATTEMPTS => {
+                Err(e) if e.is_conflict() && !review && !detached && attempt < PUSH_ATTEMPTS => {
                     tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");
                     checkout.refresh(&remote).map_err(|e| e.to_string())?;
                 }
@@ -1080,4 +1131,67 @@ async fn update(
     })
     .await
     .map_err(|e| format!("update task failed: {e}"))?
+}
+
+#[cfg(test)]
+mod pass_options_tests {
+    use super::*;
+
+    /// Two policies reflecting digests of one repository, whose scan is still fresh: the
+    /// repository's options (docker config, PEM) are built once in the pass, not per policy.
+    #[tokio::test(flavor = "current_thread")]
+    async fn options_are_built_once_per_repository_per_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p");
+        let mut yaml = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n\
+             type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: \
+             '{{\"auths\":{{\"127.0.0.1:1\":{{\"auth\":\"{auth}\"}}}}}}'\n---\n\
+             apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  \
+             name: app\nspec:\n  image: 127.0.0.1:1/team/app\n  interval: 1h\n  \
+             timeout: 1s\n  insecure: true\n  secretRef:\n    name: regcred\n"
+        );
+        for name in ["one", "two"] {
+            yaml += &format!(
+                "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  \
+                 name: {name}\nspec:\n  imageRepositoryRef:\n    name: app\n  \
+                 digestReflectionPolicy: Always\n  interval: 1h\n  policy:\n    \
+                 alphabetical: {{}}\n"
+            );
+        }
+        std::fs::write(dir.path().join("objects.yaml"), yaml).unwrap();
+        let config = crate::api::load_dir(dir.path()).expect("valid config");
+        let repo = config.repositories.values().next().unwrap();
+        let now = SystemTime::now();
+        let mut store = Store::in_memory();
+        store.set_scan(
+            &repo.id.to_string(),
+            vec!["v2".into(), "v1".into()],
+            ScanRecord {
+                time: now.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+                fingerprint: fingerprint(repo),
+            },
+        );
+        SCAN_OPTIONS_BUILT.with(|c| c.set(0));
+        let options = Options {
+            dry_run: true,
+            now: Some(now),
+            ..Options::default()
+        };
+        let report = reconcile(&config, &mut store, &options).await;
+        let policies: Vec<&Outcome> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.kind == Kind::ImagePolicy)
+            .collect();
+        assert_eq!(policies.len(), 2);
+        // Both looked the digest up (and failed: nothing listens on port 1).
+        for p in &policies {
+            assert!(
+                matches!(&p.status, Status::Failed(e) if e.contains("reflecting the digest of tag v2")),
+                "{p}"
+            );
+        }
+        assert_eq!(SCAN_OPTIONS_BUILT.with(|c| c.get()), 1);
+    }
 }

@@ -136,6 +136,7 @@ pub fn remote(url: &str) -> Remote {
         auth: None,
         ca_pem: None,
         timeout: Duration::from_secs(30),
+        proxy: None,
     }
 }
 

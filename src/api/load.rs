@@ -612,6 +612,10 @@ impl Loader {
                 interval,
                 selector,
                 checkout,
+                checkout_branch: git
+                    .checkout
+                    .as_ref()
+                    .and_then(|c| c.reference.branch.clone()),
                 push_branch: push.branch,
                 push_refspec: push.refspec,
                 push_options: push.options,
@@ -665,6 +669,8 @@ impl Loader {
                 url: spec.url,
                 secret_ref: spec.secret_ref.map(|r| r.name),
                 reference,
+                reference_branch: spec.reference.as_ref().and_then(|r| r.branch.clone()),
+                proxy_secret_ref: spec.proxy_secret_ref.map(|r| r.name),
                 timeout,
                 ignore: spec.ignore,
             },

@@ -166,6 +166,9 @@ pub struct ImageUpdateAutomation {
     pub interval: Duration,
     pub selector: Selector,
     pub checkout: Option<GitRef>,
+    /// `git.checkout.ref.branch` whatever `checkout` chose (Flux pushes to it when
+    /// `git.push.branch` is absent, and looks for a `commit` on it).
+    pub checkout_branch: Option<String>,
     pub push_branch: Option<String>,
     /// `git.push.refspec`: pushed in addition to the branch.
     pub push_refspec: Option<String>,
@@ -191,6 +194,10 @@ pub struct GitRepository {
     pub url: String,
     pub secret_ref: Option<String>,
     pub reference: Option<GitRef>,
+    /// `spec.ref.branch` whatever `reference` chose (see `ImageUpdateAutomation::checkout_branch`).
+    pub reference_branch: Option<String>,
+    /// `spec.proxySecretRef`: a Secret with `address`, optional `username` and `password`.
+    pub proxy_secret_ref: Option<String>,
     /// `spec.timeout`, default 60s.
     pub timeout: Duration,
     pub ignore: Option<String>,

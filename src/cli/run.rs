@@ -198,6 +198,11 @@ pub async fn run(
     base: Options,
 ) -> anyhow::Result<i32> {
     let json = log_format == LogFormat::Json;
+    // One clone per Git remote kept between runs, when there is a state directory.
+    let base = Options {
+        cache_dir: state_dir.map(|d| d.join("git")),
+        ..base
+    };
     if once {
         let config = match api::load_dir(config_dir) {
             Ok(c) => c,

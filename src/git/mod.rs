@@ -87,6 +87,55 @@ pub struct Remote {
     /// Extra root CA (PEM) from the Secret's `ca.crt`.
     pub ca_pem: Option<Vec<u8>>,
     pub timeout: Duration,
+    /// `spec.proxySecretRef`: used for HTTP(S) remotes only.
+    pub proxy: Option<Proxy>,
+}
+
+/// An HTTP proxy (the `proxySecretRef` Secret's `address`, `username`, `password`). `Debug`
+/// hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// `http://host:port` (or `https://`).
+    pub address: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("address", &redact_url(&self.address))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// Checks the address: an `http://` or `https://` URL (libgit2 speaks no SOCKS).
+    pub fn check(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.address)
+            .map_err(|e| format!("proxy address '{}': {e}", redact_url(&self.address)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "proxy address '{}': expected http://host:port (libgit2 supports no other proxy scheme)",
+                redact_url(&self.address)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The address with the credentials as userinfo (percent-encoded).
+    fn url_with_credentials(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.address) else {
+            return self.address.clone();
+        };
+        if let Some(user) = &self.username {
+            let _ = url.set_username(user);
+            let _ = url.set_password(self.password.as_deref());
+        }
+        url.to_string()
+    }
 }
 
 /// Commit author (committer = author, as Flux does).
@@ -103,6 +152,54 @@ pub struct Checkout {
     pub branch: String,
     /// The commit the branch pointed at when cloned.
     pub head: String,
+    /// The tag a `Reference::SemVer` checkout chose.
+    pub tag: Option<String>,
+}
+
+/// What to check out (Flux's `checkout.ref`, one kind chosen).
+#[derive(Debug, Clone)]
+pub enum Reference {
+    /// A branch: checked out as a local branch.
+    Branch(String),
+    /// A tag (detached).
+    Tag(String),
+    /// The highest tag whose version (read as Flux reads tags) the range admits; among equal
+    /// versions (differing in build metadata only) the one whose commit is newest, then the
+    /// greatest name (detached). `text` is the range as written, for messages.
+    SemVer {
+        range: crate::policy::Range,
+        text: String,
+    },
+    /// Any full ref name, e.g. `refs/pull/7/head` (detached).
+    Name(String),
+    /// A commit id, looked for on `branch` when given, else on every branch (detached).
+    Commit { sha: String, branch: Option<String> },
+}
+
+impl Reference {
+    fn check(&self, url: &str) -> Result<(), GitError> {
+        let bad = |cause: String| {
+            Err(GitError::Config {
+                url: redact_url(url),
+                cause,
+            })
+        };
+        match self {
+            Reference::Branch(b) => check_branch_name(url, b),
+            Reference::Commit {
+                branch: Some(b), ..
+            } => check_branch_name(url, b),
+            Reference::Tag(t)
+                if t.is_empty() || !git2::Reference::is_valid_name(&format!("refs/tags/{t}")) =>
+            {
+                bad(format!("tag '{t}' is not a valid tag name"))
+            }
+            Reference::Name(n) if !n.starts_with("refs/") || !git2::Reference::is_valid_name(n) => {
+                bad(format!("ref '{n}' is not a valid ref name"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What a forced push expects the remote branch to be.
@@ -163,64 +260,189 @@ impl Checkout {
     /// Clones `branch` of `remote` (that branch only, no tags) into `dir` (created if absent,
     /// must be empty) and checks it out.
     pub fn clone(remote: &Remote, branch: &str, dir: &Path) -> Result<Checkout, GitError> {
-        check_branch_name(&remote.url, branch)?;
-        let session = Session::new(remote, "cloning")?;
-        let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        let repo = init_clone(&session, dir, &refspec)?;
-        let tip = fetch_branch(&repo, &session, branch, true)?.ok_or_else(|| {
-            GitError::BranchNotFound {
-                url: session.url(),
-                branch: branch.to_string(),
-            }
-        })?;
-        let checkout = Checkout {
-            dir: dir.to_path_buf(),
-            branch: branch.to_string(),
-            head: tip.to_string(),
-        };
-        checkout.reset_branch_to(&repo, branch, tip)?;
-        Ok(checkout)
+        Self::obtain(remote, &Reference::Branch(branch.to_string()), dir, false)
     }
 
     /// Clones the tag `tag` (Flux's `checkout.ref.tag`) and checks out its commit with a
     /// detached HEAD; `branch` is empty. Commits go on top of it; pushing needs a branch:
     /// `switch_branch(push_branch, &head)` first.
     pub fn clone_tag(remote: &Remote, tag: &str, dir: &Path) -> Result<Checkout, GitError> {
-        if tag.is_empty() {
-            return Err(GitError::Config {
-                url: redact_url(&remote.url),
-                cause: "empty tag name".into(),
-            });
-        }
-        Self::clone_detached(
-            remote,
-            &format!("refs/tags/{tag}"),
-            &format!("tag '{tag}'"),
-            dir,
-        )
+        Self::obtain(remote, &Reference::Tag(tag.to_string()), dir, false)
     }
 
     /// Clones any ref (Flux's `checkout.ref.name`, e.g. `refs/pull/7/head` or
     /// `refs/heads/main`) and checks out its commit with a detached HEAD; `branch` is empty.
     pub fn clone_ref(remote: &Remote, refname: &str, dir: &Path) -> Result<Checkout, GitError> {
-        Self::clone_detached(remote, refname, &format!("ref '{refname}'"), dir)
+        Self::obtain(remote, &Reference::Name(refname.to_string()), dir, false)
     }
 
-    fn clone_detached(
+    /// Clones `branch` with its history and checks out `commit` (Flux's `checkout.ref.commit`)
+    /// with a detached HEAD; `branch` is empty. The commit must be on that branch.
+    pub fn clone_commit(
         remote: &Remote,
+        branch: &str,
+        commit: &str,
+        dir: &Path,
+    ) -> Result<Checkout, GitError> {
+        let reference = Reference::Commit {
+            sha: commit.to_string(),
+            branch: Some(branch.to_string()),
+        };
+        Self::obtain(remote, &reference, dir, false)
+    }
+
+    /// Checks out `reference` of `remote` in `dir`. Without `cached`, `dir` is created if
+    /// absent and must be empty (a fresh clone, shallow where the transport allows). With
+    /// `cached`, `dir` is a cache kept between runs: a clone of the same remote left there by
+    /// an earlier call is brought up to date by fetching only what it lacks, and its branch,
+    /// HEAD and work tree are reset to the remote tip (local commits and edits dropped); a
+    /// directory holding anything else (another remote, a broken repository, stray files) is
+    /// deleted and cloned afresh, and so is a cache that fails while being updated (other
+    /// than for credentials, certificates, a timeout or a missing ref). The caller keeps two
+    /// users from sharing one `dir` at the same time.
+    pub fn obtain(
+        remote: &Remote,
+        reference: &Reference,
+        dir: &Path,
+        cached: bool,
+    ) -> Result<Checkout, GitError> {
+        reference.check(&remote.url)?;
+        let session = Session::new(remote, "cloning")?;
+        let (repo, reused) = prepare(&session, dir, cached)?;
+        match Self::checkout_in(&repo, &session, reference, dir, reused) {
+            Err(e) if reused && cache_may_be_at_fault(&e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "discarding the cached clone");
+                drop(repo);
+                discard(dir)?;
+                let (repo, _) = prepare(&session, dir, cached)?;
+                Self::checkout_in(&repo, &session, reference, dir, false)
+            }
+            other => other,
+        }
+    }
+
+    fn checkout_in(
+        repo: &Repository,
+        session: &Session,
+        reference: &Reference,
+        dir: &Path,
+        reused: bool,
+    ) -> Result<Checkout, GitError> {
+        // A fresh clone fetches depth 1; a cache fetches only the commits it lacks.
+        let shallow = !reused;
+        match reference {
+            Reference::Branch(branch) => {
+                let tip =
+                    fetch_branch_opts(repo, session, branch, true, shallow)?.ok_or_else(|| {
+                        GitError::BranchNotFound {
+                            url: session.url(),
+                            branch: branch.to_string(),
+                        }
+                    })?;
+                let checkout = Checkout {
+                    dir: dir.to_path_buf(),
+                    branch: branch.to_string(),
+                    head: tip.to_string(),
+                    tag: None,
+                };
+                checkout.reset_branch_to(repo, branch, tip)?;
+                Ok(checkout)
+            }
+            Reference::Tag(tag) => {
+                let refname = format!("refs/tags/{tag}");
+                Self::fetch_detached(
+                    repo,
+                    session,
+                    &refname,
+                    &format!("tag '{tag}'"),
+                    dir,
+                    shallow,
+                )
+            }
+            Reference::Name(refname) => Self::fetch_detached(
+                repo,
+                session,
+                refname,
+                &format!("ref '{refname}'"),
+                dir,
+                shallow,
+            ),
+            Reference::Commit { sha, branch } => {
+                let wanted = Oid::from_str(sha).map_err(|_| GitError::Config {
+                    url: session.url(),
+                    cause: format!("'{sha}' is not a commit id"),
+                })?;
+                match branch {
+                    Some(branch) => {
+                        let tip = fetch_ref(
+                            repo,
+                            session,
+                            &branch_ref(branch),
+                            &tracking_ref(branch),
+                            branch,
+                            true,
+                            false,
+                        )?
+                        .ok_or_else(|| GitError::BranchNotFound {
+                            url: session.url(),
+                            branch: branch.to_string(),
+                        })?;
+                        let on_branch =
+                            tip == wanted || repo.graph_descendant_of(tip, wanted).unwrap_or(false);
+                        if !on_branch {
+                            return Err(GitError::RefNotFound {
+                                url: session.url(),
+                                what: format!("commit {sha} on branch '{branch}'"),
+                            });
+                        }
+                    }
+                    None => {
+                        // Like Flux: every branch, whole history; the commit must be in it.
+                        let spec = format!("+refs/heads/*:refs/remotes/{ORIGIN}/*");
+                        clear_refs(repo, &format!("refs/remotes/{ORIGIN}/"))?;
+                        fetch_refspec(repo, session, &spec, "(all branches)", true, false)?;
+                        if repo.find_commit(wanted).is_err() {
+                            return Err(GitError::RefNotFound {
+                                url: session.url(),
+                                what: format!("commit {sha} on any branch"),
+                            });
+                        }
+                    }
+                }
+                Self::detached(repo, dir, sha, wanted)
+            }
+            Reference::SemVer { range, text } => {
+                clear_refs(repo, "refs/tags/")?;
+                let label = format!("tags for semver '{text}'");
+                fetch_refspec(
+                    repo,
+                    session,
+                    "+refs/tags/*:refs/tags/*",
+                    &label,
+                    true,
+                    shallow,
+                )?;
+                let (tag, commit) =
+                    highest_tag(repo, range).ok_or_else(|| GitError::RefNotFound {
+                        url: session.url(),
+                        what: format!("a tag matching semver '{text}'"),
+                    })?;
+                let mut checkout = Self::detached(repo, dir, &tag, commit)?;
+                checkout.tag = Some(tag);
+                Ok(checkout)
+            }
+        }
+    }
+
+    fn fetch_detached(
+        repo: &Repository,
+        session: &Session,
         refname: &str,
         what: &str,
         dir: &Path,
+        shallow: bool,
     ) -> Result<Checkout, GitError> {
-        if !refname.starts_with("refs/") || !git2::Reference::is_valid_name(refname) {
-            return Err(GitError::Config {
-                url: redact_url(&remote.url),
-                cause: format!("{what} is not a valid ref name"),
-            });
-        }
-        let session = Session::new(remote, "cloning")?;
-        let repo = init_clone(&session, dir, &format!("+{refname}:{refname}"))?;
-        let target = fetch_ref(&repo, &session, refname, refname, refname, true, true)?
+        let target = fetch_ref(repo, session, refname, refname, refname, true, shallow)?
             .ok_or_else(|| GitError::RefNotFound {
                 url: session.url(),
                 what: what.to_string(),
@@ -233,46 +455,7 @@ impl Checkout {
                 cause: e.message().to_string(),
             })?
             .id();
-        Self::detached(&repo, dir, refname, commit)
-    }
-
-    /// Clones `branch` with its history and checks out `commit` (Flux's `checkout.ref.commit`)
-    /// with a detached HEAD; `branch` is empty. The commit must be on that branch.
-    pub fn clone_commit(
-        remote: &Remote,
-        branch: &str,
-        commit: &str,
-        dir: &Path,
-    ) -> Result<Checkout, GitError> {
-        check_branch_name(&remote.url, branch)?;
-        let wanted = Oid::from_str(commit).map_err(|_| GitError::Config {
-            url: redact_url(&remote.url),
-            cause: format!("'{commit}' is not a commit id"),
-        })?;
-        let session = Session::new(remote, "cloning")?;
-        let refspec = format!("+{}:{}", branch_ref(branch), tracking_ref(branch));
-        let repo = init_clone(&session, dir, &refspec)?;
-        let tip = fetch_ref(
-            &repo,
-            &session,
-            &branch_ref(branch),
-            &tracking_ref(branch),
-            branch,
-            true,
-            false,
-        )?
-        .ok_or_else(|| GitError::BranchNotFound {
-            url: session.url(),
-            branch: branch.to_string(),
-        })?;
-        let on_branch = tip == wanted || repo.graph_descendant_of(tip, wanted).unwrap_or(false);
-        if !on_branch {
-            return Err(GitError::RefNotFound {
-                url: session.url(),
-                what: format!("commit {commit} on branch '{branch}'"),
-            });
-        }
-        Self::detached(&repo, dir, commit, wanted)
+        Self::detached(repo, dir, refname, commit)
     }
 
     fn detached(
@@ -295,6 +478,7 @@ impl Checkout {
             dir: dir.to_path_buf(),
             branch: String::new(),
             head: commit.to_string(),
+            tag: None,
         })
     }
 
@@ -694,7 +878,11 @@ pub fn ls_remote(remote: &Remote) -> Result<Vec<(String, String)>, GitError> {
         cause,
     };
     let connection = detached
-        .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
+        .connect_auth(
+            git2::Direction::Fetch,
+            Some(session.callbacks()),
+            session.proxy_options(),
+        )
         .map_err(|e| session.error(&e, list_err))?;
     let heads = connection
         .list()
@@ -735,6 +923,17 @@ fn fetch_branch(
     branch: &str,
     clone: bool,
 ) -> Result<Option<Oid>, GitError> {
+    fetch_branch_opts(repo, session, branch, clone, true)
+}
+
+/// `fetch_branch`, depth 1 only when `shallow`.
+fn fetch_branch_opts(
+    repo: &Repository,
+    session: &Session,
+    branch: &str,
+    clone: bool,
+    shallow: bool,
+) -> Result<Option<Oid>, GitError> {
     fetch_ref(
         repo,
         session,
@@ -742,7 +941,7 @@ fn fetch_branch(
         &tracking_ref(branch),
         branch,
         clone,
-        true,
+        shallow,
     )
 }
 
@@ -758,6 +957,40 @@ fn fetch_ref(
     clone: bool,
     shallow: bool,
 ) -> Result<Option<Oid>, GitError> {
+    if let Ok(mut stale) = repo.find_reference(dst) {
+        stale.delete().map_err(|e| GitError::Local {
+            dir: repo.path().display().to_string(),
+            cause: e.message().to_string(),
+        })?;
+    }
+    fetch_refspec(
+        repo,
+        session,
+        &format!("+{src}:{dst}"),
+        label,
+        clone,
+        shallow,
+    )?;
+    match repo.refname_to_id(dst) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(GitError::Local {
+            dir: repo.path().display().to_string(),
+            cause: e.message().to_string(),
+        }),
+    }
+}
+
+/// Fetches one refspec (no tags beyond it), depth 1 when `shallow` and the transport allows
+/// it. `clone` says which error variant to use; `label` names what is fetched in errors.
+fn fetch_refspec(
+    repo: &Repository,
+    session: &Session,
+    refspec: &str,
+    label: &str,
+    clone: bool,
+    shallow: bool,
+) -> Result<(), GitError> {
     let mut remote = repo
         .remote_anonymous(&session.remote.url)
         .map_err(|e| GitError::Config {
@@ -771,6 +1004,9 @@ fn fetch_ref(
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .custom_headers(&header_refs);
+    if let Some(proxy) = session.proxy_options() {
+        fo.proxy_options(proxy);
+    }
     // Shallow (depth 1) like Flux, except where libgit2 cannot (local paths / file://).
     if shallow && !is_local_url(&session.remote.url) {
         fo.depth(1);
@@ -790,29 +1026,147 @@ fn fetch_ref(
             }
         }
     };
-    if let Ok(mut stale) = repo.find_reference(dst) {
-        stale
-            .delete()
-            .map_err(|e| fetch_err(e.message().to_string()))?;
-    }
-    let refspec = format!("+{src}:{dst}");
     remote
-        .fetch(&[refspec.as_str()], Some(&mut fo), None)
+        .fetch(&[refspec], Some(&mut fo), None)
         .map_err(|e| session.error(&e, fetch_err))?;
     if session.past_deadline() {
         return Err(session.timeout());
     }
-    match repo.refname_to_id(dst) {
-        Ok(oid) => Ok(Some(oid)),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(fetch_err(e.message().to_string())),
+    Ok(())
+}
+
+/// Config key marking a clone as the cache of one remote: a digest of its URL (never the URL
+/// itself, which may hold credentials).
+const CACHE_KEY: &str = "tagline.remote";
+
+fn remote_key(url: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(url.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The repository a checkout goes in, and whether it is a cache being reused. Without
+/// `cached`, a new repository in `dir` (created if absent, must be empty).
+fn prepare(session: &Session, dir: &Path, cached: bool) -> Result<(Repository, bool), GitError> {
+    let key = remote_key(&session.remote.url);
+    if cached && dir.exists() {
+        if let Some(repo) = reusable(dir, &key) {
+            return Ok((repo, true));
+        }
+        tracing::info!(dir = %dir.display(), "the clone cache holds no usable clone of this remote; cloning afresh");
+        discard(dir)?;
     }
+    let repo = init_clone(session, dir)?;
+    if cached {
+        repo.config()
+            .and_then(|mut c| c.set_str(CACHE_KEY, &key))
+            .map_err(local_err(dir))?;
+    }
+    Ok((repo, false))
+}
+
+/// The cached clone in `dir` if it is one of the remote `key` names, with a readable HEAD.
+fn reusable(dir: &Path, key: &str) -> Option<Repository> {
+    let repo = Repository::open_ext(
+        dir,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    if repo.is_bare() || workdir != dir.canonicalize().ok()? {
+        return None;
+    }
+    if repo.config().ok()?.get_string(CACHE_KEY).ok()? != key {
+        return None;
+    }
+    let readable = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .and_then(|c| c.tree().map(|_| ()))
+        .is_ok();
+    readable.then_some(repo)
+}
+
+fn discard(dir: &Path) -> Result<(), GitError> {
+    let result = if dir.is_dir() {
+        std::fs::remove_dir_all(dir)
+    } else {
+        std::fs::remove_file(dir)
+    };
+    result.map_err(|e| GitError::Local {
+        dir: dir.display().to_string(),
+        cause: format!("discarding the cached clone: {e}"),
+    })
+}
+
+/// Whether a failure while updating a cached clone may come from the cache itself (so a fresh
+/// clone is worth one try): not for credentials, certificates, timeouts or missing refs.
+fn cache_may_be_at_fault(e: &GitError) -> bool {
+    matches!(
+        e,
+        GitError::Local { .. }
+            | GitError::Checkout { .. }
+            | GitError::Clone { .. }
+            | GitError::Fetch { .. }
+            | GitError::Commit { .. }
+    )
+}
+
+/// Deletes the local refs under `prefix` (e.g. `refs/tags/`) before a wildcard fetch, so a ref
+/// deleted on the remote does not linger in a cache.
+fn clear_refs(repo: &Repository, prefix: &str) -> Result<(), GitError> {
+    let dir = repo.path().display().to_string();
+    let err = |e: git2::Error| GitError::Local {
+        dir: dir.clone(),
+        cause: e.message().to_string(),
+    };
+    let names: Vec<String> = repo
+        .references_glob(&format!("{prefix}*"))
+        .map_err(err)?
+        .filter_map(|r| r.ok().and_then(|r| r.name().ok().map(str::to_string)))
+        .collect();
+    for name in names {
+        if let Ok(mut r) = repo.find_reference(&name) {
+            r.delete().map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tag `Reference::SemVer` picks among the local tags, with its commit.
+fn highest_tag(repo: &Repository, range: &crate::policy::Range) -> Option<(String, Oid)> {
+    use crate::policy::Version;
+    let mut tags: Vec<(String, Oid, i64)> = Vec::new();
+    for r in repo.references_glob("refs/tags/*").ok()?.flatten() {
+        let Some(name) = r.name().ok().and_then(|n| n.strip_prefix("refs/tags/")) else {
+            continue;
+        };
+        let name = name.to_string();
+        let Ok(commit) = r.peel_to_commit() else {
+            continue;
+        };
+        tags.push((name, commit.id(), commit.committer().when().seconds()));
+    }
+    tags.iter()
+        .filter_map(|(name, id, time)| {
+            let v = Version::parse(name)?;
+            range.satisfies(&v).then_some((v, *time, name, *id))
+        })
+        .max_by(|a, b| {
+            a.0.precedence(&b.0)
+                .then_with(|| a.1.cmp(&b.1))
+                .then_with(|| a.2.cmp(b.2))
+        })
+        .map(|(_, _, name, id)| (name.clone(), id))
 }
 
 /// Creates the repository of a clone in `dir` (created if absent, must be empty), with an
-/// `origin` remote fetching `refspec` recorded for people looking at the clone; fetches and
-/// pushes use the `Remote` itself, so credentials in the URL are not written to .git/config.
-fn init_clone(session: &Session, dir: &Path, refspec: &str) -> Result<Repository, GitError> {
+/// `origin` remote recorded for people looking at the clone; fetches and pushes use the
+/// `Remote` itself, so credentials in the URL are not written to .git/config.
+fn init_clone(session: &Session, dir: &Path) -> Result<Repository, GitError> {
     let io_err = |e: std::io::Error| GitError::Local {
         dir: dir.display().to_string(),
         cause: e.to_string(),
@@ -825,11 +1179,15 @@ fn init_clone(session: &Session, dir: &Path, refspec: &str) -> Result<Repository
         });
     }
     let repo = Repository::init(dir).map_err(local_err(dir))?;
-    repo.remote_with_fetch(ORIGIN, &session.url(), refspec)
-        .map_err(|e| GitError::Config {
-            url: session.url(),
-            cause: session.scrub(e.message()),
-        })?;
+    repo.remote_with_fetch(
+        ORIGIN,
+        &session.url(),
+        &format!("+refs/heads/*:refs/remotes/{ORIGIN}/*"),
+    )
+    .map_err(|e| GitError::Config {
+        url: session.url(),
+        cause: session.scrub(e.message()),
+    })?;
     Ok(repo)
 }
 
@@ -896,6 +1254,9 @@ fn push_refspecs(
     let option_refs: Vec<&str> = push_options.iter().map(String::as_str).collect();
     let mut po = PushOptions::new();
     po.remote_callbacks(cb).custom_headers(&header_refs);
+    if let Some(proxy) = session.proxy_options() {
+        po.proxy_options(proxy);
+    }
     if !option_refs.is_empty() {
         po.remote_push_options(&option_refs);
     }

@@ -367,8 +367,30 @@ impl<'r> Session<'r> {
         other(self.scrub(e.message()))
     }
 
+    /// libgit2 proxy options for an HTTP(S) remote with a `Remote::proxy` (credentials go in
+    /// the proxy URL's userinfo: libgit2 answers the proxy's Basic challenge with them); None
+    /// for other remotes or without a proxy (then libgit2 uses no proxy at all).
+    pub fn proxy_options(&self) -> Option<git2::ProxyOptions<'static>> {
+        let proxy = self.remote.proxy.as_ref()?;
+        let lower = self.remote.url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return None;
+        }
+        let mut opts = git2::ProxyOptions::new();
+        opts.url(&proxy.url_with_credentials());
+        Some(opts)
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let mut secrets: Vec<&str> = Vec::new();
+        if let Some(p) = self
+            .remote
+            .proxy
+            .as_ref()
+            .and_then(|p| p.password.as_deref())
+        {
+            secrets.push(p);
+        }
         match &self.remote.auth {
             Some(Auth::Basic { password, .. }) => secrets.push(password),
             Some(Auth::Bearer(t)) => secrets.push(t),

@@ -721,7 +721,7 @@ spec:
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0].starts_with("Provider default/hook: posting the event: ")
-            && errors[0].contains("certificate verify failed"),
+            && errors[0].contains("invalid peer certificate"),
         "not retried until the timeout: {}",
         errors[0]
     );

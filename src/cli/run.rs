@@ -446,5 +446,24 @@ pub fn check(args: &super::ConfigArg, out: &mut dyn Write) -> anyhow::Result<i32
     for g in config.git_repositories.values() {
         writeln!(out, "GitRepository {} {} ({})", g.id, g.url, g.origin)?;
     }
+    for r in config.receivers.values() {
+        writeln!(out, "Receiver {} {} ({})", r.id, r.receiver_type, r.origin)?;
+    }
+    for p in config.providers.values() {
+        writeln!(
+            out,
+            "Provider {} {} ({})",
+            p.id,
+            p.provider_type.as_str(),
+            p.origin
+        )?;
+    }
+    for a in config.alerts.values() {
+        writeln!(
+            out,
+            "Alert {} -> Provider {} ({})",
+            a.id, a.provider, a.origin
+        )?;
+    }
     Ok(0)
 }

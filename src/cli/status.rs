@@ -108,7 +108,14 @@ pub fn render_table(rows: &[ImageRow]) -> String {
 
 async fn fetch(server: &str) -> anyhow::Result<serde_json::Value> {
     let url = format!("{}/api/v1/status", server.trim_end_matches('/'));
-    let response = reqwest::get(&url)
+    let tls = crate::scanner::tls_client_config(None, None, true).map_err(anyhow::Error::msg)?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .context("building the HTTP client")?;
+    let response = client
+        .get(&url)
+        .send()
         .await
         .with_context(|| format!("reading {url}"))?
         .error_for_status()

@@ -260,23 +260,17 @@ fn client(target: &Target) -> Result<reqwest::Client, NotifyError> {
         cause,
     };
     let mut b = reqwest::Client::builder().connect_timeout(target.timeout);
-    if let Some(ca) = &target.ca {
-        let certs = reqwest::Certificate::from_pem_bundle(ca)
-            .map_err(|_| tls("ca.crt is not PEM".into()))?;
-        b = b.tls_certs_only(certs);
-    }
-    if let Some((cert, key)) = &target.identity {
-        let key = if String::from_utf8_lossy(key).contains("-----BEGIN PRIVATE KEY-----") {
-            key.clone()
-        } else {
-            openssl::pkey::PKey::private_key_from_pem(key)
-                .and_then(|k| k.private_key_to_pem_pkcs8())
-                .map_err(|_| tls("tls.key is not a PEM private key".into()))?
-        };
-        let id = reqwest::Identity::from_pkcs8_pem(cert, &key)
-            .map_err(|_| tls("tls.crt and tls.key do not form an identity".into()))?;
-        b = b.identity(id);
-    }
+    // A ca.crt replaces the system roots, as in Flux.
+    let config = crate::scanner::tls_client_config(
+        target.ca.as_deref(),
+        target
+            .identity
+            .as_ref()
+            .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
+        target.ca.is_none(),
+    )
+    .map_err(tls)?;
+    b = b.tls_backend_preconfigured(config);
     if let Some(p) = &target.proxy {
         let proxy = reqwest::Proxy::all(p).map_err(|_| NotifyError::InvalidProxy {
             provider: target.provider.clone(),
@@ -316,7 +310,9 @@ pub async fn send(target: &Target, event: &Event) -> Result<(), NotifyError> {
                     let e = e.without_url();
                     let cause = mask(target, &error_chain(&e));
                     // As go-retryablehttp: an untrusted certificate will not become trusted.
-                    let hopeless = cause.contains("certificate verify failed");
+                    // (rustls says "invalid peer certificate: UnknownIssuer" and the like.)
+                    let hopeless = cause.contains("invalid peer certificate")
+                        || cause.contains("certificate verify failed");
                     let err = NotifyError::Post {
                         provider: target.provider.clone(),
                         cause,

@@ -64,6 +64,7 @@ pub use error::ScanError;
 pub use limit::Manners;
 pub use pagination::{is_valid_tag, Limits};
 pub use retry::{parse_retry_after, Clock, RetryPolicy, SystemClock};
+pub use tls::client_config_with as tls_client_config;
 
 /// Registry credentials. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -42,6 +42,8 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
 #[derive(Debug)]
 struct LazyRootsVerifier {
     extra: Vec<CertificateDer<'static>>,
+    /// Whether the system's roots are trusted besides `extra`.
+    system: bool,
     provider: Arc<CryptoProvider>,
     inner: OnceLock<Result<Arc<WebPkiServerVerifier>, rustls::Error>>,
 }
@@ -54,9 +56,12 @@ impl LazyRootsVerifier {
                 for c in &self.extra {
                     store.add(c.clone())?;
                 }
-                let (_, ignored) = store.add_parsable_certificates(system_roots().iter().cloned());
-                if ignored > 0 {
-                    tracing::debug!("{ignored} system CA certificates could not be parsed");
+                if self.system {
+                    let (_, ignored) =
+                        store.add_parsable_certificates(system_roots().iter().cloned());
+                    if ignored > 0 {
+                        tracing::debug!("{ignored} system CA certificates could not be parsed");
+                    }
                 }
                 if store.is_empty() {
                     return Err(rustls::Error::General(
@@ -131,6 +136,17 @@ pub(super) fn client_config(
     ca_pem: Option<&[u8]>,
     identity: Option<(&[u8], &[u8])>,
 ) -> Result<rustls::ClientConfig, String> {
+    client_config_with(ca_pem, identity, true)
+}
+
+/// The same rustls configuration for tagline's other HTTP clients (notifications, the status
+/// client); `system_roots: false` trusts only `ca_pem` (Flux's Providers: a `ca.crt` replaces
+/// the system roots). Errors never quote key material.
+pub fn client_config_with(
+    ca_pem: Option<&[u8]>,
+    identity: Option<(&[u8], &[u8])>,
+    system_roots: bool,
+) -> Result<rustls::ClientConfig, String> {
     let mut extra = Vec::new();
     if let Some(pem) = ca_pem {
         for c in CertificateDer::pem_slice_iter(pem) {
@@ -150,6 +166,7 @@ pub(super) fn client_config(
     let provider = provider();
     let verifier = Arc::new(LazyRootsVerifier {
         extra,
+        system: system_roots,
         provider: provider.clone(),
         inner: OnceLock::new(),
     });

@@ -425,7 +425,7 @@ fn slack_payload_matches_the_golden_file() {
 
     let listener = Listener::start();
     let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notify_slack");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notify/slack");
     let config_yaml = std::fs::read_to_string(fixture.join("original/notify.yaml"))
         .unwrap()
         .replace("LISTENER", &listener.url("/slack"));

@@ -153,10 +153,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether something listens on `port`. A connection to a free port in the ephemeral range
+/// can connect to itself (TCP simultaneous open: same local and peer address); that is not a
+/// listener, and it holds the port the server is about to bind.
+fn listening(port: u16) -> bool {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s.local_addr().ok() != s.peer_addr().ok(),
+        Err(_) => false,
+    }
+}
+
 /// Waits until something accepts connections on `port`.
 pub fn wait_for_port(port: u16, child: &mut Child) {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listening(port) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("server exited early: {status}");
         }

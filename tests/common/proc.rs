@@ -293,7 +293,13 @@ pub fn free_port() -> u16 {
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+    // A connection to a free ephemeral port can connect to itself (TCP simultaneous open:
+    // same local and peer address): that is no listener, and it holds the port the peer is
+    // about to bind.
+    match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) {
+        Ok(s) => s.local_addr().ok() != s.peer_addr().ok(),
+        Err(_) => false,
+    }
 }
 
 /// Runs a helper CLI to completion and returns its stdout; panics with its stderr when it

@@ -137,6 +137,23 @@ pub enum GitRef {
     Commit(String),
 }
 
+/// Every kind Flux's notification CRDs accept as an object reference: an Alert's
+/// `eventSources[].kind` and a Receiver's `resources[].kind`.
+pub const FLUX_OBJECT_KINDS: &[&str] = &[
+    "Bucket",
+    "GitRepository",
+    "Kustomization",
+    "HelmRelease",
+    "HelmChart",
+    "HelmRepository",
+    "ImageRepository",
+    "ImagePolicy",
+    "ImageUpdateAutomation",
+    "OCIRepository",
+    "ArtifactGenerator",
+    "ExternalArtifact",
+];
+
 /// Annotation on an ImageUpdateAutomation: comma-separated globs (gitignore syntax, relative
 /// to `update.path`) of non-YAML text files whose marked lines are updated too, e.g.
 /// `"Dockerfile, **/*.tf"`. Off when absent.

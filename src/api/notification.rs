@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::types::{LocalObjectReference, ObjectMeta};
-use super::{parse_duration, NamespacedName, Origin};
+use super::{parse_duration, NamespacedName, Origin, FLUX_OBJECT_KINDS};
 
 /// The one API version read for both kinds.
 pub const API_VERSION: &str = "v1beta3";
@@ -49,22 +49,6 @@ pub const FLUX_PROVIDER_TYPES: &[&str] = &[
     "otel",
     "zoom",
     "incident.io",
-];
-
-/// Every `eventSources[].kind` Flux's Alert accepts (its CRD enum).
-pub const FLUX_SOURCE_KINDS: &[&str] = &[
-    "Bucket",
-    "GitRepository",
-    "Kustomization",
-    "HelmRelease",
-    "HelmChart",
-    "HelmRepository",
-    "ImageRepository",
-    "ImagePolicy",
-    "ImageUpdateAutomation",
-    "OCIRepository",
-    "ArtifactGenerator",
-    "ExternalArtifact",
 ];
 
 /// Flux's default `spec.timeout` of a Provider.
@@ -345,7 +329,7 @@ pub fn check_alert(
     }
     let mut sources = Vec::new();
     for (i, s) in spec.event_sources.into_iter().enumerate() {
-        if !FLUX_SOURCE_KINDS.contains(&s.kind.as_str()) {
+        if !FLUX_OBJECT_KINDS.contains(&s.kind.as_str()) {
             return Err(problem(
                 format!("spec.eventSources[{i}].kind"),
                 format!("'{}' is not a kind Flux sends events for", s.kind),

@@ -9,29 +9,13 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::types::{LocalObjectReference, ObjectMeta};
-use super::{parse_duration, NamespacedName, Origin, Secret};
+use super::{parse_duration, NamespacedName, Origin, Secret, FLUX_OBJECT_KINDS};
 
 /// Flux's `ReceiverWebhookPath`: every webhook path starts with it.
 pub const WEBHOOK_PREFIX: &str = "/hook/";
 
 /// `spec.interval` when absent, as Flux defaults it.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
-
-/// The kinds Flux's CRD allows in `spec.resources[].kind`.
-const RESOURCE_KINDS: &[&str] = &[
-    "Bucket",
-    "GitRepository",
-    "Kustomization",
-    "HelmRelease",
-    "HelmChart",
-    "HelmRepository",
-    "ImageRepository",
-    "ImagePolicy",
-    "ImageUpdateAutomation",
-    "OCIRepository",
-    "ArtifactGenerator",
-    "ExternalArtifact",
-];
 
 /// The types Flux's CRD allows in `spec.type`.
 const FLUX_TYPES: &[&str] = &[
@@ -266,10 +250,14 @@ pub(super) fn check(
     let mut resources = Vec::new();
     for (i, r) in spec.resources.into_iter().enumerate() {
         let field = |f: &str| format!("spec.resources[{i}].{f}");
-        if !RESOURCE_KINDS.contains(&r.kind.as_str()) {
+        if !FLUX_OBJECT_KINDS.contains(&r.kind.as_str()) {
             problems.push((
                 field("kind"),
-                format!("'{}' is not one of {}", r.kind, RESOURCE_KINDS.join(", ")),
+                format!(
+                    "'{}' is not one of {}",
+                    r.kind,
+                    FLUX_OBJECT_KINDS.join(", ")
+                ),
             ));
         }
         if r.name.is_empty() || r.name.len() > 253 {

@@ -471,3 +471,45 @@ fn without_any_ref_the_automation_checks_out_master() {
     let l = line(&run, "ImageUpdateAutomation default/fleet");
     assert!(l.contains(" to master: "), "{l}");
 }
+
+/// Issue 6, Commits: "a template that fails to parse or run blocks the commit with a clear
+/// error". A template that parses but fails when run (Go: `len` of an int) pushes nothing,
+/// leaves the cached clone clean, and the next run with a good template commits exactly the
+/// one change.
+#[test]
+fn a_template_failing_at_run_time_blocks_the_commit_and_leaves_nothing_behind() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let good = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0");
+    assert!(good.contains(MESSAGE));
+    s.config
+        .write("objects.yaml", &good.replace(MESSAGE, "Bump {{ len 3 }}"));
+    let state = proc::scratch_dir("accept-state");
+    let run = run_with_state(&s.config, state.path());
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let l = line(&run, "ImageUpdateAutomation default/fleet");
+    assert!(l.contains("failed: ") && l.contains("len"), "{l}");
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+
+    s.config.write("objects.yaml", &good);
+    let run = run_with_state(&s.config, state.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert_eq!(log[0].message.trim_end(), "Bump images for default/fleet");
+    assert_eq!(
+        s.git.file(&s.fleet, "main", "deploy/app.yaml"),
+        DEPLOYMENT
+            .replace("REGISTRY", s.registry.host())
+            .replace("IMAGE", &s.image)
+            .replace(":1.0.0 #", ":1.2.0 #")
+    );
+    let diff = s.git.diff(&s.fleet, &s.initial_head, &log[0].sha);
+    assert_eq!(
+        diff.lines().filter(|l| l.starts_with("diff --git")).count(),
+        1,
+        "{diff}"
+    );
+}

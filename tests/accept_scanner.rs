@@ -570,3 +570,80 @@ spec:
     let by_interval = line(&run, "ImageRepository default/by-interval");
     assert!(by_interval.contains("timed out after 2s"), "{by_interval}");
 }
+
+/// Issue 5, Digests, against the real registry: the chosen tag is pushed again with another
+/// image (its digest moves). `IfNotPresent` keeps the digest it reflected for that tag;
+/// `Always` (with its `interval`) reflects the new one, and the `:digest` marker and
+/// `<name>:<tag>@<digest>` carry it.
+#[test]
+fn digest_modes_on_a_tag_pushed_again() {
+    for mode in ["IfNotPresent", "Always"] {
+        let s = e2e_support::setup(
+            Registry::start(RegistryOptions::default()),
+            GitServer::start(GitOptions::default()),
+        );
+        let values = "image:\n  digest: sha256:0000 # {\"$imagepolicy\": \"default:app:digest\"}\n  full: x # {\"$imagepolicy\": \"default:app\"}\n";
+        s.git.commit(
+            &s.fleet,
+            "main",
+            &[("deploy/values.yaml", values)],
+            "values",
+        );
+        let interval = if mode == "Always" {
+            "  interval: 1ms\n"
+        } else {
+            ""
+        };
+        let objects = e2e_support::objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+            .replacen("interval: 5m", "interval: 1ms", 1)
+            .replace(
+                "  policy:\n    semver:",
+                &format!("  digestReflectionPolicy: {mode}\n{interval}  policy:\n    semver:"),
+            );
+        s.config.write("objects.yaml", &objects);
+        let state = proc::scratch_dir("accept-state");
+        let full = |digest: &str| format!("{}/{}:1.2.0@{digest}", s.registry.host(), s.image);
+        let expected = |digest: &str| {
+            values
+                .replace("sha256:0000", digest)
+                .replace("full: x", &format!("full: {}", full(digest)))
+        };
+
+        let first_digest = s.registry.manifest_digest(&s.image, "1.2.0").unwrap();
+        let run = tagline_bounded(&["run", "--once"], s.config.path(), state.path());
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(
+            s.git.file(&s.fleet, "main", "deploy/values.yaml"),
+            expected(&first_digest),
+            "{mode}"
+        );
+        let commits = s.git.log(&s.fleet, "main").len();
+
+        let moved = s.registry.push_variant(&s.image, "moved", &["1.2.0"]);
+        assert_ne!(moved, first_digest);
+        let run = tagline_bounded(&["run", "--once"], s.config.path(), state.path());
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let policy = line(&run, "ImagePolicy default/app");
+        if mode == "Always" {
+            assert_eq!(
+                s.git.file(&s.fleet, "main", "deploy/values.yaml"),
+                expected(&moved)
+            );
+            assert!(
+                s.git
+                    .file(&s.fleet, "main", "deploy/app.yaml")
+                    .contains(&format!("image: {} #", full(&moved))),
+                "{mode}"
+            );
+            assert_eq!(s.git.log(&s.fleet, "main").len(), commits + 1);
+            assert!(policy.contains(&full(&moved)), "{policy}");
+        } else {
+            assert_eq!(
+                s.git.file(&s.fleet, "main", "deploy/values.yaml"),
+                expected(&first_digest)
+            );
+            assert_eq!(s.git.log(&s.fleet, "main").len(), commits);
+            assert!(policy.ends_with(&full(&first_digest)), "{policy}");
+        }
+    }
+}

@@ -78,3 +78,123 @@ fn suspend_is_honoured_on_every_kind() {
         .file(&s.fleet, "main", "deploy/app.yaml")
         .contains(&pinned("1.2.0")));
 }
+
+/// The service child process, killed when dropped whatever the test's fate.
+struct Service {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(config: &ConfigDir, state: &std::path::Path) -> Service {
+        let scratch = proc::scratch_dir("accept-service");
+        let log = scratch.path().join("stderr.log");
+        let child = tagline()
+            .args(["run", "--config"])
+            .arg(config.path())
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--listen", &format!("127.0.0.1:{}", proc::free_port())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("stderr log"))
+            .spawn()
+            .expect("start tagline run");
+        Service {
+            child,
+            log,
+            _scratch: scratch,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (at most a minute, a guard against a hang) for the process to exit.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 7, Running: "`SIGTERM`: stop taking work, let a push in flight finish or abandon it
+/// cleanly, exit; never a partial push". The push is held in the server's pre-receive hook
+/// when SIGTERM arrives; once the hook lets it go, the service exits 0, the branch holds the
+/// whole commit or nothing, and a restart on the same state completes the work exactly once.
+#[test]
+fn sigterm_with_a_push_in_flight_exits_cleanly_and_a_restart_commits_once() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let dir = s.git.git_dir(&s.fleet);
+    let (waiting, release) = (dir.join("waiting"), dir.join("release"));
+    s.git.set_hook(
+        &s.fleet,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch {waiting}\ni=0\nwhile [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\nexit 0\n",
+            waiting = waiting.display(),
+            release = release.display(),
+        ),
+    );
+    let state = proc::scratch_dir("accept-state");
+    let mut svc = Service::start(&s.config, state.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !waiting.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never arrived:\n{}",
+            svc.log()
+        );
+        assert!(svc.child.try_wait().unwrap().is_none(), "{}", svc.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(&release, "").unwrap();
+    let status = svc.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", svc.log());
+    // Whole or nothing on the remote.
+    let log = s.git.log(&s.fleet, "main");
+    let pinned = |tag: &str| format!("{}/{}:{tag} #", s.registry.host(), s.image);
+    let file = s.git.file(&s.fleet, "main", "deploy/app.yaml");
+    match log.len() {
+        1 => assert!(file.contains(&pinned("1.0.0")), "{file}"),
+        2 => assert!(file.contains(&pinned("1.2.0")), "{file}"),
+        n => panic!("{n} commits: {log:#?}\n{}", svc.log()),
+    }
+    assert!(!svc.log().contains("panicked"), "{}", svc.log());
+
+    // A restart on the same state finishes the work exactly once.
+    let run = run_with_state(&s.config, state.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = s.git.log(&s.fleet, "main");
+    assert_eq!(log.len(), 2, "{log:#?}\n{}", run.stderr);
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(&pinned("1.2.0")));
+}

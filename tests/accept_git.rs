@@ -513,3 +513,122 @@ fn a_template_failing_at_run_time_blocks_the_commit_and_leaves_nothing_behind() 
         "{diff}"
     );
 }
+
+/// `gpg` in a GNUPGHOME of its own (`--batch`, loopback pinentry); its agent is stopped when
+/// dropped.
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new() -> Gpg {
+        use std::os::unix::fs::PermissionsExt;
+        let home = proc::scratch_dir("gnupg");
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Gpg { home }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("gpg");
+        cmd.env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--pinentry-mode", "loopback"]);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        proc::run("gpg", self.cmd().args(args))
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+/// Issue 6, Commits: `git.commit.signingKey` with `type: gpg` from a Secret's `git.asc` and
+/// `passphrase`, end to end: the pushed commit verifies with `git verify-commit` against the
+/// public key, and neither the key nor the passphrase shows in the output.
+#[test]
+fn gpg_signed_commits_with_a_passphrase_verify_with_git() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let signer = Gpg::new();
+    let passphrase = "gpg-Pa55phrase-3e1d";
+    signer.run(&[
+        "--passphrase",
+        passphrase,
+        "--quick-gen-key",
+        "Tagline Bot <bot@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let armored = signer.run(&[
+        "--passphrase",
+        passphrase,
+        "--armor",
+        "--export-secret-keys",
+        "bot@example.com",
+    ]);
+    let public = signer.run(&["--armor", "--export", "bot@example.com"]);
+    s.config.write(
+        "signing.yaml",
+        &secret(
+            "signing",
+            "Opaque",
+            &[("git.asc", &armored), ("passphrase", passphrase)],
+        ),
+    );
+    s.config.write(
+        "objects.yaml",
+        &objects_with(
+            s.registry,
+            s.git,
+            &s.image,
+            &s.fleet,
+            "^1.0.0",
+            &Extra {
+                commit: "      signingKey:\n        type: gpg\n        secretRef:\n          name: signing\n".into(),
+                ..Default::default()
+            },
+        ),
+    );
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("PGP PRIVATE KEY"), "{}", run.stderr);
+    assert!(!run.stderr.contains(passphrase), "{}", run.stderr);
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
+
+    // A keyring that holds only the public key verifies the pushed commit.
+    let verifier = Gpg::new();
+    let public_file = verifier.home.path().join("public.asc");
+    std::fs::write(&public_file, public).unwrap();
+    verifier.run(&["--import", public_file.to_str().unwrap()]);
+    let out = git()
+        .env("GNUPGHOME", verifier.home.path())
+        .arg("--git-dir")
+        .arg(s.git.git_dir(&s.fleet))
+        .args(["verify-commit", "-v", "main"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify-commit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The initial commit (by the harness) is not signed: verification is not vacuous.
+    let initial = git()
+        .env("GNUPGHOME", verifier.home.path())
+        .arg("--git-dir")
+        .arg(s.git.git_dir(&s.fleet))
+        .args(["verify-commit", &s.initial_head])
+        .output()
+        .unwrap();
+    assert!(!initial.status.success());
+}

@@ -314,12 +314,14 @@ fn two_taglines_pushing_to_one_branch_at_once_both_land() {
     );
     let dir = t.git.git_dir(&t.fleet);
     let (held, waiting, release) = (dir.join("held"), dir.join("waiting"), dir.join("release"));
+    let pushes = dir.join("pushes");
     t.git.set_hook(
         &t.fleet,
         "pre-receive",
         &format!(
-            "#!/bin/sh\ncat >/dev/null\nif mkdir {held} 2>/dev/null; then\n  touch {waiting}\n  i=0\n  while [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\nfi\nexit 0\n",
+            "#!/bin/sh\ncat >/dev/null\necho push >> {pushes}\nif mkdir {held} 2>/dev/null; then\n  touch {waiting}\n  i=0\n  while [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\nfi\nexit 0\n",
             held = held.display(),
+            pushes = pushes.display(),
             waiting = waiting.display(),
             release = release.display(),
         ),
@@ -345,6 +347,10 @@ fn two_taglines_pushing_to_one_branch_at_once_both_land() {
     t.assert_both_landed();
     let log = t.git.log(&t.fleet, "main");
     assert_eq!(log[0].author_name, "Bot first", "the held one lands last");
+    // Three pushes reached the server: the held one (its ref update lost), the second
+    // tagline's, and the first one's again, rebuilt on the new tip.
+    let pushes = std::fs::read_to_string(&pushes).unwrap();
+    assert_eq!(pushes.lines().count(), 3, "{}", first.stderr);
 }
 
 /// Issue 6, Conflicts, "never overwrite a commit tagline did not make": someone else's edit of

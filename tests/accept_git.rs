@@ -638,3 +638,39 @@ fn gpg_signed_commits_with_a_passphrase_verify_with_git() {
         .unwrap();
     assert!(!initial.status.success());
 }
+
+/// Issue 6, Transports: "the GitRepository's `timeout` bounds each clone, fetch and push",
+/// through the config: a Git server that accepts connections and never answers ends the run
+/// with a timeout naming the limit the GitRepository set.
+#[test]
+fn the_git_repository_timeout_bounds_a_silent_server() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold connections without a byte of answer (the thread ends with the test
+    // process).
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let objects = objects(s.registry, s.git, &s.image, &s.fleet, "^1.0.0")
+        .replace(
+            &s.git.url(&s.fleet),
+            &format!("http://127.0.0.1:{port}/git/silent.git"),
+        )
+        .replace(
+            "  interval: 1m\n  ref:",
+            "  interval: 1m\n  timeout: 2s\n  ref:",
+        );
+    assert!(objects.contains("timeout: 2s"));
+    s.config.write("objects.yaml", &objects);
+    let run = Running::spawn(tagline_once(&s.config, None)).wait();
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let l = line(&run, "ImageUpdateAutomation default/fleet");
+    assert!(l.contains("timed out after 2s"), "{l}");
+}

@@ -211,7 +211,10 @@ fn bearer_token_is_checked_by_the_web_server_and_a_wrong_one_fails_clearly() {
         .replace(&dummy.url(&fleet), &server.url(&fleet));
     let config = ConfigDir::new();
     config.write("objects.yaml", &objects);
-    config.write("registry-secret.yaml", &registry.pull_secret_yaml("regcred"));
+    config.write(
+        "registry-secret.yaml",
+        &registry.pull_secret_yaml("regcred"),
+    );
 
     let wrong = "tok-wrong-0c9d8e7f";
     config.write("git-secret.yaml", &bearer_secret(wrong));

@@ -247,6 +247,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                         && o.credentials == options.credentials
                         && o.ca_pem == options.ca_pem
                         && o.insecure == options.insecure
+                        && o.limits == options.limits
                         && o.proxy == options.proxy
                         && same_patterns(&o.exclusion, &options.exclusion)
                         && o.client_identity
@@ -529,6 +530,13 @@ fn scan_options(
         }
         None => None,
     };
+    let defaults = ScanOptions::default();
+    let limits = scanner::Limits {
+        max_pages: repo.budget.max_pages.unwrap_or(defaults.limits.max_pages),
+        max_tags: repo.budget.max_tags.unwrap_or(defaults.limits.max_tags),
+        max_bytes: repo.budget.max_bytes.unwrap_or(defaults.limits.max_bytes),
+        ..defaults.limits
+    };
     Ok(ScanOptions {
         credentials,
         ca_pem,
@@ -537,7 +545,8 @@ fn scan_options(
         exclusion: repo.exclusion.clone(),
         client_identity,
         proxy,
-        ..ScanOptions::default()
+        limits,
+        ..defaults
     })
 }
 

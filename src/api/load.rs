@@ -15,8 +15,8 @@ use serde_yaml_ng::Value;
 
 use super::{
     parse_duration, types, Config, DigestReflection, GitRef, GitRepository, ImagePolicy,
-    ImageRepository, ImageUpdateAutomation, Kind, NamespacedName, Origin, Secret, Selector,
-    SigningKeyType,
+    ImageRepository, ImageUpdateAutomation, Kind, NamespacedName, Origin, ScanBudget, Secret,
+    Selector, SigningKeyType, SCAN_MAX_BYTES, SCAN_MAX_PAGES, SCAN_MAX_TAGS,
 };
 use crate::image::ImageName;
 use crate::policy::{Choice, FilterTags, Order, Policy};
@@ -321,7 +321,10 @@ impl Loader {
             );
             return;
         }
-        let (Some(image), Some(interval), Some(timeout)) = (image, interval, timeout) else {
+        let budget = self.scan_budget(&h, &obj.metadata.annotations);
+        let (Some(image), Some(interval), Some(timeout), Some(budget)) =
+            (image, interval, timeout, budget)
+        else {
             return;
         };
         if exclusion.len() != patterns.len() {
@@ -349,9 +352,61 @@ impl Loader {
                 proxy_secret_ref: spec.proxy_secret_ref.map(|r| r.name),
                 insecure: spec.insecure,
                 exclusion,
+                budget,
                 suspend: spec.suspend,
             },
         );
+    }
+
+    /// The `tagline.dev/scan-max-*` annotations; None after reporting a bad value.
+    fn scan_budget(
+        &mut self,
+        h: &Header,
+        annotations: &BTreeMap<String, String>,
+    ) -> Option<ScanBudget> {
+        let mut ok = true;
+        let mut read = |key: &str, binary_suffix: bool| -> Option<u64> {
+            let text = annotations.get(key)?;
+            match parse_count(text, binary_suffix) {
+                Some(n) => Some(n),
+                None => {
+                    let suffix = if binary_suffix {
+                        " (a suffix Ki, Mi or Gi may follow)"
+                    } else {
+                        ""
+                    };
+                    self.object_problem(
+                        h,
+                        &format!("metadata.annotations[\"{key}\"]"),
+                        format!("'{text}' is not a whole number above zero{suffix}"),
+                    );
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let max_pages = read(SCAN_MAX_PAGES, false);
+        let max_tags = read(SCAN_MAX_TAGS, false);
+        let max_bytes = read(SCAN_MAX_BYTES, true);
+        if !ok {
+            return None;
+        }
+        let max_pages = match max_pages.map(u32::try_from).transpose() {
+            Ok(n) => n,
+            Err(_) => {
+                self.object_problem(
+                    h,
+                    &format!("metadata.annotations[\"{SCAN_MAX_PAGES}\"]"),
+                    format!("more than {} pages", u32::MAX),
+                );
+                return None;
+            }
+        };
+        Some(ScanBudget {
+            max_pages,
+            max_tags: max_tags.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_bytes,
+        })
     }
 
     fn image_policy(&mut self, h: Header, value: Value) {
@@ -774,6 +829,25 @@ impl Loader {
     }
 }
 
+/// A whole number above zero, optionally (with `binary_suffix`) followed by `Ki`, `Mi` or `Gi`.
+fn parse_count(text: &str, binary_suffix: bool) -> Option<u64> {
+    let text = text.trim();
+    let (digits, scale) = match text.len().checked_sub(2).map(|i| text.split_at(i)) {
+        Some((d, "Ki")) if binary_suffix => (d, 1u64 << 10),
+        Some((d, "Mi")) if binary_suffix => (d, 1 << 20),
+        Some((d, "Gi")) if binary_suffix => (d, 1 << 30),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,6 +895,80 @@ spec:
   secretRef:
     name: git
 ";
+
+    const BUDGETED: &str = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+  annotations:
+    tagline.dev/scan-max-pages: \"3\"
+    tagline.dev/scan-max-tags: \"2500\"
+    tagline.dev/scan-max-bytes: 2Mi
+spec:
+  image: 127.0.0.1:5000/team/app
+  interval: 5m
+";
+
+    #[test]
+    fn scan_budget_annotations_are_read_and_default_to_none() {
+        let dir = folder(&[
+            ("a.yaml", BUDGETED),
+            ("b.yaml", &REPO.replace("name: app", "name: plain")),
+        ]);
+        let config = load_dir(dir.path()).unwrap();
+        let budget = |name: &str| config.repositories[&NamespacedName::new("default", name)].budget;
+        assert_eq!(
+            budget("app"),
+            ScanBudget {
+                max_pages: Some(3),
+                max_tags: Some(2500),
+                max_bytes: Some(2 << 20),
+            }
+        );
+        assert_eq!(budget("plain"), ScanBudget::default());
+    }
+
+    #[test]
+    fn a_bad_scan_budget_names_the_annotation() {
+        for (line, value, expected) in [
+            ("scan-max-pages: \"0\"", "0", ""),
+            ("scan-max-tags: lots", "lots", ""),
+            (
+                "scan-max-bytes: 2MB",
+                "2MB",
+                " (a suffix Ki, Mi or Gi may follow)",
+            ),
+            ("scan-max-pages: \"-1\"", "-1", ""),
+        ] {
+            let yaml = BUDGETED
+                .replace("    tagline.dev/scan-max-pages: \"3\"\n", "")
+                .replace("    tagline.dev/scan-max-tags: \"2500\"\n", "")
+                .replace(
+                    "tagline.dev/scan-max-bytes: 2Mi",
+                    &format!("tagline.dev/{line}"),
+                );
+            let key = line.split(':').next().unwrap();
+            assert_eq!(
+                problems(&[("a.yaml", &yaml)]),
+                vec![format!(
+                    "a.yaml (document 1): ImageRepository default/app: metadata.annotations[\"tagline.dev/{key}\"]: '{value}' is not a whole number above zero{expected}"
+                )],
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_parse_with_binary_suffixes_only_where_allowed() {
+        assert_eq!(parse_count("7", false), Some(7));
+        assert_eq!(parse_count("1Ki", true), Some(1024));
+        assert_eq!(parse_count("1Gi", true), Some(1 << 30));
+        assert_eq!(parse_count("1Ki", false), None);
+        assert_eq!(parse_count("Mi", true), None);
+        assert_eq!(parse_count("0Ki", true), None);
+        assert_eq!(parse_count("99999999999999999999", false), None);
+        assert_eq!(parse_count("20000000000Gi", true), None);
+    }
 
     #[test]
     fn reads_kinds_from_nested_files_and_defaults_the_namespace() {

@@ -97,7 +97,27 @@ pub struct ImageRepository {
     pub proxy_secret_ref: Option<String>,
     pub insecure: bool,
     pub exclusion: Vec<Regex>,
+    /// tagline's own bounds on one listing, from the `tagline.dev/scan-max-*` annotations.
+    pub budget: ScanBudget,
     pub suspend: bool,
+}
+
+/// Annotation on an ImageRepository: the most pages one listing fetches.
+pub const SCAN_MAX_PAGES: &str = "tagline.dev/scan-max-pages";
+/// Annotation on an ImageRepository: the most distinct tags one listing accepts.
+pub const SCAN_MAX_TAGS: &str = "tagline.dev/scan-max-tags";
+/// Annotation on an ImageRepository: the most body bytes one listing reads (all pages
+/// together); a binary suffix `Ki`, `Mi` or `Gi` may follow the number.
+pub const SCAN_MAX_BYTES: &str = "tagline.dev/scan-max-bytes";
+
+/// An ImageRepository's budget for one listing; `None` keeps the scanner's default. A listing
+/// cut by the budget is a failed scan: it never elects a latest tag and never replaces the
+/// last good list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanBudget {
+    pub max_pages: Option<u32>,
+    pub max_tags: Option<usize>,
+    pub max_bytes: Option<u64>,
 }
 
 /// A checked `ImagePolicy`.

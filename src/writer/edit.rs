@@ -81,7 +81,11 @@ pub(super) fn unknown(m: &Marker, setters: &Setters, line: usize) -> Problem {
                     namespaces.into_iter().collect::<Vec<_>>().join(", ")
                 )
             } else {
-                format!("marker '{}' names an unknown policy '{policy}'", m.setter)
+                format!(
+                    "marker '{}' names no policy with a latest image: '{policy}' is unknown, \
+                     suspended, or its repository has no successful scan yet",
+                    m.setter
+                )
             }
         }
     };

@@ -436,32 +436,27 @@ fn slack_payload_matches_the_golden_file() {
     let id = NamespacedName::new("apps", "fleet");
     let mut report = Report {
         outcomes: vec![
-            Outcome {
-                kind: Kind::ImagePolicy,
-                id: NamespacedName::new("apps", "app"),
-                status: Status::Failed("no tag in the list matches '>=2.0.0 <3'".into()),
-                warnings: vec![],
-                took: std::time::Duration::ZERO,
-            },
-            Outcome {
-                kind: Kind::ImageUpdateAutomation,
-                id: id.clone(),
-                status: Status::Ok("pushed commit 9fceb02 to main: deploy/app.yaml".into()),
-                warnings: vec![],
-                took: std::time::Duration::ZERO,
-            },
+            Outcome::new(
+                Kind::ImagePolicy,
+                &NamespacedName::new("apps", "app"),
+                Status::Failed("no tag in the list matches '>=2.0.0 <3'".into()),
+            ),
+            Outcome::new(
+                Kind::ImageUpdateAutomation,
+                &id,
+                Status::Ok("pushed commit 9fceb02 to main: deploy/app.yaml".into()),
+            ),
         ],
         ..Report::default()
     };
-    report.pushes.insert(
-        id,
-        Push {
-            branch: "main".into(),
-            commit: "9fceb02d0ae598e95dc970b74767f19372d61af8".into(),
-            message: "Bump images for apps/fleet\n\n- app: 1.0.0 -> 1.2.0\n".into(),
-            refspec: None,
-        },
-    );
+    let push = Push {
+        branch: "main".into(),
+        commit: "9fceb02d0ae598e95dc970b74767f19372d61af8".into(),
+        message: "Bump images for apps/fleet\n\n- app: 1.0.0 -> 1.2.0\n".into(),
+        refspec: None,
+    };
+    report.outcomes[1].push = Some(push.clone());
+    report.pushes.insert(id, push);
     let now: chrono::DateTime<chrono::Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
     let deliveries =
         tagline::notify::Notifier::with_instance("tagline-test").prepare(&config, &report, now);
@@ -587,13 +582,11 @@ spec:
     );
     let config = tagline::api::load_dir(dir.path()).unwrap();
     let report = Report {
-        outcomes: vec![Outcome {
-            kind: Kind::ImageUpdateAutomation,
-            id: NamespacedName::new("default", "fleet"),
-            status: Status::Failed("failed to push to remote: rejected".into()),
-            warnings: vec![],
-            took: std::time::Duration::ZERO,
-        }],
+        outcomes: vec![Outcome::new(
+            Kind::ImageUpdateAutomation,
+            &NamespacedName::new("default", "fleet"),
+            Status::Failed("failed to push to remote: rejected".into()),
+        )],
         ..Report::default()
     };
     (config, report)

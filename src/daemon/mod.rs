@@ -573,6 +573,61 @@ spec:
         );
     }
 
+    /// `tagline status`'s NEXT SCAN is when the service really scans: the interval less the
+    /// repository's jitter after the stored scan, not the plain interval.
+    #[tokio::test]
+    async fn next_scan_in_the_status_is_when_the_service_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+  namespace: default
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: '>=1.0.0'
+";
+        std::fs::write(
+            dir.path().join("objects.yaml"),
+            format!("{}---\n{policy}", REPO.replace("5m", "1h")),
+        )
+        .unwrap();
+        let config = api::load_dir(dir.path()).unwrap();
+        let repo = config.repositories.values().next().unwrap();
+        let t0 = at("2026-01-01T00:00:00Z");
+        let mut store = Store::in_memory();
+        store.set_scan(
+            "default/app",
+            vec!["1.0.0".into()],
+            crate::store::ScanRecord {
+                time: t0.timestamp() as u64,
+                fingerprint: automation::fingerprint(repo),
+            },
+        );
+        let mut d = Daemon::new(dir.path(), store).unwrap();
+        // Fresh: nothing is scanned (nothing listens on port 9); the next pass is the scan.
+        let report = d.tick(t0).await.unwrap().unwrap();
+        assert!(!report.failed(), "{:?}", report.outcomes);
+        let due = d.next_due().unwrap();
+        assert!(due < t0 + chrono::TimeDelta::hours(1), "jittered: {due}");
+        assert!(
+            due >= t0 + chrono::TimeDelta::minutes(57),
+            "at most 5%: {due}"
+        );
+        assert!(d.tick(due - chrono::TimeDelta::seconds(1)).await.is_none());
+        let rows = crate::status::images(d.config(), d.store());
+        assert_eq!(
+            rows[0].next_scan.as_deref(),
+            Some(
+                due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    .as_str()
+            )
+        );
+    }
+
     #[tokio::test]
     async fn a_policy_reflecting_digests_always_is_evaluated_on_its_own_interval() {
         let dir = tempfile::tempdir().unwrap();

@@ -220,11 +220,8 @@ mod tests {
 
     fn outcome(kind: Kind, name: &str, status: Status) -> Outcome {
         Outcome {
-            kind,
-            id: NamespacedName::new("default", name),
-            status,
-            warnings: vec![],
             took: Duration::from_millis(300),
+            ..Outcome::new(kind, &NamespacedName::new("default", name), status)
         }
     }
 

@@ -156,7 +156,7 @@ impl Notifier {
                         o.kind,
                         &o.id,
                         Severity::Error,
-                        event::failure_reason(o.kind, text),
+                        o.reason.as_str(),
                         text.clone(),
                         now,
                         &self.instance,
@@ -164,9 +164,7 @@ impl Notifier {
                 }
                 Status::Ok(text) => {
                     let recovered = self.failing.remove(&key);
-                    let push = (o.kind == Kind::ImageUpdateAutomation)
-                        .then(|| report.pushes.get(&o.id))
-                        .flatten();
+                    let push = o.push.as_ref();
                     let latest = (o.kind == Kind::ImagePolicy)
                         .then(|| report.latest_changes.get(&o.id))
                         .flatten();

@@ -52,15 +52,15 @@ fn pushed_report() -> Report {
         ],
         ..Report::default()
     };
-    r.pushes.insert(
-        NamespacedName::new("flux-system", "fleet"),
-        Push {
-            branch: "main".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            message: "Bump app to 1.2.0".into(),
-            refspec: None,
-        },
-    );
+    let push = Push {
+        branch: "main".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        message: "Bump app to 1.2.0".into(),
+        refspec: None,
+    };
+    r.outcomes[2].push = Some(push.clone());
+    r.pushes
+        .insert(NamespacedName::new("flux-system", "fleet"), push);
     r
 }
 
@@ -209,4 +209,22 @@ fn a_new_latest_tag_is_an_info_event_of_the_policy() {
         events[0].message,
         "Latest image tag for ghcr.io/team/app resolved to 1.2.0 (previously ghcr.io/team/app:1.0.0)"
     );
+}
+
+#[test]
+fn a_failure_event_carries_the_outcomes_reason() {
+    let mut n = Notifier::with_instance("h");
+    let report = Report {
+        outcomes: vec![outcome(
+            Kind::ImageRepository,
+            "app",
+            Status::Failed("connection refused".into()),
+        )
+        .with_reason(crate::automation::Reason::AuthenticationFailed)],
+        ..Report::default()
+    };
+    let events = n.events(&Config::default(), &report, now());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason, "AuthenticationFailed");
+    assert_eq!(events[0].message, "connection refused");
 }

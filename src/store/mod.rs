@@ -71,6 +71,14 @@ pub struct OutcomeRecord {
     /// `ok`, `skipped` or `failed`.
     pub result: String,
     pub message: String,
+    /// Flux's Ready reason (`Succeeded`, `ReadOperationFailed`, ...); none in state written
+    /// before reasons were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Flux's Ready message for a success, when it is not the outcome's own message (a
+    /// policy's `Latest image tag for ...`, an automation's `repository up-to-date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_message: Option<String>,
     /// When (seconds since the Unix epoch).
     pub time: u64,
     /// When the result (ok / failed / skipped) last changed: Flux's `lastTransitionTime`.
@@ -317,6 +325,8 @@ mod tests {
         let rec = |result: &str, time| OutcomeRecord {
             result: result.into(),
             message: String::new(),
+            reason: None,
+            ready_message: None,
             time,
             since: 0,
         };

@@ -85,7 +85,10 @@ fn run_once_with_log_format_json_reports_a_broken_config_as_json_naming_the_file
     assert!(!lines.is_empty());
     for l in &lines {
         assert_eq!(l["level"], "error", "{l}");
-        assert!(l["object"].as_str().unwrap().starts_with("config "), "{l}");
+        assert!(
+            l["file"].as_str().unwrap().ends_with("broken.yaml"),
+            "the file is a field of its own: {l}"
+        );
         assert!(
             l["message"].as_str().unwrap().contains("broken.yaml"),
             "{l}"

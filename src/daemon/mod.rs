@@ -33,9 +33,13 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Why the daemon could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The config folder could not be loaded; each problem names its file.
-    #[error("loading the config folder {dir}: {problems}")]
-    LoadConfig { dir: PathBuf, problems: String },
+    /// The config folder could not be loaded; each problem names its file (and its object,
+    /// when known).
+    #[error("loading the config folder {dir}: {}", joined(problems))]
+    LoadConfig {
+        dir: PathBuf,
+        problems: Vec<api::Problem>,
+    },
     /// The store could not be saved after a pass.
     #[error("saving the state after a pass: {0}")]
     SaveState(#[from] StoreError),
@@ -68,15 +72,18 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
+fn joined(problems: &[api::Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn load(dir: &Path) -> Result<Config, DaemonError> {
     api::load_dir(dir).map_err(|e| DaemonError::LoadConfig {
         dir: dir.to_path_buf(),
-        problems: e
-            .problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
+        problems: e.problems,
     })
 }
 
@@ -391,7 +398,9 @@ impl Daemon {
         if !deliveries.is_empty() {
             tokio::spawn(async move {
                 for e in crate::notify::deliver_all(deliveries).await {
-                    tracing::warn!(error = %e, "notification not sent");
+                    let (kind, id) = e.object();
+                    let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
+                    tracing::warn!(kind, namespace, name, error = %e, "notification not sent");
                 }
             });
         }

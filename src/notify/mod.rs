@@ -99,6 +99,25 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
+    /// The object the error is about, as (kind, namespace/name): the Alert whose Provider
+    /// is missing, else the Provider.
+    pub fn object(&self) -> (&'static str, &NamespacedName) {
+        match self {
+            NotifyError::ProviderNotFound { alert, .. } => ("Alert", alert),
+            NotifyError::SecretNotFound { provider, .. }
+            | NotifyError::InvalidSecret { provider, .. }
+            | NotifyError::InvalidAddress { provider }
+            | NotifyError::EmptyHmacKey { provider }
+            | NotifyError::UnsupportedType { provider, .. }
+            | NotifyError::Tls { provider, .. }
+            | NotifyError::InvalidProxy { provider }
+            | NotifyError::Post { provider, .. }
+            | NotifyError::Rejected { provider, .. }
+            | NotifyError::Slack { provider, .. }
+            | NotifyError::Timeout { provider, .. } => ("Provider", provider),
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn retryable(&self) -> bool {
         match self {

@@ -15,6 +15,45 @@ use crate::image::ImageRef;
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";
 
+/// A save writes `state.json.<random>.tmp` first (locked while it is written) and renames it
+/// over the state file; one left by a killed save is removed when the store is next opened.
+const TEMP_PREFIX: &str = "state.json.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one of the temporary files a save writes.
+fn is_temp_name(name: &str) -> bool {
+    name.len() > TEMP_PREFIX.len() + TEMP_SUFFIX.len()
+        && name.starts_with(TEMP_PREFIX)
+        && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Removes the temporary files of saves that were killed before their rename: files in
+/// `dir` with a save's temp name that no live save holds locked (a save in another process
+/// sharing the directory, e.g. `tagline status` next to the service, keeps its own). Best
+/// effort: a file that cannot be checked or removed stays.
+fn remove_stale_temps(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temp_name) || !entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns; released when `file` closes.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if free {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     /// `namespace/name` of an ImageRepository → its last complete tag list.
@@ -146,6 +185,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        remove_stale_temps(dir);
         let path = dir.join(STATE_FILE);
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
@@ -253,7 +293,17 @@ impl Store {
             source,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(dir)
+            .map_err(err)?;
+        // Locked while it is written, so that opening the store elsewhere leaves it alone.
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on the temp file's own descriptor; released when it closes.
+        if unsafe { libc::flock(tmp.as_file().as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
         let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
         tmp.write_all(&bytes).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
@@ -335,6 +385,41 @@ mod tests {
         assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 10);
         s.set_outcome("ImagePolicy/default/app", rec("failed", 30));
         assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 30);
+    }
+
+    /// A save killed before its rename leaves its temp file; the next open removes it, and
+    /// only it: other files, and a temp a live save still holds, stay.
+    #[test]
+    fn opening_removes_the_temp_files_of_killed_saves_only() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set_tags("default/app", vec!["1.0.0".into()]);
+        s.save().unwrap();
+        let stale = dir.path().join("state.json.Ab3xYz.tmp");
+        std::fs::write(&stale, b"{\"tags\":").unwrap();
+        let live = dir.path().join("state.json.Live01.tmp");
+        std::fs::write(&live, b"").unwrap();
+        let holder = std::fs::File::open(&live).unwrap();
+        // SAFETY: flock on a descriptor the test owns.
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let foreign = [".tmpQw12Er", "notes.tmp", "state.json.tmp", "state.json"];
+        for name in &foreign[..3] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("state.json.dir.tmp")).unwrap();
+
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tags("default/app").unwrap(), ["1.0.0".to_string()]);
+        assert!(!stale.exists(), "the killed save's temp is gone");
+        assert!(live.exists(), "a save in progress keeps its temp");
+        for name in foreign {
+            assert!(dir.path().join(name).exists(), "{name} is not ours");
+        }
+        assert!(dir.path().join("state.json.dir.tmp").is_dir());
+        drop(holder);
+        Store::open(dir.path()).unwrap();
+        assert!(!live.exists(), "removed once nothing holds it");
     }
 
     #[test]

@@ -227,7 +227,8 @@ pub async fn run(
         let mut store = open_store(state_dir)?;
         let report = automation::reconcile(&config, &mut store, &base).await;
         log_outcomes(json, &report);
-        let deliveries = crate::notify::Notifier::new().prepare(&config, &report, Utc::now());
+        let deliveries =
+            crate::notify::Notifier::new().prepare_stored(&config, &report, Utc::now(), &mut store);
         for e in crate::notify::deliver_all(deliveries).await {
             log_notify_error(json, &e);
         }

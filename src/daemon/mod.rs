@@ -394,7 +394,9 @@ impl Daemon {
             board.set_document(crate::status::document(&self.config, &self.store));
         }
         // Alerts go out in the background: a slow Provider never holds the next pass.
-        let deliveries = self.notifier.prepare(&self.config, &report, now);
+        let deliveries = self
+            .notifier
+            .prepare_stored(&self.config, &report, now, &mut self.store);
         if !deliveries.is_empty() {
             tokio::spawn(async move {
                 for e in crate::notify::deliver_all(deliveries).await {

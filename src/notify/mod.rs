@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::api::notification::{Alert, Severity};
 use crate::api::{Config, Kind, NamespacedName};
 use crate::automation::{Report, Status};
+use crate::store::Store;
 use event::{Event, EVENT_GROUP, IMAGE_GROUP, SUCCEEDED};
 
 /// How long an identical event (object, message, revision) is not sent again: Flux's
@@ -138,11 +139,13 @@ pub struct Delivery {
 }
 
 /// What the notifier remembers between passes: which objects are failing (so a recovery is
-/// told once) and what was sent recently (the rate limit).
+/// told once; `prepare_stored` keeps this in the store, across restarts) and what was sent
+/// recently (the rate limit).
 #[derive(Debug, Default)]
 pub struct Notifier {
     instance: String,
-    failing: BTreeSet<(Kind, NamespacedName)>,
+    /// `<Kind>/<namespace>/<name>`.
+    failing: BTreeSet<String>,
     sent: HashMap<String, DateTime<Utc>>,
 }
 
@@ -167,7 +170,7 @@ impl Notifier {
     pub fn events(&mut self, config: &Config, report: &Report, now: DateTime<Utc>) -> Vec<Event> {
         let mut out = Vec::new();
         for o in &report.outcomes {
-            let key = (o.kind, o.id.clone());
+            let key = failing_key(o.kind, &o.id);
             let mut e = match &o.status {
                 Status::Failed(text) => {
                     self.failing.insert(key);
@@ -252,6 +255,42 @@ impl Notifier {
         false
     }
 
+    /// `prepare`, with the failing objects kept in `store` (saved with it): a success after
+    /// a failure is told as a recovery even when the process restarted in between. Objects
+    /// no longer in the config are forgotten.
+    pub fn prepare_stored(
+        &mut self,
+        config: &Config,
+        report: &Report,
+        now: DateTime<Utc>,
+        store: &mut Store,
+    ) -> Vec<Result<Delivery, NotifyError>> {
+        let known: BTreeSet<String> = (config.repositories.keys())
+            .map(|id| failing_key(Kind::ImageRepository, id))
+            .chain(
+                config
+                    .policies
+                    .keys()
+                    .map(|id| failing_key(Kind::ImagePolicy, id)),
+            )
+            .chain(
+                config
+                    .automations
+                    .keys()
+                    .map(|id| failing_key(Kind::ImageUpdateAutomation, id)),
+            )
+            .collect();
+        self.failing = store
+            .notify_failing()
+            .iter()
+            .filter(|k| known.contains(*k))
+            .cloned()
+            .collect();
+        let out = self.prepare(config, report, now);
+        store.set_notify_failing(self.failing.clone());
+        out
+    }
+
     /// Everything to send for this pass: each event for each Alert it matches, with the
     /// Provider resolved. Suspended Alerts and Providers send nothing; a Provider that cannot
     /// be resolved gives an error in its place.
@@ -285,6 +324,10 @@ impl Notifier {
         }
         out
     }
+}
+
+fn failing_key(kind: Kind, id: &NamespacedName) -> String {
+    format!("{kind}/{}/{}", id.namespace, id.name)
 }
 
 fn hostname() -> String {

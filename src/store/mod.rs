@@ -4,7 +4,7 @@
 //! (write to a temp file in the same directory, fsync, rename), so a crash leaves either the old
 //! or the new state, never a torn one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -83,6 +83,10 @@ struct State {
     /// `<Kind>/<namespace>/<name>` → the object's last outcome.
     #[serde(default)]
     outcomes: BTreeMap<String, OutcomeRecord>,
+    /// `<Kind>/<namespace>/<name>` of the objects whose last notification event was a
+    /// failure: their next success is sent as a recovery, also after a restart.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    notify_failing: BTreeSet<String>,
 }
 
 /// An automation's runs: Flux's `lastAutomationRunTime`, `lastPushCommit`, `lastPushTime`,
@@ -281,6 +285,16 @@ impl Store {
             _ => record.time,
         };
         self.state.outcomes.insert(object.to_string(), record);
+    }
+
+    /// The objects (`<Kind>/<namespace>/<name>`) whose last notification event was a
+    /// failure.
+    pub fn notify_failing(&self) -> &BTreeSet<String> {
+        &self.state.notify_failing
+    }
+
+    pub fn set_notify_failing(&mut self, objects: BTreeSet<String>) {
+        self.state.notify_failing = objects;
     }
 
     /// Writes the state atomically; a no-op for an in-memory store.

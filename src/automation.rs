@@ -249,6 +249,36 @@ pub struct Options {
     /// Where to keep one clone per Git remote between runs (`<state-dir>/git`); None: a
     /// fresh temporary clone each run.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Told as each object of the pass is done (a progress bar); None: nobody listens.
+    pub progress: Option<Progress>,
+}
+
+/// A listener told of each object a pass is done with (kind, namespace/name), as it
+/// finishes: a repository when its scan ends (or is not needed), a policy when it is
+/// evaluated, an automation when it ran. Only names, never results or causes.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<ProgressFn>);
+
+/// What a [`Progress`] calls with each object done.
+type ProgressFn = dyn Fn(Kind, &NamespacedName) + Send + Sync;
+
+impl Progress {
+    pub fn new(done: impl Fn(Kind, &NamespacedName) + Send + Sync + 'static) -> Progress {
+        Progress(std::sync::Arc::new(done))
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Tells `options`' progress listener, if any, that `kind id` is done.
+fn done(options: &Options, kind: Kind, id: &NamespacedName) {
+    if let Some(p) = &options.progress {
+        (p.0)(kind, id);
+    }
 }
 
 /// Which repositories and policies a pass reconciles; the service narrows a pass to the
@@ -373,6 +403,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 &repo.id,
                 Status::Skipped("suspended".into()),
             ));
+            done(options, Kind::ImageRepository, &repo.id);
             continue;
         }
         let key = repo.id.to_string();
@@ -394,6 +425,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                         )),
                     ));
                 }
+                done(options, Kind::ImageRepository, &repo.id);
                 continue;
             }
         }
@@ -438,6 +470,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     while let Some(joined) = scans.join_next().await {
         let (ids, result, elapsed) = joined.expect("scan task does not panic");
         for id in ids {
+            done(options, Kind::ImageRepository, &id);
             scanned.insert(id.clone(), result.clone());
             took.insert(id, elapsed);
         }
@@ -466,6 +499,9 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         // A scan that never started: its auth options (Secrets) could not be built.
         if outcome.failed() && pass_options.built.get(id).is_some_and(Result::is_err) {
             outcome.reason = Reason::AuthenticationFailed;
+        }
+        if !took.contains_key(id) {
+            done(options, Kind::ImageRepository, id);
         }
         report.outcomes.push(outcome);
     }
@@ -496,6 +532,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             }
         }
         report.outcomes.push(status.took(started.elapsed()));
+        done(options, Kind::ImagePolicy, &policy.id);
     }
     report
 }
@@ -546,6 +583,7 @@ pub async fn run_automations(
             }
         }
         report.outcomes.push(outcome.took(started.elapsed()));
+        done(options, Kind::ImageUpdateAutomation, &automation.id);
     }
 }
 
@@ -1423,7 +1461,24 @@ spec:
         std::fs::write(dir.path().join("objects.yaml"), yaml).unwrap();
         let config = crate::api::load_dir(dir.path()).expect("valid config");
         let mut store = Store::in_memory();
-        let report = reconcile(&config, &mut store, &Options::default()).await;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = std::sync::Arc::clone(&seen);
+        let options = Options {
+            progress: Some(Progress::new(move |kind, id| {
+                told.lock().unwrap().push(format!("{kind} {id}"));
+            })),
+            ..Options::default()
+        };
+        let report = reconcile(&config, &mut store, &options).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "ImageRepository apps/app",
+                "ImagePolicy apps/app",
+                "ImageUpdateAutomation apps/fleet"
+            ],
+            "each object is told once, as it is done"
+        );
         let reasons: Vec<(Kind, Reason)> =
             report.outcomes.iter().map(|o| (o.kind, o.reason)).collect();
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Command line: argument parsing and human output; the only code that prints to stdout.
 
 pub mod eval;
+mod progress;
 mod run;
 pub mod status;
 mod tags;
@@ -154,7 +155,7 @@ fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(progress::Stderr);
     let _ = if json {
         builder.json().try_init()
     } else {

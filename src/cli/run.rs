@@ -142,7 +142,7 @@ mod lines {
         cell.get_or_init(|| {
             Dispatch::new(
                 tracing_subscriber::fmt()
-                    .with_writer(std::io::stderr)
+                    .with_writer(super::super::progress::Stderr)
                     .with_max_level(tracing::Level::INFO)
                     .event_format(Lines { json })
                     .finish(),
@@ -225,7 +225,17 @@ pub async fn run(
             }
         };
         let mut store = open_store(state_dir)?;
-        let report = automation::reconcile(&config, &mut store, &base).await;
+        // A person at a terminal sees the run move; a pipe or a log file gets lines only.
+        let total = config.repositories.len() + config.policies.len() + config.automations.len();
+        let bar = (!json)
+            .then(|| super::progress::Bar::start(total as u64))
+            .flatten();
+        let options = Options {
+            progress: bar.as_ref().map(super::progress::Bar::progress),
+            ..base
+        };
+        let report = automation::reconcile(&config, &mut store, &options).await;
+        drop(bar);
         log_outcomes(json, &report);
         let deliveries =
             crate::notify::Notifier::new().prepare_stored(&config, &report, Utc::now(), &mut store);

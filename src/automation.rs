@@ -1254,8 +1254,8 @@ async fn update(
                 (path, false)
             }
         };
-        let mut checkout = Checkout::obtain(&remote, &checkout_ref, &dir, cached)
-            .map_err(git_failed)?;
+        let mut checkout =
+            Checkout::obtain(&remote, &checkout_ref, &dir, cached).map_err(git_failed)?;
         let checkout_name = reference_label(&checkout_ref, &checkout);
         let detached = !matches!(checkout_ref, Reference::Branch(_));
         let push_options = git::push_options(&automation.push_options);
@@ -1265,9 +1265,7 @@ async fn update(
             // A review branch is rebuilt from the checkout tip on every run: it holds exactly
             // the automation's changes on top of the current tip.
             let review_tip = if review {
-                let tip = checkout
-                    .fetch(&remote, &push_branch)
-                    .map_err(git_failed)?;
+                let tip = checkout.fetch(&remote, &push_branch).map_err(git_failed)?;
                 checkout
                     .switch_branch(&push_branch, &checkout.head.clone())
                     .map_err(git_failed)?;
@@ -1291,12 +1289,26 @@ async fn update(
             )
             .map_err(|e| Failure::new(Reason::UpdateFailed, e.to_string()))?;
             if update.files.is_empty() {
-                let observed = if dry_run { None } else { record(checkout.head.clone()) };
-                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
+                let observed = if dry_run {
+                    None
+                } else {
+                    record(checkout.head.clone())
+                };
+                return Ok((
+                    format!("no changes on {checkout_name}"),
+                    update,
+                    observed,
+                    None,
+                ));
             }
             let summary = summary(&update);
             if dry_run {
-                return Ok((format!("would commit to {push_branch}: {summary}"), update, None, None));
+                return Ok((
+                    format!("would commit to {push_branch}: {summary}"),
+                    update,
+                    None,
+                    None,
+                ));
             }
             // Render before writing: a template that fails must leave the checkout untouched.
             let message = message(&automation, &update).map_err(git_failed)?;
@@ -1312,38 +1324,53 @@ async fn update(
                 .map_err(git_failed)?
             else {
                 let observed = record(checkout.head.clone());
-                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
+                return Ok((
+                    format!("no changes on {checkout_name}"),
+                    update,
+                    observed,
+                    None,
+                ));
             };
             let short = commit[..commit.len().min(7)].to_string();
+            // The outcome line, and the commit when a new one reached the remote (none when a
+            // review branch already held these changes).
             let pushed = if review {
                 checkout
                     .push_review(&remote, &push_branch, review_tip.as_deref(), None)
                     .map(|outcome| match outcome {
-                        PushOutcome::Pushed(_) => {
-                            format!("pushed commit {short} to {push_branch}: {summary}")
-                        }
-                        PushOutcome::Unchanged(c) => format!(
-                            "{push_branch} already holds these changes ({}): {summary}",
-                            &c[..c.len().min(7)]
+                        PushOutcome::Pushed(c) => (
+                            format!("pushed commit {short} to {push_branch}: {summary}"),
+                            Some(c),
+                        ),
+                        PushOutcome::Unchanged(c) => (
+                            format!(
+                                "{push_branch} already holds these changes ({}): {summary}",
+                                &c[..c.len().min(7)]
+                            ),
+                            None,
                         ),
                     })
             } else {
                 checkout
                     .push_with_options(&remote, &push_branch, &push_options)
-                    .map(|()| format!("pushed commit {short} to {push_branch}: {summary}"))
+                    .map(|()| {
+                        (
+                            format!("pushed commit {short} to {push_branch}: {summary}"),
+                            Some(commit.clone()),
+                        )
+                    })
             };
-            let pushed = pushed.and_then(|text| match &automation.push_refspec {
+            let pushed = pushed.and_then(|(text, new)| match &automation.push_refspec {
                 Some(refspec) => checkout
                     .push_refspec(&remote, refspec, &push_options)
-                    .map(|()| format!("{text} (and refspec {refspec})")),
-                None => Ok(text),
+                    .map(|()| (format!("{text} (and refspec {refspec})"), new)),
+                None => Ok((text, new)),
             });
             match pushed {
-                Ok(text) => {
-                    // Nothing new reached the remote when a review branch already held it.
-                    let pushed = text.starts_with("pushed commit ").then(|| Push {
+                Ok((text, new)) => {
+                    let pushed = new.map(|commit| Push {
                         branch: push_branch.clone(),
-                        commit: commit.clone(),
+                        commit,
                         message: message.clone(),
                         refspec: automation.push_refspec.clone(),
                     });
@@ -1351,7 +1378,14 @@ async fn update(
                 }
                 // The branch moved between fetch and push: start again from its new tip.
                 Err(e) if e.is_conflict() && !review && !detached && attempt < PUSH_ATTEMPTS => {
-                    tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");
+                    let (namespace, name) = (&automation.id.namespace, &automation.id.name);
+                    tracing::info!(
+                        kind = "ImageUpdateAutomation",
+                        namespace,
+                        name,
+                        attempt,
+                        "push lost a race; rebuilding on the new tip"
+                    );
                     checkout.refresh(&remote).map_err(git_failed)?;
                 }
                 Err(e) => return Err(git_failed(e)),
@@ -1359,7 +1393,12 @@ async fn update(
         }
     })
     .await
-    .map_err(|e| Failure::new(Reason::ReconciliationFailed, format!("update task failed: {e}")))?
+    .map_err(|e| {
+        Failure::new(
+            Reason::ReconciliationFailed,
+            format!("update task failed: {e}"),
+        )
+    })?
 }
 
 #[cfg(test)]

@@ -156,8 +156,12 @@ fn init_logging(json: bool) {
         .with_env_filter(filter)
         .with_ansi(colour)
         .with_writer(progress::Stderr);
+    // JSON lines from anywhere in the process (webhooks, notifications, git) take the
+    // shape of the run's own: `time`, `level`, then the event's fields, flat.
     let _ = if json {
-        builder.json().try_init()
+        builder
+            .event_format(run::lines::Lines { json: true })
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -38,7 +38,7 @@ fn open_store(state_dir: Option<&Path>) -> anyhow::Result<Store> {
 /// per line (`time`, `level`, and the event's fields: `kind`, `namespace`, `name`, `result`,
 /// `message`, `warnings`; a service line names its object with `kind`, `namespace`, `name`
 /// and `file` where they apply, and leaves out those that do not).
-mod lines {
+pub(super) mod lines {
     use std::fmt;
     use std::sync::OnceLock;
 
@@ -50,8 +50,8 @@ mod lines {
     use tracing_subscriber::registry::LookupSpan;
 
     /// Formats events as the run's log lines.
-    struct Lines {
-        json: bool,
+    pub struct Lines {
+        pub json: bool,
     }
 
     #[derive(Default)]

@@ -429,7 +429,9 @@ pub async fn deliver_all(deliveries: Vec<Result<Delivery, NotifyError>>) -> Vec<
                 tasks.spawn(async move {
                     let r = deliver(&d).await;
                     if r.is_ok() {
-                        tracing::debug!(alert = %d.alert, provider = %d.target.provider, object = %d.event.object(), "notification sent");
+                        let o = &d.event.involved_object;
+                        let (kind, namespace, name) = (&o.kind, &o.namespace, &o.name);
+                        tracing::debug!(kind, namespace, name, alert = %d.alert, provider = %d.target.provider, "notification sent");
                     }
                     r
                 });

@@ -312,12 +312,11 @@ impl Store {
             .suffix(TEMP_SUFFIX)
             .tempfile_in(dir)
             .map_err(err)?;
-        // Locked while it is written, so that opening the store elsewhere leaves it alone.
+        // Locked while it is written, so that opening the store elsewhere leaves it alone. A
+        // file system without locks only loses that protection, not the save.
         use std::os::fd::AsRawFd;
         // SAFETY: flock on the temp file's own descriptor; released when it closes.
-        if unsafe { libc::flock(tmp.as_file().as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(err(std::io::Error::last_os_error()));
-        }
+        let _ = unsafe { libc::flock(tmp.as_file().as_raw_fd(), libc::LOCK_EX) };
         let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
         tmp.write_all(&bytes).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;

@@ -331,7 +331,8 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Per automation, the file changes it made (or, in a dry run, would make).
     pub updates: BTreeMap<NamespacedName, Update>,
-    /// Per automation, the commit it pushed in this pass (what Flux's push event reports).
+    /// Per automation, the commit it pushed in this pass (what Flux's push event reports):
+    /// the same as its outcome's `push`.
     pub pushes: BTreeMap<NamespacedName, Push>,
     /// Per policy whose latest reference changed in this pass: the new one and the one
     /// before (none the first time).

@@ -24,8 +24,9 @@ pub struct ObjectStatus {
     /// `ok`, `skipped` or `failed`.
     pub result: &'static str,
     pub message: String,
-    /// Flux's Ready reason (`Succeeded`, `GitOperationFailed`, ...).
-    pub reason: &'static str,
+    /// Flux's Ready reason (`Succeeded`, `GitOperationFailed`, ...); none for a skipped
+    /// object (Flux leaves its conditions as they were).
+    pub reason: Option<&'static str>,
     pub warnings: Vec<String>,
     pub at: DateTime<Utc>,
 }
@@ -97,7 +98,7 @@ impl Board {
                 ObjectStatus {
                     result,
                     message: message.clone(),
-                    reason: o.reason.as_str(),
+                    reason: (result != "skipped").then(|| o.reason.as_str()),
                     warnings: o.warnings.clone(),
                     at,
                 },
@@ -308,6 +309,20 @@ mod tests {
         assert_eq!(s["objects"][1]["message"], "push: \"denied\"");
         assert_eq!(s["objects"][1]["reason"], "SourceManagerFailed");
         assert_eq!(s["objects"][0]["reason"], "Succeeded");
+        let mut held = Board::default();
+        held.record(
+            &Report {
+                outcomes: vec![outcome(
+                    Kind::ImageUpdateAutomation,
+                    "fleet",
+                    Status::Skipped("outside its commit window".into()),
+                )],
+                ..Report::default()
+            },
+            t,
+            Duration::ZERO,
+        );
+        assert!(held.status_json()["objects"][0]["reason"].is_null());
         assert!(
             !m.contains("tagline_failures_total{kind=\"ImageRepository\""),
             "{m}"

@@ -32,12 +32,150 @@ pub enum Status {
     Failed(String),
 }
 
-/// The result of reconciling one object: one line for humans.
+/// Flux's reasons on the Ready condition of the image kinds (FLUX-REFERENCE §1.2–1.4): the
+/// machine-readable half of an outcome. tagline validates specs when it loads them, so some
+/// of these (the Stalled ones: `ImageURLInvalid`, `InvalidPolicy`, `InvalidPolicySelector`,
+/// ...) stop a config from loading instead of appearing here; they are named for
+/// completeness of the vocabulary and for front ends that report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Any kind: reconciled.
+    Succeeded,
+    /// Any kind: an internal failure with no more precise reason (a task that died).
+    ReconciliationFailed,
+    /// ImageRepository, ImagePolicy: the image reference is invalid (Stalled).
+    ImageURLInvalid,
+    /// ImageRepository: the auth options could not be built (a Secret missing or unusable).
+    AuthenticationFailed,
+    /// ImageRepository: the scan or the tag listing failed.
+    ReadOperationFailed,
+    /// ImageRepository, ImagePolicy: a failure with no more precise reason (for a policy: no
+    /// tag matched, a digest lookup failed).
+    Failure,
+    /// ImagePolicy: its ImageRepository is missing or has no tags yet.
+    DependencyNotReady,
+    /// ImagePolicy, ImageUpdateAutomation: a cross-namespace reference was refused.
+    AccessDenied,
+    /// ImagePolicy: the policy cannot be used (Stalled).
+    InvalidPolicy,
+    /// ImagePolicy: `digestReflectionPolicy: Always` without an interval (Stalled).
+    IntervalNotConfigured,
+    /// ImageRepository, ImagePolicy, ImageUpdateAutomation: a feature gate is off (Stalled).
+    FeatureGateDisabled,
+    /// ImageUpdateAutomation: the source reference is unusable (Stalled).
+    InvalidSourceConfiguration,
+    /// ImageUpdateAutomation: the GitRepository, an auth or signing Secret, or the push
+    /// branch could not be resolved.
+    SourceManagerFailed,
+    /// ImageUpdateAutomation: clone, checkout, commit or push failed.
+    GitOperationFailed,
+    /// ImageUpdateAutomation: the files could not be updated.
+    UpdateFailed,
+    /// ImageUpdateAutomation: `policySelector` is invalid (Stalled).
+    InvalidPolicySelector,
+    /// ImageUpdateAutomation: `update.strategy` is not `Setters` (Stalled).
+    InvalidUpdateStrategy,
+    /// ImageUpdateAutomation: the message template uses `.Updated` (Stalled).
+    RemovedTemplateField,
+}
+
+impl Reason {
+    /// Flux's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Succeeded => "Succeeded",
+            Reason::ReconciliationFailed => "ReconciliationFailed",
+            Reason::ImageURLInvalid => "ImageURLInvalid",
+            Reason::AuthenticationFailed => "AuthenticationFailed",
+            Reason::ReadOperationFailed => "ReadOperationFailed",
+            Reason::Failure => "Failure",
+            Reason::DependencyNotReady => "DependencyNotReady",
+            Reason::AccessDenied => "AccessDenied",
+            Reason::InvalidPolicy => "InvalidPolicy",
+            Reason::IntervalNotConfigured => "IntervalNotConfigured",
+            Reason::FeatureGateDisabled => "FeatureGateDisabled",
+            Reason::InvalidSourceConfiguration => "InvalidSourceConfiguration",
+            Reason::SourceManagerFailed => "SourceManagerFailed",
+            Reason::GitOperationFailed => "GitOperationFailed",
+            Reason::UpdateFailed => "UpdateFailed",
+            Reason::InvalidPolicySelector => "InvalidPolicySelector",
+            Reason::InvalidUpdateStrategy => "InvalidUpdateStrategy",
+            Reason::RemovedTemplateField => "RemovedTemplateField",
+        }
+    }
+
+    /// The reason Flux gives a failure of `kind` when no more precise one applies.
+    pub fn failure_of(kind: Kind) -> Reason {
+        match kind {
+            Kind::ImageRepository => Reason::ReadOperationFailed,
+            Kind::ImagePolicy => Reason::Failure,
+            Kind::ImageUpdateAutomation => Reason::GitOperationFailed,
+            _ => Reason::ReconciliationFailed,
+        }
+    }
+
+    /// Parses Flux's spelling.
+    pub fn parse(text: &str) -> Option<Reason> {
+        ALL_REASONS.iter().copied().find(|r| r.as_str() == text)
+    }
+}
+
+const ALL_REASONS: [Reason; 18] = [
+    Reason::Succeeded,
+    Reason::ReconciliationFailed,
+    Reason::ImageURLInvalid,
+    Reason::AuthenticationFailed,
+    Reason::ReadOperationFailed,
+    Reason::Failure,
+    Reason::DependencyNotReady,
+    Reason::AccessDenied,
+    Reason::InvalidPolicy,
+    Reason::IntervalNotConfigured,
+    Reason::FeatureGateDisabled,
+    Reason::InvalidSourceConfiguration,
+    Reason::SourceManagerFailed,
+    Reason::GitOperationFailed,
+    Reason::UpdateFailed,
+    Reason::InvalidPolicySelector,
+    Reason::InvalidUpdateStrategy,
+    Reason::RemovedTemplateField,
+];
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure with Flux's reason for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of reconciling one object: one line for humans (`status`), and the same
+/// result for machines (`reason`, `push`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub kind: Kind,
     pub id: NamespacedName,
     pub status: Status,
+    /// Flux's Ready reason: `Succeeded` for a success, why for a failure. A skipped
+    /// (suspended, held) object changes no condition in Flux; its reason is `Succeeded` and
+    /// is not read.
+    pub reason: Reason,
+    /// The commit an ImageUpdateAutomation pushed in this run (full SHA, branch).
+    pub push: Option<Push>,
     /// Things worth a human's look that did not fail the object (e.g. a marker naming an
     /// unknown policy), each one line.
     pub warnings: Vec<String>,
@@ -46,14 +184,33 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome with the kind's usual reason for its status (see [`Reason::failure_of`]);
+    /// `with_reason` names a more precise one.
     pub fn new(kind: Kind, id: &NamespacedName, status: Status) -> Outcome {
+        let reason = match status {
+            Status::Failed(_) => Reason::failure_of(kind),
+            _ => Reason::Succeeded,
+        };
         Outcome {
             kind,
             id: id.clone(),
             status,
+            reason,
+            push: None,
             warnings: Vec::new(),
             took: Duration::ZERO,
         }
+    }
+
+    /// A failed outcome with its reason.
+    pub fn failure(kind: Kind, id: &NamespacedName, failure: Failure) -> Outcome {
+        Outcome::new(kind, id, Status::Failed(failure.message)).with_reason(failure.reason)
+    }
+
+    /// The same outcome with Flux's reason `reason`.
+    pub fn with_reason(mut self, reason: Reason) -> Outcome {
+        self.reason = reason;
+        self
     }
 
     fn took(mut self, took: Duration) -> Outcome {
@@ -92,6 +249,36 @@ pub struct Options {
     /// Where to keep one clone per Git remote between runs (`<state-dir>/git`); None: a
     /// fresh temporary clone each run.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Told as each object of the pass is done (a progress bar); None: nobody listens.
+    pub progress: Option<Progress>,
+}
+
+/// A listener told of each object a pass is done with (kind, namespace/name), as it
+/// finishes: a repository when its scan ends (or is not needed), a policy when it is
+/// evaluated, an automation when it ran. Only names, never results or causes.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<ProgressFn>);
+
+/// What a [`Progress`] calls with each object done.
+type ProgressFn = dyn Fn(Kind, &NamespacedName) + Send + Sync;
+
+impl Progress {
+    pub fn new(done: impl Fn(Kind, &NamespacedName) + Send + Sync + 'static) -> Progress {
+        Progress(std::sync::Arc::new(done))
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Tells `options`' progress listener, if any, that `kind id` is done.
+fn done(options: &Options, kind: Kind, id: &NamespacedName) {
+    if let Some(p) = &options.progress {
+        (p.0)(kind, id);
+    }
 }
 
 /// Which repositories and policies a pass reconciles; the service narrows a pass to the
@@ -144,7 +331,8 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Per automation, the file changes it made (or, in a dry run, would make).
     pub updates: BTreeMap<NamespacedName, Update>,
-    /// Per automation, the commit it pushed in this pass (what Flux's push event reports).
+    /// Per automation, the commit it pushed in this pass (what Flux's push event reports):
+    /// the same as its outcome's `push`.
     pub pushes: BTreeMap<NamespacedName, Push>,
     /// Per policy whose latest reference changed in this pass: the new one and the one
     /// before (none the first time).
@@ -216,6 +404,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 &repo.id,
                 Status::Skipped("suspended".into()),
             ));
+            done(options, Kind::ImageRepository, &repo.id);
             continue;
         }
         let key = repo.id.to_string();
@@ -237,6 +426,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                         )),
                     ));
                 }
+                done(options, Kind::ImageRepository, &repo.id);
                 continue;
             }
         }
@@ -282,6 +472,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     while let Some(joined) = scans.join_next().await {
         let (ids, result, elapsed) = joined.expect("scan task does not panic");
         for id in ids {
+            done(options, Kind::ImageRepository, &id);
             scanned.insert(id.clone(), result.clone());
             took.insert(id, elapsed);
         }
@@ -305,10 +496,16 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             }
             Err(e) => Status::Failed(e.clone()),
         };
-        report.outcomes.push(
-            Outcome::new(Kind::ImageRepository, id, status)
-                .took(took.get(id).copied().unwrap_or_default()),
-        );
+        let mut outcome = Outcome::new(Kind::ImageRepository, id, status)
+            .took(took.get(id).copied().unwrap_or_default());
+        // A scan that never started: its auth options (Secrets) could not be built.
+        if outcome.failed() && pass_options.built.get(id).is_some_and(Result::is_err) {
+            outcome.reason = Reason::AuthenticationFailed;
+        }
+        if !took.contains_key(id) {
+            done(options, Kind::ImageRepository, id);
+        }
+        report.outcomes.push(outcome);
     }
     report.outcomes.extend(fresh);
     sort_outcomes(&mut report.outcomes);
@@ -326,16 +523,18 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         }
         let started = Instant::now();
         let before = store.latest(&policy.id.to_string()).cloned();
-        let status = evaluate(config, policy, &scanned, store, &mut pass_options).await;
+        let status = match evaluate(config, policy, &scanned, store, &mut pass_options).await {
+            Ok(status) => Outcome::new(Kind::ImagePolicy, &policy.id, status),
+            Err(failure) => Outcome::failure(Kind::ImagePolicy, &policy.id, failure),
+        };
         if let Some(after) = store.latest(&policy.id.to_string()) {
             if before.as_ref() != Some(after) {
                 let change = (after.clone(), before);
                 report.latest_changes.insert(policy.id.clone(), change);
             }
         }
-        report
-            .outcomes
-            .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
+        report.outcomes.push(status.took(started.elapsed()));
+        done(options, Kind::ImagePolicy, &policy.id);
     }
     report
 }
@@ -359,6 +558,7 @@ pub async fn run_automations(
             match update(config, automation, store, options).await {
                 Ok((text, update, observed, pushed)) => {
                     if let Some(push) = pushed {
+                        outcome.push = Some(push.clone());
                         report.pushes.insert(automation.id.clone(), push);
                     }
                     if let Some(record) = observed {
@@ -373,20 +573,25 @@ pub async fn run_automations(
                         })
                         .collect();
                     outcome.status = Status::Ok(text);
+                    outcome.reason = Reason::Succeeded;
                     if !update.files.is_empty() {
                         report.updates.insert(automation.id.clone(), update);
                     }
                 }
-                Err(e) => outcome.status = Status::Failed(e),
+                Err(failure) => {
+                    outcome.status = Status::Failed(failure.message);
+                    outcome.reason = failure.reason;
+                }
             }
         }
         report.outcomes.push(outcome.took(started.elapsed()));
+        done(options, Kind::ImageUpdateAutomation, &automation.id);
     }
 }
 
 /// What a scan's result depends on, for telling whether a stored scan still applies. Secret
 /// names only, never their contents.
-fn fingerprint(repo: &ImageRepository) -> String {
+pub fn fingerprint(repo: &ImageRepository) -> String {
     let patterns: Vec<&str> = repo.exclusion.iter().map(|r| r.as_str()).collect();
     format!(
         "{}|insecure={}|secret={}|cert={}|exclude={}",
@@ -556,14 +761,17 @@ async fn evaluate(
     scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
     store: &mut Store,
     pass_options: &mut PassOptions,
-) -> Status {
+) -> Result<Status, Failure> {
     if policy.suspend {
-        return Status::Skipped("suspended".into());
+        return Ok(Status::Skipped("suspended".into()));
     }
     let Some(repo) = config.repositories.get(&policy.repository) else {
-        return Status::Failed(format!(
-            "spec.imageRepositoryRef: ImageRepository {} not found",
-            policy.repository
+        return Err(Failure::new(
+            Reason::DependencyNotReady,
+            format!(
+                "spec.imageRepositoryRef: ImageRepository {} not found",
+                policy.repository
+            ),
         ));
     };
     let key = repo.id.to_string();
@@ -573,16 +781,19 @@ async fn evaluate(
             // The scan failed or was skipped: the last good list still stands.
             Some(tags) => tags,
             None => {
-                return Status::Failed(format!(
-                    "ImageRepository {} has no tags yet (its scan did not succeed)",
-                    repo.id
+                return Err(Failure::new(
+                    Reason::DependencyNotReady,
+                    format!(
+                        "ImageRepository {} has no tags yet (its scan did not succeed)",
+                        repo.id
+                    ),
                 ))
             }
         },
     };
     let tag = match policy.policy.latest(tags) {
         Ok(tag) => tag,
-        Err(e) => return Status::Failed(e.to_string()),
+        Err(e) => return Err(Failure::new(Reason::Failure, e.to_string())),
     };
     let previous = store.latest(&policy.id.to_string()).cloned();
     let digest = match policy.digest_reflection {
@@ -593,13 +804,13 @@ async fn evaluate(
             }
             _ => match reflect_digest(repo, &tag, pass_options.get(repo, &config.secrets)).await {
                 Ok(d) => Some(d),
-                Err(e) => return Status::Failed(e),
+                Err(e) => return Err(Failure::new(Reason::Failure, e)),
             },
         },
         DigestReflection::Always => {
             match reflect_digest(repo, &tag, pass_options.get(repo, &config.secrets)).await {
                 Ok(d) => Some(d),
-                Err(e) => return Status::Failed(e),
+                Err(e) => return Err(Failure::new(Reason::Failure, e)),
             }
         }
     };
@@ -613,7 +824,7 @@ async fn evaluate(
         _ => format!("latest is {latest}"),
     };
     store.set_latest(&policy.id.to_string(), latest);
-    Status::Ok(text)
+    Ok(Status::Ok(text))
 }
 
 /// The manifest digest of the chosen tag, with the repository's credentials, TLS and proxy
@@ -932,21 +1143,33 @@ fn remote_head(remote: &Remote, branch: &str) -> Option<String> {
         .map(|(_, id)| id)
 }
 
+fn git_failed(e: impl fmt::Display) -> Failure {
+    Failure::new(Reason::GitOperationFailed, e.to_string())
+}
+
+fn source_failed(message: String) -> Failure {
+    Failure::new(Reason::SourceManagerFailed, message)
+}
+
 async fn update(
     config: &Config,
     automation: &ImageUpdateAutomation,
     store: &Store,
     options: &Options,
-) -> Result<(String, Update, Option<AutomationRecord>, Option<Push>), String> {
+) -> Result<(String, Update, Option<AutomationRecord>, Option<Push>), Failure> {
     let Some(source) = config.git_repositories.get(&automation.source) else {
-        return Err(format!(
-            "spec.sourceRef: GitRepository {} not found",
-            automation.source
+        return Err(Failure::new(
+            Reason::SourceManagerFailed,
+            format!(
+                "spec.sourceRef: GitRepository {} not found",
+                automation.source
+            ),
         ));
     };
-    let (checkout_ref, push_branch, review) = branches(automation, source)?;
-    let remote = remote(source, &config.secrets)?;
-    let signer = signer(automation, &config.secrets)?;
+    let (checkout_ref, push_branch, review) =
+        branches(automation, source).map_err(source_failed)?;
+    let remote = remote(source, &config.secrets).map_err(source_failed)?;
+    let signer = signer(automation, &config.secrets).map_err(source_failed)?;
     let setters = setters(config, automation, store);
     let author = Author {
         name: automation.author_name.clone(),
@@ -1006,7 +1229,10 @@ async fn update(
         let (dir, cached) = match &cache {
             Some((dir, lock_path)) => {
                 let lock_err = |e: std::io::Error| {
-                    format!("locking the clone cache {}: {e}", lock_path.display())
+                    git_failed(format!(
+                        "locking the clone cache {}: {e}",
+                        lock_path.display()
+                    ))
                 };
                 if let Some(parent) = lock_path.parent() {
                     std::fs::create_dir_all(parent).map_err(lock_err)?;
@@ -1030,14 +1256,16 @@ async fn update(
                 let temp = tempfile::Builder::new()
                     .prefix("tagline-checkout-")
                     .tempdir()
-                    .map_err(|e| format!("creating a temporary checkout directory: {e}"))?;
+                    .map_err(|e| {
+                        source_failed(format!("creating a temporary checkout directory: {e}"))
+                    })?;
                 let path = temp.path().to_path_buf();
                 _temp = Some(temp);
                 (path, false)
             }
         };
-        let mut checkout = Checkout::obtain(&remote, &checkout_ref, &dir, cached)
-            .map_err(|e| e.to_string())?;
+        let mut checkout =
+            Checkout::obtain(&remote, &checkout_ref, &dir, cached).map_err(git_failed)?;
         let checkout_name = reference_label(&checkout_ref, &checkout);
         let detached = !matches!(checkout_ref, Reference::Branch(_));
         let push_options = git::push_options(&automation.push_options);
@@ -1047,12 +1275,10 @@ async fn update(
             // A review branch is rebuilt from the checkout tip on every run: it holds exactly
             // the automation's changes on top of the current tip.
             let review_tip = if review {
-                let tip = checkout
-                    .fetch(&remote, &push_branch)
-                    .map_err(|e| e.to_string())?;
+                let tip = checkout.fetch(&remote, &push_branch).map_err(git_failed)?;
                 checkout
                     .switch_branch(&push_branch, &checkout.head.clone())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(git_failed)?;
                 tip
             } else {
                 if detached {
@@ -1061,7 +1287,7 @@ async fn update(
                     // is refused unless that is the branch's tip.
                     checkout
                         .switch_branch(&push_branch, &checkout.head.clone())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(git_failed)?;
                 }
                 None
             };
@@ -1071,59 +1297,90 @@ async fn update(
                 &setters,
                 &writer_options,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::new(Reason::UpdateFailed, e.to_string()))?;
             if update.files.is_empty() {
-                let observed = if dry_run { None } else { record(checkout.head.clone()) };
-                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
+                let observed = if dry_run {
+                    None
+                } else {
+                    record(checkout.head.clone())
+                };
+                return Ok((
+                    format!("no changes on {checkout_name}"),
+                    update,
+                    observed,
+                    None,
+                ));
             }
             let summary = summary(&update);
             if dry_run {
-                return Ok((format!("would commit to {push_branch}: {summary}"), update, None, None));
+                return Ok((
+                    format!("would commit to {push_branch}: {summary}"),
+                    update,
+                    None,
+                    None,
+                ));
             }
             // Render before writing: a template that fails must leave the checkout untouched.
-            let message = message(&automation, &update)?;
-            update.write().map_err(|e| e.to_string())?;
+            let message = message(&automation, &update).map_err(git_failed)?;
+            update
+                .write()
+                .map_err(|e| Failure::new(Reason::UpdateFailed, e.to_string()))?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let Some(commit) = checkout
                 .commit_with(&author, &message, now, signer.as_ref())
-                .map_err(|e| e.to_string())?
+                .map_err(git_failed)?
             else {
                 let observed = record(checkout.head.clone());
-                return Ok((format!("no changes on {checkout_name}"), update, observed, None));
+                return Ok((
+                    format!("no changes on {checkout_name}"),
+                    update,
+                    observed,
+                    None,
+                ));
             };
             let short = commit[..commit.len().min(7)].to_string();
+            // The outcome line, and the commit when a new one reached the remote (none when a
+            // review branch already held these changes).
             let pushed = if review {
                 checkout
                     .push_review(&remote, &push_branch, review_tip.as_deref(), None)
                     .map(|outcome| match outcome {
-                        PushOutcome::Pushed(_) => {
-                            format!("pushed commit {short} to {push_branch}: {summary}")
-                        }
-                        PushOutcome::Unchanged(c) => format!(
-                            "{push_branch} already holds these changes ({}): {summary}",
-                            &c[..c.len().min(7)]
+                        PushOutcome::Pushed(c) => (
+                            format!("pushed commit {short} to {push_branch}: {summary}"),
+                            Some(c),
+                        ),
+                        PushOutcome::Unchanged(c) => (
+                            format!(
+                                "{push_branch} already holds these changes ({}): {summary}",
+                                &c[..c.len().min(7)]
+                            ),
+                            None,
                         ),
                     })
             } else {
                 checkout
                     .push_with_options(&remote, &push_branch, &push_options)
-                    .map(|()| format!("pushed commit {short} to {push_branch}: {summary}"))
+                    .map(|()| {
+                        (
+                            format!("pushed commit {short} to {push_branch}: {summary}"),
+                            Some(commit.clone()),
+                        )
+                    })
             };
-            let pushed = pushed.and_then(|text| match &automation.push_refspec {
+            let pushed = pushed.and_then(|(text, new)| match &automation.push_refspec {
                 Some(refspec) => checkout
                     .push_refspec(&remote, refspec, &push_options)
-                    .map(|()| format!("{text} (and refspec {refspec})")),
-                None => Ok(text),
+                    .map(|()| (format!("{text} (and refspec {refspec})"), new)),
+                None => Ok((text, new)),
             });
             match pushed {
-                Ok(text) => {
-                    // Nothing new reached the remote when a review branch already held it.
-                    let pushed = text.starts_with("pushed commit ").then(|| Push {
+                Ok((text, new)) => {
+                    let pushed = new.map(|commit| Push {
                         branch: push_branch.clone(),
-                        commit: commit.clone(),
+                        commit,
                         message: message.clone(),
                         refspec: automation.push_refspec.clone(),
                     });
@@ -1131,15 +1388,27 @@ async fn update(
                 }
                 // The branch moved between fetch and push: start again from its new tip.
                 Err(e) if e.is_conflict() && !review && !detached && attempt < PUSH_ATTEMPTS => {
-                    tracing::info!(automation = %automation.id, attempt, "push lost a race; rebuilding on the new tip");
-                    checkout.refresh(&remote).map_err(|e| e.to_string())?;
+                    let (namespace, name) = (&automation.id.namespace, &automation.id.name);
+                    tracing::info!(
+                        kind = "ImageUpdateAutomation",
+                        namespace,
+                        name,
+                        attempt,
+                        "push lost a race; rebuilding on the new tip"
+                    );
+                    checkout.refresh(&remote).map_err(git_failed)?;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(git_failed(e)),
             }
         }
     })
     .await
-    .map_err(|e| format!("update task failed: {e}"))?
+    .map_err(|e| {
+        Failure::new(
+            Reason::ReconciliationFailed,
+            format!("update task failed: {e}"),
+        )
+    })?
 }
 
 #[cfg(test)]
@@ -1202,5 +1471,86 @@ mod pass_options_tests {
             );
         }
         assert_eq!(SCAN_OPTIONS_BUILT.with(|c| c.get()), 1);
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    /// Each failure carries Flux's reason from the step that failed, not from its text.
+    #[tokio::test(flavor = "current_thread")]
+    async fn failures_carry_the_reason_of_the_step_that_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata: {name: app, namespace: apps}
+spec:
+  image: 127.0.0.1:1/team/app
+  interval: 1h
+  secretRef: {name: missing}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {name: app, namespace: apps}
+spec:
+  imageRepositoryRef: {name: app}
+  policy: {semver: {range: '^1.0.0'}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata: {name: fleet, namespace: apps}
+spec:
+  interval: 5m
+  sourceRef: {kind: GitRepository, name: gone}
+  git:
+    commit:
+      author: {email: bot@example.com}
+";
+        std::fs::write(dir.path().join("objects.yaml"), yaml).unwrap();
+        let config = crate::api::load_dir(dir.path()).expect("valid config");
+        let mut store = Store::in_memory();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = std::sync::Arc::clone(&seen);
+        let options = Options {
+            progress: Some(Progress::new(move |kind, id| {
+                told.lock().unwrap().push(format!("{kind} {id}"));
+            })),
+            ..Options::default()
+        };
+        let report = reconcile(&config, &mut store, &options).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "ImageRepository apps/app",
+                "ImagePolicy apps/app",
+                "ImageUpdateAutomation apps/fleet"
+            ],
+            "each object is told once, as it is done"
+        );
+        let reasons: Vec<(Kind, Reason)> =
+            report.outcomes.iter().map(|o| (o.kind, o.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (Kind::ImageRepository, Reason::AuthenticationFailed),
+                (Kind::ImagePolicy, Reason::DependencyNotReady),
+                (Kind::ImageUpdateAutomation, Reason::SourceManagerFailed),
+            ],
+            "{:?}",
+            report.outcomes
+        );
+        assert!(report
+            .outcomes
+            .iter()
+            .all(|o| o.failed() && o.push.is_none()));
+        // The lines users read are as before.
+        assert_eq!(
+            report.outcomes[0].to_string(),
+            "ImageRepository apps/app: failed: spec.secretRef: Secret apps/missing not found"
+        );
+        for r in [Reason::Succeeded, Reason::InvalidSourceConfiguration] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
     }
 }

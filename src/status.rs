@@ -2,12 +2,10 @@
 //! functions from the config, the store and the last outcomes; `record` is how a pass leaves
 //! in the store what those functions read.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 use crate::api::status::{
     Condition, ImagePolicyStatus, ImageRefStatus, ImageRepositoryStatus,
@@ -16,7 +14,7 @@ use crate::api::status::{
 use crate::api::{
     Config, GitRef, ImagePolicy, ImageRepository, ImageUpdateAutomation, Kind, NamespacedName,
 };
-use crate::automation::{Report, Status};
+use crate::automation::{Outcome, Reason, Report, Status};
 use crate::image::ImageRef;
 use crate::policy::Version;
 use crate::store::{OutcomeRecord, Store};
@@ -64,7 +62,9 @@ pub struct ImageRow {
     pub newest: Option<String>,
     /// RFC 3339.
     pub last_scan: Option<String>,
-    /// RFC 3339; none while suspended or before a first scan.
+    /// RFC 3339: when the service scans the repository again (its interval less its fixed
+    /// per-object jitter, as `automation::period`); none while suspended or before a first
+    /// scan.
     pub next_scan: Option<String>,
     /// The first failure among the repository, the policy and the automations applying it.
     pub last_error: Option<String>,
@@ -108,11 +108,28 @@ pub fn applied_policies(
         .collect()
 }
 
-/// The short commit a run's outcome says it pushed (`pushed commit <sha> to ...`).
-fn pushed_commit(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("pushed commit ")?;
-    let sha = rest.split(' ').next()?;
-    (!sha.is_empty() && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+/// Flux's Ready message for a successful outcome, where it is not the outcome's own line:
+/// a policy's `Latest image tag for ...` (with its previous reference when it changed in
+/// this pass), an automation's `repository up-to-date` (or its push, when it pushed).
+fn ready_message(report: &Report, o: &Outcome, store: &Store) -> Option<String> {
+    let Status::Ok(text) = &o.status else {
+        return None;
+    };
+    match o.kind {
+        Kind::ImagePolicy => {
+            let latest = store.latest(&o.id.to_string())?;
+            let previous = report
+                .latest_changes
+                .get(&o.id)
+                .and_then(|(_, previous)| previous.as_ref());
+            Some(crate::notify::event::latest_message(latest, previous))
+        }
+        Kind::ImageUpdateAutomation => Some(match &o.push {
+            Some(_) => text.clone(),
+            None => "repository up-to-date".into(),
+        }),
+        _ => None,
+    }
 }
 
 /// Leaves in `store` what a pass at `now` (seconds since the epoch) did: each reconciled
@@ -130,6 +147,8 @@ pub fn record(config: &Config, store: &mut Store, report: &Report, now: u64) {
             OutcomeRecord {
                 result: result.into(),
                 message: message.clone(),
+                reason: Some(o.reason.as_str().into()),
+                ready_message: ready_message(report, o, store),
                 time: now,
                 since: now,
             },
@@ -143,14 +162,10 @@ pub fn record(config: &Config, store: &mut Store, report: &Report, now: u64) {
         let key = o.id.to_string();
         let mut run = store.run(&key).cloned().unwrap_or_default();
         run.time = now;
-        if let Status::Ok(text) = &o.status {
+        if let Status::Ok(_) = &o.status {
             run.policies = applied_policies(config, automation, store);
-            if let Some(short) = pushed_commit(text) {
-                let full = store
-                    .automation(&key)
-                    .map(|r| r.revision.clone())
-                    .filter(|r| r.starts_with(short));
-                run.push_commit = Some(full.unwrap_or_else(|| short.to_string()));
+            if let Some(push) = &o.push {
+                run.push_commit = Some(push.commit.clone());
                 run.push_time = Some(now);
             }
         }
@@ -158,18 +173,32 @@ pub fn record(config: &Config, store: &mut Store, report: &Report, now: u64) {
     }
 }
 
+/// The Ready condition from an object's last outcome: its recorded reason (state written
+/// before reasons were kept: `Succeeded`, or the kind's usual failure reason).
 fn ready(
+    kind: Kind,
     outcome: Option<&OutcomeRecord>,
-    reason: impl Fn(&OutcomeRecord) -> String,
     message: impl Fn(&OutcomeRecord) -> String,
 ) -> Vec<Condition> {
     outcome
-        .map(|o| Condition {
-            type_: "Ready".into(),
-            status: if o.result == "ok" { "True" } else { "False" }.into(),
-            last_transition_time: rfc3339(o.since),
-            reason: reason(o),
-            message: message(o),
+        .map(|o| {
+            let ok = o.result == "ok";
+            let reason = o.reason.clone().unwrap_or_else(|| {
+                if ok {
+                    Reason::Succeeded
+                } else {
+                    Reason::failure_of(kind)
+                }
+                .as_str()
+                .into()
+            });
+            Condition {
+                type_: "Ready".into(),
+                status: if ok { "True" } else { "False" }.into(),
+                last_transition_time: rfc3339(o.since),
+                reason,
+                message: message(o),
+            }
         })
         .into_iter()
         .collect()
@@ -201,29 +230,16 @@ pub fn repository(repo: &ImageRepository, store: &Store) -> ImageRepositoryStatu
         latest_tags: latest_tags(tags),
     });
     let outcome = store.outcome(&outcome_key(Kind::ImageRepository, &repo.id));
-    let conditions = ready(
-        outcome,
-        |o| {
-            if o.result == "ok" {
-                "Succeeded"
-            } else if o.message.starts_with("spec.secretRef")
-                || o.message.starts_with("spec.certSecretRef")
-            {
-                "AuthenticationFailed"
-            } else {
-                "ReadOperationFailed"
-            }
-            .into()
-        },
-        |o| match (o.result.as_str(), tags) {
+    let conditions = ready(Kind::ImageRepository, outcome, |o| {
+        match (o.result.as_str(), tags) {
             ("ok", Some(tags)) => format!(
                 "successful scan: found {} tags with checksum {}",
                 tags.len(),
                 revision(tags)
             ),
             _ => o.message.clone(),
-        },
-    );
+        }
+    });
     ImageRepositoryStatus {
         conditions,
         canonical_image_name: Some(repo.image.canonical()),
@@ -241,34 +257,13 @@ pub fn policy(policy: &ImagePolicy, store: &Store) -> ImagePolicyStatus {
     let latest = store.latest(&key);
     let previous = store.previous(&key);
     let outcome = store.outcome(&outcome_key(Kind::ImagePolicy, &policy.id));
-    let conditions = ready(
-        outcome,
-        |o| {
-            if o.result == "ok" {
-                "Succeeded"
-            } else if o.message.starts_with("spec.imageRepositoryRef")
-                || o.message.contains("has no tags yet")
-            {
-                "DependencyNotReady"
-            } else {
-                "Failure"
-            }
-            .into()
-        },
-        |o| match (o.result.as_str(), latest) {
-            ("ok", Some(l)) => {
-                let mut m = format!("Latest image tag for {} resolved to {}", l.name, l.tag);
-                if let Some(d) = &l.digest {
-                    m.push_str(&format!(" with digest {d}"));
-                }
-                if let Some(p) = previous.filter(|_| o.message.contains("(previously ")) {
-                    m.push_str(&format!(" (previously {p})"));
-                }
-                m
-            }
+    let conditions = ready(Kind::ImagePolicy, outcome, |o| {
+        match (o.result.as_str(), &o.ready_message, latest) {
+            ("ok", Some(m), _) => m.clone(),
+            ("ok", None, Some(l)) => crate::notify::event::latest_message(l, None),
             _ => o.message.clone(),
-        },
-    );
+        }
+    });
     ImagePolicyStatus {
         conditions,
         latest_ref: latest.map(ImageRefStatus::from),
@@ -292,25 +287,6 @@ fn checkout_branch(config: &Config, automation: &ImageUpdateAutomation) -> Optio
     }
 }
 
-/// Flux's reason for an automation's failure, from the step its message names.
-fn automation_reason(message: &str) -> &'static str {
-    const SOURCE: [&str; 6] = [
-        "spec.sourceRef",
-        "spec.git.push.branch",
-        "spec.git.commit.signingKey",
-        "spec.git.checkout",
-        "GitRepository ",
-        "creating a temporary checkout",
-    ];
-    if SOURCE.iter().any(|p| message.starts_with(p)) {
-        "SourceManagerFailed"
-    } else if message.starts_with("update.path") || message.starts_with("writing ") {
-        "UpdateFailed"
-    } else {
-        "GitOperationFailed"
-    }
-}
-
 /// An ImageUpdateAutomation's status.
 pub fn automation(
     config: &Config,
@@ -320,23 +296,13 @@ pub fn automation(
     let key = automation.id.to_string();
     let run = store.run(&key);
     let outcome = store.outcome(&outcome_key(Kind::ImageUpdateAutomation, &automation.id));
-    let conditions = ready(
-        outcome,
-        |o| {
-            if o.result == "ok" {
-                "Succeeded".into()
-            } else {
-                automation_reason(&o.message).into()
-            }
-        },
-        |o| {
-            if o.result == "ok" && pushed_commit(&o.message).is_none() {
-                "repository up-to-date".into()
-            } else {
-                o.message.clone()
-            }
-        },
-    );
+    let conditions = ready(Kind::ImageUpdateAutomation, outcome, |o| {
+        match (o.result.as_str(), &o.ready_message) {
+            ("ok", Some(m)) => m.clone(),
+            ("ok", None) => "repository up-to-date".into(),
+            _ => o.message.clone(),
+        }
+    });
     let observed_source_revision =
         store
             .automation(&key)
@@ -428,9 +394,12 @@ pub fn images(config: &Config, store: &Store) -> Vec<ImageRow> {
                 latest: store.latest(&p.id.to_string()).map(ref_text),
                 newest: store.tags(&repo_key).and_then(newest),
                 last_scan: scan.map(|s| rfc3339(s.time)),
+                // When the service scans again: the interval less the repository's fixed
+                // jitter after the last scan; a scan whose configuration changed since is
+                // due at once (shown as its own time, already past).
                 next_scan: match (repo, scan) {
                     (Some(r), Some(s)) if !r.suspend => Some(rfc3339(
-                        s.time + r.interval.max(Duration::from_secs(1)).as_secs(),
+                        crate::automation::scan_due(r, store).unwrap_or(s.time),
                     )),
                     _ => None,
                 },
@@ -475,7 +444,7 @@ pub fn document(config: &Config, store: &Store) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::automation::Outcome;
+    use crate::automation::{Failure, Push};
     use crate::store::{AutomationRecord, ScanRecord};
 
     const OBJECTS: &str = "apiVersion: image.toolkit.fluxcd.io/v1
@@ -581,14 +550,51 @@ spec:
         );
     }
 
+    fn push(commit: &str, branch: &str) -> Push {
+        Push {
+            branch: branch.into(),
+            commit: commit.into(),
+            message: "Update from image update automation".into(),
+            refspec: None,
+        }
+    }
+
+    /// In review-branch mode (push branch ≠ checkout branch) there is no short-circuit
+    /// record, so the full SHA can only come from the outcome's push: it used to fall back
+    /// to the 7 hex digits of the outcome line.
     #[test]
-    fn pushed_commit_is_read_from_the_outcome_line() {
+    fn last_push_commit_is_the_full_sha_without_a_short_circuit_record() {
+        let c = config();
+        let mut store = Store::in_memory();
+        let full = "0123456789abcdef0123456789abcdef01234567";
+        let mut r = report(vec![(
+            Kind::ImageUpdateAutomation,
+            "fleet",
+            Status::Ok("pushed commit 0123456 to review: a -> b".into()),
+        )]);
+        r.outcomes[0].push = Some(push(full, "review"));
+        assert!(store.automation("apps/fleet").is_none());
+        record(&c, &mut store, &r, 7);
+        let a = automation(&c, &c.automations[&id("fleet")], &store);
+        assert_eq!(a.last_push_commit.as_deref(), Some(full));
+        assert_eq!(a.last_push_time, Some(rfc3339(7)));
         assert_eq!(
-            pushed_commit("pushed commit 1a2b3c4 to main: deploy/app.yaml: a -> b"),
-            Some("1a2b3c4")
+            a.conditions[0].message,
+            "pushed commit 0123456 to review: a -> b"
         );
-        assert_eq!(pushed_commit("no changes on main"), None);
-        assert_eq!(pushed_commit("pushed commit to main"), None);
+
+        // A success that pushed nothing keeps the last push and reads as up to date, even
+        // when its line looks like a push.
+        let r = report(vec![(
+            Kind::ImageUpdateAutomation,
+            "fleet",
+            Status::Ok("pushed commit fffffff to main: nothing really".into()),
+        )]);
+        record(&c, &mut store, &r, 9);
+        let a = automation(&c, &c.automations[&id("fleet")], &store);
+        assert_eq!(a.last_push_commit.as_deref(), Some(full));
+        assert_eq!(a.last_push_time, Some(rfc3339(7)));
+        assert_eq!(a.conditions[0].message, "repository up-to-date");
     }
 
     #[test]
@@ -621,7 +627,7 @@ spec:
             tags(&["1.0.0", "1.1.0", "2.0.0", "sha-abc"]),
             ScanRecord {
                 time: t0,
-                fingerprint: "f".into(),
+                fingerprint: crate::automation::fingerprint(&c.repositories[&id("app")]),
             },
         );
         store.set_exclusion("apps/app", vec!["^sha-".into()]);
@@ -636,28 +642,23 @@ spec:
                 policies: BTreeMap::new(),
             },
         );
-        record(
-            &c,
-            &mut store,
-            &report(vec![
-                (
-                    Kind::ImageRepository,
-                    "app",
-                    Status::Ok("scanned 4 tags".into()),
-                ),
-                (
-                    Kind::ImagePolicy,
-                    "app",
-                    Status::Ok("latest is x (previously y)".into()),
-                ),
-                (
-                    Kind::ImageUpdateAutomation,
-                    "fleet",
-                    Status::Ok("pushed commit 1a2b3c4 to main: a -> b".into()),
-                ),
-            ]),
-            t0,
-        );
+        let mut pass = report(vec![
+            (
+                Kind::ImageRepository,
+                "app",
+                Status::Ok("scanned 4 tags".into()),
+            ),
+            (Kind::ImagePolicy, "app", Status::Ok("latest is x".into())),
+            (
+                Kind::ImageUpdateAutomation,
+                "fleet",
+                Status::Ok("pushed commit 1a2b3c4 to main: a -> b".into()),
+            ),
+        ]);
+        pass.latest_changes
+            .insert(id("app"), (r("1.1.0"), Some(r("1.0.0"))));
+        pass.outcomes[2].push = Some(push(full, "main"));
+        record(&c, &mut store, &pass, t0);
 
         let s = repository(&c.repositories[&id("app")], &store);
         let scan = s.last_scan_result.as_ref().unwrap();
@@ -687,7 +688,7 @@ spec:
         assert_eq!(
             a.last_push_commit.as_deref(),
             Some(full),
-            "the full SHA from the record"
+            "the full SHA of the push"
         );
         assert_eq!(a.last_push_time.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(
@@ -788,7 +789,29 @@ spec:
         assert_eq!(row.latest.as_deref(), Some("1.1.0"));
         assert_eq!(row.newest.as_deref(), Some("2.0.0"));
         assert_eq!(row.last_scan, Some(rfc3339(t0)));
-        assert_eq!(row.next_scan, Some(rfc3339(t0 + 300)));
+        // 5m less the repository's fixed jitter (at most 5%), as the service schedules it.
+        let next = row
+            .next_scan
+            .as_deref()
+            .map(|t| DateTime::parse_from_rfc3339(t).unwrap().timestamp() as u64 - t0);
+        assert!(matches!(next, Some(285..=299)), "{next:?}");
+        assert_eq!(
+            next,
+            Some(
+                crate::automation::period(
+                    Kind::ImageRepository,
+                    &id("app"),
+                    std::time::Duration::from_secs(300)
+                )
+                .as_secs()
+            )
+        );
+
+        // A configuration changed since the scan: it is due at once.
+        let mut stale = store.scan("apps/app").unwrap().clone();
+        stale.fingerprint = "before the edit".into();
+        store.set_scan("apps/app", tags(&["1.0.0"]), stale);
+        assert_eq!(images(&c, &store)[0].next_scan, Some(rfc3339(t0)));
         assert_eq!(
             row.last_error.as_deref(),
             Some("ImageRepository apps/app: listing tags: 503")
@@ -799,31 +822,23 @@ spec:
     fn failure_reasons_follow_fluxs_names() {
         let c = config();
         let mut store = Store::in_memory();
-        record(
-            &c,
-            &mut store,
-            &report(vec![
-                (
-                    Kind::ImageRepository,
-                    "app",
-                    Status::Failed("spec.secretRef: Secret apps/x not found".into()),
-                ),
-                (
-                    Kind::ImagePolicy,
-                    "app",
-                    Status::Failed(
-                        "ImageRepository apps/app has no tags yet (its scan did not succeed)"
-                            .into(),
-                    ),
-                ),
-                (
+        // The reasons come with the outcomes, whatever their text says.
+        let failed = |kind, name: &str, reason| {
+            Outcome::failure(kind, &id(name), Failure::new(reason, "it broke"))
+        };
+        let pass = Report {
+            outcomes: vec![
+                failed(Kind::ImageRepository, "app", Reason::AuthenticationFailed),
+                failed(Kind::ImagePolicy, "app", Reason::DependencyNotReady),
+                failed(
                     Kind::ImageUpdateAutomation,
                     "fleet",
-                    Status::Failed("spec.sourceRef: GitRepository apps/fleet not found".into()),
+                    Reason::SourceManagerFailed,
                 ),
-            ]),
-            5,
-        );
+            ],
+            ..Report::default()
+        };
+        record(&c, &mut store, &pass, 5);
         assert_eq!(
             repository(&c.repositories[&id("app")], &store).conditions[0].reason,
             "AuthenticationFailed"
@@ -834,18 +849,21 @@ spec:
         );
         let a = automation(&c, &c.automations[&id("fleet")], &store);
         assert_eq!(a.conditions[0].reason, "SourceManagerFailed");
+        assert_eq!(a.conditions[0].message, "it broke");
         assert!(
             a.observed_policies.is_empty(),
             "a failed run observes nothing"
         );
-        assert_eq!(
-            automation_reason("update.path 'x' leaves the repository"),
-            "UpdateFailed"
-        );
-        assert_eq!(
-            automation_reason("cloning http://h/r: 404"),
-            "GitOperationFailed"
-        );
+
+        // State written before reasons were kept: each kind's usual failure reason.
+        let mut old = store
+            .outcome("ImageUpdateAutomation/apps/fleet")
+            .unwrap()
+            .clone();
+        old.reason = None;
+        store.set_outcome("ImageUpdateAutomation/apps/fleet", old);
+        let a = automation(&c, &c.automations[&id("fleet")], &store);
+        assert_eq!(a.conditions[0].reason, "GitOperationFailed");
     }
 
     #[test]

@@ -27,12 +27,17 @@ struct Service {
 
 impl Service {
     fn start(config: &ConfigDir) -> Service {
+        Service::start_with(config, &[])
+    }
+
+    fn start_with(config: &ConfigDir, args: &[&str]) -> Service {
         let scratch = proc::scratch_dir("hooks");
         let stderr = scratch.path().join("stderr.log");
         let port = proc::free_port();
         let child = tagline()
             .args(["run", "--config"])
             .arg(config.path())
+            .args(args)
             .arg("--state-dir")
             .arg(scratch.path().join("state"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -337,4 +342,66 @@ fn github_ping_and_package_events_and_harbor_token_header() {
         200
     );
     assert!(!svc.log().contains(rotated), "{}", svc.log());
+}
+
+/// With `--log-format json`, a refused call's line is a JSON object like the service's own,
+/// naming the Receiver in fields of their own, and without the token.
+#[test]
+fn a_refused_call_is_a_json_line_naming_the_receiver() {
+    let config = ConfigDir::new();
+    config.write(
+        "objects.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+  namespace: default
+spec:
+  image: 127.0.0.1:9/app
+  interval: 1h
+  suspend: true
+",
+    );
+    config.write(
+        "webhook-token.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: webhook-token\n  namespace: default\nstringData:\n  token: {TOKEN}\n"
+        ),
+    );
+    config.write(
+        "receivers.yaml",
+        &receiver("registry", "  type: generic-hmac\n"),
+    );
+    let mut svc = Service::start_with(&config, &["--log-format", "json"]);
+    svc.wait_for("the first pass", |svc| svc.passes() >= 1);
+    let path = webhook_path("registry", "default");
+    assert_eq!(
+        svc.post(&path, &[("X-Signature", &signature(b"other"))], b"{}"),
+        400
+    );
+    svc.wait_for("the refusal", |svc| {
+        svc.log().contains("unable to validate")
+    });
+    let log = svc.log();
+    assert!(!log.contains(TOKEN), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let refused = lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unable to validate"))
+        })
+        .unwrap();
+    assert_eq!(refused["level"], "warn", "{refused}");
+    assert_eq!(refused["kind"], "Receiver", "{refused}");
+    assert_eq!(refused["namespace"], "default", "{refused}");
+    assert_eq!(refused["name"], "registry", "{refused}");
+    assert!(
+        refused["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{refused}"
+    );
 }

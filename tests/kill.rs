@@ -76,7 +76,7 @@ exit 0
 }
 
 /// Holds every open of a file directly in `dir` (fanotify permission events) and, on the
-/// first open of the state save's temporary file (`.tmp*`), kills the opening process while
+/// first open of the state save's temporary file (`state.json.*.tmp`), kills the opening process while
 /// its open is held: the save has begun and written nothing. Returns the watcher thread,
 /// which yields the file's name. Needs CAP_SYS_ADMIN (the tests run as root).
 fn kill_at_state_save(dir: &Path) -> std::thread::JoinHandle<String> {
@@ -130,7 +130,7 @@ fn kill_at_state_save(dir: &Path) -> std::thread::JoinHandle<String> {
                     fd: ev.fd,
                     response: libc::FAN_ALLOW,
                 };
-                if hit.is_none() && name.starts_with(".tmp") {
+                if hit.is_none() && is_state_temp(&name) {
                     // SAFETY: the process is blocked in open() until we answer.
                     unsafe { libc::kill(ev.pid, libc::SIGKILL) };
                     response.response = libc::FAN_DENY;
@@ -204,6 +204,11 @@ fn sigkill(child: &mut Child) {
         Some(libc::SIGKILL),
         "tagline was still running"
     );
+}
+
+/// A state save's temporary file: `state.json.<random>.tmp`.
+fn is_state_temp(name: &str) -> bool {
+    name.starts_with("state.json.") && name.ends_with(".tmp")
 }
 
 /// The state file is absent or a whole JSON document; no other non-temporary file appears.
@@ -397,13 +402,17 @@ fn kill_then_restart(mode: Mode, point: Point) {
         assert!(!text.contains("pushed commit"), "pushed again:\n{text}");
     }
 
+    // The restart removed what the killed save left behind.
     let leftovers: Vec<String> = std::fs::read_dir(state)
         .expect("state dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp"))
+        .filter(|n| is_state_temp(n))
         .collect();
-    eprintln!("{mode:?} killed at {point:?}: temporary files left in the state dir: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "{mode:?} killed at {point:?}: temporary files left in the state dir: {leftovers:?}"
+    );
 
     // And a third run has nothing to do.
     let head = case.s.git.head(&case.s.fleet, "main");

@@ -85,7 +85,10 @@ fn run_once_with_log_format_json_reports_a_broken_config_as_json_naming_the_file
     assert!(!lines.is_empty());
     for l in &lines {
         assert_eq!(l["level"], "error", "{l}");
-        assert!(l["object"].as_str().unwrap().starts_with("config "), "{l}");
+        assert!(
+            l["file"].as_str().unwrap().ends_with("broken.yaml"),
+            "the file is a field of its own: {l}"
+        );
         assert!(
             l["message"].as_str().unwrap().contains("broken.yaml"),
             "{l}"
@@ -101,4 +104,132 @@ fn run_once_with_log_format_json_reports_a_broken_config_as_json_naming_the_file
     let stderr = String::from_utf8_lossy(&text.stderr);
     assert!(stderr.starts_with("tagline: config: "), "{stderr}");
     assert!(stderr.contains("broken.yaml"), "{stderr}");
+}
+
+/// A config of `n` suspended ImageRepositories, each with a policy: a run touches no network
+/// and has 2n objects to get through.
+fn many_objects(n: usize) -> ConfigDir {
+    let config = ConfigDir::new();
+    let mut yaml = String::new();
+    for i in 0..n {
+        yaml += &format!(
+            "---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app{i}
+  namespace: default
+spec:
+  image: 127.0.0.1:9/app{i}
+  interval: 5m
+  suspend: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app{i}
+  namespace: default
+spec:
+  imageRepositoryRef:
+    name: app{i}
+  policy:
+    semver:
+      range: '>=1.0.0'
+"
+        );
+    }
+    config.write("objects.yaml", &yaml);
+    config
+}
+
+/// Standard error is a pipe here (as in every test): no progress bar, not a byte of it, only
+/// the outcome lines.
+#[test]
+fn run_once_draws_no_progress_bar_into_a_pipe() {
+    let config = many_objects(20);
+    let out = tagline()
+        .args(["run", "--once", "--config"])
+        .arg(config.path())
+        .output()
+        .expect("run tagline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the policies have no tags: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert!(!stderr.contains("objects"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 40, "one line per object:\n{stderr}");
+    for l in lines {
+        assert!(
+            l.starts_with("ImageRepository default/app")
+                || l.starts_with("ImagePolicy default/app"),
+            "{l:?}"
+        );
+    }
+}
+
+/// Standard error is a terminal (a pseudo-terminal the test reads): the bar is drawn, counts
+/// the objects, and is cleared before the outcome lines.
+#[test]
+fn run_once_draws_a_progress_bar_on_a_terminal() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let config = many_objects(20);
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors this test then owns.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: each descriptor is owned by exactly one File from here on.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut child = tagline()
+        .args(["run", "--once", "--config"])
+        .arg(config.path())
+        .env("TERM", "xterm")
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .expect("run tagline");
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the child, the last holder of the terminal, exits.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+    let screen = reader.join().expect("reader");
+    assert!(screen.contains("/40 objects"), "no bar drawn: {screen:?}");
+    let last_bar = screen.rfind("/40 objects").unwrap();
+    let first_line = screen
+        .find("ImageRepository default/app0: ")
+        .expect("outcome lines");
+    assert!(
+        last_bar < first_line,
+        "the bar is gone before the lines: {screen:?}"
+    );
 }

@@ -418,6 +418,54 @@ fn a_failure_is_sent_with_severity_error() {
     );
 }
 
+/// A failure, then (in a new process with the same state directory) a success: the
+/// recovery is sent, because the failing objects persist in the store.
+#[test]
+fn a_recovery_after_a_restart_reaches_the_listener() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let listener = Listener::start();
+    s.config
+        .write("notify.yaml", &notification_objects(&listener));
+    s.config.write(
+        "hook-token.yaml",
+        &secret("hook-token", "Opaque", &[("token", TOKEN)]),
+    );
+    // `~1.0.0` keeps Git's 1.0.0: once the repository is right, there is nothing to push,
+    // so the only event the automation can send then is the recovery.
+    let good = objects(s.registry, s.git, &s.image, &s.fleet, "~1.0.0");
+    let broken = good.replace(&s.git.url(&s.fleet), &s.git.url("no-such-repo"));
+    s.config.write("objects.yaml", &broken);
+    let scratch = proc::scratch_dir("notify-recovery");
+    let state = scratch.path().join("state");
+    let run = run_with_state(&s.config, &state);
+    assert_ne!(run.code, 0, "stderr:\n{}", run.stderr);
+    let got = listener.at("/quiet");
+    assert_eq!(got.len(), 1, "{:#?}", listener.received());
+    let event: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(event["severity"], "error");
+
+    s.config.write("objects.yaml", &good);
+    let run = run_with_state(&s.config, &state);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 1, "nothing pushed");
+    let got = listener.at("/quiet");
+    assert_eq!(got.len(), 2, "the recovery: {:#?}", listener.received());
+    let event: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(event["severity"], "info", "{event}");
+    assert_eq!(event["reason"], "Succeeded", "{event}");
+    assert_eq!(event["message"], "repository up-to-date", "{event}");
+    assert_eq!(event["involvedObject"]["name"], "fleet", "{event}");
+    assert_eq!(listener.at("/errors").len(), 1, "no new error");
+
+    // Told once: a third run sends nothing more.
+    let run = run_with_state(&s.config, &state);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    assert_eq!(listener.at("/quiet").len(), 2, "{:#?}", listener.received());
+}
+
 #[test]
 fn slack_payload_matches_the_golden_file() {
     use tagline::api::{Kind, NamespacedName};
@@ -436,32 +484,27 @@ fn slack_payload_matches_the_golden_file() {
     let id = NamespacedName::new("apps", "fleet");
     let mut report = Report {
         outcomes: vec![
-            Outcome {
-                kind: Kind::ImagePolicy,
-                id: NamespacedName::new("apps", "app"),
-                status: Status::Failed("no tag in the list matches '>=2.0.0 <3'".into()),
-                warnings: vec![],
-                took: std::time::Duration::ZERO,
-            },
-            Outcome {
-                kind: Kind::ImageUpdateAutomation,
-                id: id.clone(),
-                status: Status::Ok("pushed commit 9fceb02 to main: deploy/app.yaml".into()),
-                warnings: vec![],
-                took: std::time::Duration::ZERO,
-            },
+            Outcome::new(
+                Kind::ImagePolicy,
+                &NamespacedName::new("apps", "app"),
+                Status::Failed("no tag in the list matches '>=2.0.0 <3'".into()),
+            ),
+            Outcome::new(
+                Kind::ImageUpdateAutomation,
+                &id,
+                Status::Ok("pushed commit 9fceb02 to main: deploy/app.yaml".into()),
+            ),
         ],
         ..Report::default()
     };
-    report.pushes.insert(
-        id,
-        Push {
-            branch: "main".into(),
-            commit: "9fceb02d0ae598e95dc970b74767f19372d61af8".into(),
-            message: "Bump images for apps/fleet\n\n- app: 1.0.0 -> 1.2.0\n".into(),
-            refspec: None,
-        },
-    );
+    let push = Push {
+        branch: "main".into(),
+        commit: "9fceb02d0ae598e95dc970b74767f19372d61af8".into(),
+        message: "Bump images for apps/fleet\n\n- app: 1.0.0 -> 1.2.0\n".into(),
+        refspec: None,
+    };
+    report.outcomes[1].push = Some(push.clone());
+    report.pushes.insert(id, push);
     let now: chrono::DateTime<chrono::Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
     let deliveries =
         tagline::notify::Notifier::with_instance("tagline-test").prepare(&config, &report, now);
@@ -587,13 +630,11 @@ spec:
     );
     let config = tagline::api::load_dir(dir.path()).unwrap();
     let report = Report {
-        outcomes: vec![Outcome {
-            kind: Kind::ImageUpdateAutomation,
-            id: NamespacedName::new("default", "fleet"),
-            status: Status::Failed("failed to push to remote: rejected".into()),
-            warnings: vec![],
-            took: std::time::Duration::ZERO,
-        }],
+        outcomes: vec![Outcome::new(
+            Kind::ImageUpdateAutomation,
+            &NamespacedName::new("default", "fleet"),
+            Status::Failed("failed to push to remote: rejected".into()),
+        )],
         ..Report::default()
     };
     (config, report)

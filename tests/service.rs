@@ -285,6 +285,27 @@ spec:
     svc.wait_for("the broken edit to be reported", |svc| {
         svc.log().contains("keeping the last good config")
     });
+    // An edit that parses but names an object with a bad field: the line names the object.
+    config.write(
+        "broken.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: bad
+  namespace: default
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: 'not a range'
+",
+    );
+    svc.wait_for("the bad policy to be reported", |svc| {
+        svc.log().matches("keeping the last good config").count() >= 2
+    });
+    std::fs::remove_file(config.path().join("broken.yaml")).unwrap();
+    svc.wait_for("the reload", |svc| svc.log().contains("config reloaded"));
     stop(&mut svc);
     let log = svc.log();
     let lines: Vec<serde_json::Value> = log
@@ -307,6 +328,41 @@ spec:
     assert!(
         broken["message"].as_str().unwrap().contains("broken.yaml"),
         "{log}"
+    );
+    // Every reload line names its object in fields of its own.
+    let file = config.path().join("broken.yaml").display().to_string();
+    assert_eq!(broken["file"], file.as_str(), "{broken}");
+    assert!(
+        broken.get("kind").is_none(),
+        "no object in a file that does not parse"
+    );
+    let bad = lines
+        .iter()
+        .find(|v| v["level"] == "error" && v["kind"] == "ImagePolicy")
+        .unwrap_or_else(|| panic!("no line naming the ImagePolicy in {log}"));
+    assert_eq!(bad["namespace"], "default", "{bad}");
+    assert_eq!(bad["name"], "bad", "{bad}");
+    assert_eq!(bad["file"], file.as_str(), "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; keeping the last good config"),
+        "{bad}"
+    );
+    let reloaded = lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("config reloaded"))
+        })
+        .unwrap_or_else(|| panic!("no reload line in {log}"));
+    assert_eq!(reloaded["level"], "info");
+    assert_eq!(
+        reloaded["file"],
+        config.path().display().to_string().as_str(),
+        "{reloaded}"
     );
 }
 

@@ -133,7 +133,12 @@ fn status_after_runs_shows_fluxs_fields_and_the_table() {
         "in Git, latest, newest"
     );
     let last_scan = time(&cols[5]);
-    assert_eq!(time(&cols[6]) - last_scan, chrono::TimeDelta::minutes(5));
+    // The next scan is the service's: 5m less the repository's fixed jitter (at most 5%).
+    let wait = (time(&cols[6]) - last_scan).num_seconds();
+    assert!(
+        (285..=300).contains(&wait),
+        "next scan {wait}s after the last"
+    );
     assert_eq!(cols[7], "-", "no error");
 
     // A policy that allows nothing: it fails, keeps its latest, Git keeps 1.2.0.
@@ -199,6 +204,50 @@ fn status_after_runs_shows_fluxs_fields_and_the_table() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(row(&via_server)[2..5], ["1.2.0", "1.2.0", "2.0.0"]);
+}
+
+/// Review-branch mode (push branch ≠ checkout branch): Flux's `lastPushCommit` is the full
+/// SHA of the commit on the review branch; it used to be the 7 hex digits of the outcome
+/// line, since no short-circuit record holds the full one in this mode.
+#[test]
+fn last_push_commit_is_the_full_sha_in_review_branch_mode() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    s.config.write(
+        "objects.yaml",
+        &objects_with(
+            s.registry,
+            s.git,
+            &s.image,
+            &s.fleet,
+            "^1.0.0",
+            &Extra {
+                git: "    push:\n      branch: image-updates\n".into(),
+                ..Extra::default()
+            },
+        ),
+    );
+    let scratch = proc::scratch_dir("status-review");
+    let state = scratch.path().join("state");
+    let run = run_with_state(&s.config, &state);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        s.git.head(&s.fleet, "main").as_deref(),
+        Some(s.initial_head.as_str()),
+        "main is untouched"
+    );
+    let review = s
+        .git
+        .head(&s.fleet, "image-updates")
+        .expect("review branch");
+    assert_eq!(review.len(), 40);
+    let doc: serde_json::Value =
+        serde_json::from_str(&offline(&s.config, &state, "json")).expect("JSON");
+    let auto = &item(&doc, "ImageUpdateAutomation")["status"];
+    assert_eq!(auto["lastPushCommit"], review, "{auto:#}");
+    assert_eq!(auto["conditions"][0]["reason"], "Succeeded");
 }
 
 #[test]

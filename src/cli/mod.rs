@@ -1,6 +1,7 @@
 //! Command line: argument parsing and human output; the only code that prints to stdout.
 
 pub mod eval;
+mod progress;
 mod run;
 pub mod status;
 mod tags;
@@ -154,9 +155,13 @@ fn init_logging(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(progress::Stderr);
+    // JSON lines from anywhere in the process (webhooks, notifications, git) take the
+    // shape of the run's own: `time`, `level`, then the event's fields, flat.
     let _ = if json {
-        builder.json().try_init()
+        builder
+            .event_format(run::lines::Lines { json: true })
+            .try_init()
     } else {
         builder.try_init()
     };

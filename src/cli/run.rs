@@ -36,8 +36,9 @@ fn open_store(state_dir: Option<&Path>) -> anyhow::Result<Store> {
 /// dispatcher of their own: they are written whatever `TAGLINE_LOG` filters, as today's
 /// human lines (`<Kind> <ns>/<name>: <outcome>`, `tagline: <message>`) or as one JSON object
 /// per line (`time`, `level`, and the event's fields: `kind`, `namespace`, `name`, `result`,
-/// `message`, `warnings`, or the object a service line is about).
-mod lines {
+/// `message`, `warnings`; a service line names its object with `kind`, `namespace`, `name`
+/// and `file` where they apply, and leaves out those that do not).
+pub(super) mod lines {
     use std::fmt;
     use std::sync::OnceLock;
 
@@ -49,8 +50,8 @@ mod lines {
     use tracing_subscriber::registry::LookupSpan;
 
     /// Formats events as the run's log lines.
-    struct Lines {
-        json: bool,
+    pub struct Lines {
+        pub json: bool,
     }
 
     #[derive(Default)]
@@ -103,10 +104,11 @@ mod lines {
                     "level".into(),
                     event.metadata().level().as_str().to_lowercase().into(),
                 );
-                line.extend(fields.0);
+                // A field a line has no value for is left out.
+                line.extend(fields.0.into_iter().filter(|(_, v)| v != ""));
                 return writeln!(w, "{}", serde_json::Value::Object(line));
             }
-            if fields.0.contains_key("kind") {
+            if fields.0.contains_key("result") {
                 let word = match fields.text("result") {
                     "skipped" => "skipped: ",
                     "failed" => "failed: ",
@@ -140,7 +142,7 @@ mod lines {
         cell.get_or_init(|| {
             Dispatch::new(
                 tracing_subscriber::fmt()
-                    .with_writer(std::io::stderr)
+                    .with_writer(super::super::progress::Stderr)
                     .with_max_level(tracing::Level::INFO)
                     .event_format(Lines { json })
                     .finish(),
@@ -207,10 +209,14 @@ pub async fn run(
         let config = match api::load_dir(config_dir) {
             Ok(c) => c,
             Err(e) => {
-                let object = format!("config {}", config_dir.display());
                 for problem in &e.problems {
                     if json {
-                        log_about(json, "error", &object, &problem.to_string());
+                        log_line(
+                            json,
+                            "error",
+                            &About::problem(problem),
+                            &problem.to_string(),
+                        );
                     } else {
                         eprintln!("tagline: config: {problem}");
                     }
@@ -219,18 +225,26 @@ pub async fn run(
             }
         };
         let mut store = open_store(state_dir)?;
-        let report = automation::reconcile(&config, &mut store, &base).await;
+        // A person at a terminal sees the run move; a pipe or a log file gets lines only.
+        let total = config.repositories.len() + config.policies.len() + config.automations.len();
+        let bar = (!json)
+            .then(|| super::progress::Bar::start(total as u64))
+            .flatten();
+        let options = Options {
+            progress: bar.as_ref().map(super::progress::Bar::progress),
+            ..base
+        };
+        let report = automation::reconcile(&config, &mut store, &options).await;
+        drop(bar);
         log_outcomes(json, &report);
-        let deliveries = crate::notify::Notifier::new().prepare(&config, &report, Utc::now());
+        let deliveries =
+            crate::notify::Notifier::new().prepare_stored(&config, &report, Utc::now(), &mut store);
         for e in crate::notify::deliver_all(deliveries).await {
-            log_about(json, "error", "notify", &e.to_string());
+            log_notify_error(json, &e);
         }
         if let Err(e) = store.save() {
-            let object = match state_dir {
-                Some(dir) => format!("state {}", dir.display()),
-                None => "state".to_string(),
-            };
-            log_about(json, "error", &object, &e.to_string());
+            let about = state_dir.map(About::file).unwrap_or_default();
+            log_line(json, "error", &about, &e.to_string());
             return Ok(EXIT_FAILED);
         }
         return Ok(if report.failed() { EXIT_FAILED } else { 0 });
@@ -247,8 +261,12 @@ pub async fn run(
                     .collect()
             })
             .with_options(base),
+        Err(daemon::DaemonError::LoadConfig { dir, problems }) => {
+            log_problems(json, &dir, &problems, "");
+            return Ok(EXIT_USAGE);
+        }
         Err(e) => {
-            log_line(json, "error", &e.to_string());
+            log_line(json, "error", &About::file(config_dir), &e.to_string());
             return Ok(EXIT_USAGE);
         }
     };
@@ -284,7 +302,10 @@ pub async fn run(
             match result {
                 Ok(report) if json => print_outcomes_json(&report, now),
                 Ok(report) => print_outcomes(&report),
-                Err(e) => log_line(json, "error", &e.to_string()),
+                Err(e) => {
+                    let about = state_dir.map(About::file).unwrap_or_default();
+                    log_line(json, "error", &about, &e.to_string());
+                }
             }
         }
         // Wait for the next pass, a config change (polled), or a signal. A signal that
@@ -300,19 +321,13 @@ pub async fn run(
             ids = webhooks.requested() => {
                 // The pass this asks for runs at once: `trigger` makes it due now.
                 let unknown = daemon.trigger(&ids);
-                let names: Vec<_> = ids
-                    .iter()
-                    .filter(|id| !unknown.contains(id))
-                    .map(ToString::to_string)
-                    .collect();
-                if !names.is_empty() {
-                    let message =
-                        format!("webhook: scanning ImageRepository {} now", names.join(", "));
-                    log_line(json, "info", &message);
+                for id in ids.iter().filter(|id| !unknown.contains(id)) {
+                    let message = format!("webhook: scanning ImageRepository {id} now");
+                    log_line(json, "info", &About::object("ImageRepository", id), &message);
                 }
                 for id in unknown {
                     let message = format!("webhook: ImageRepository {id} is not in the config");
-                    log_line(json, "warning", &message);
+                    log_line(json, "warn", &About::object("ImageRepository", &id), &message);
                 }
                 false
             }
@@ -325,6 +340,7 @@ pub async fn run(
                     log_line(
                         json,
                         "info",
+                        &About::file(config_dir),
                         &format!("config reloaded from {}", config_dir.display()),
                     );
                     webhooks.update(daemon.config());
@@ -334,7 +350,15 @@ pub async fn run(
                     }
                     receivers = now_serving;
                 }
-                Err(e) => log_line(json, "error", &format!("{e}; keeping the last good config")),
+                Err(daemon::DaemonError::LoadConfig { dir, problems }) => {
+                    log_problems(json, &dir, &problems, "; keeping the last good config");
+                }
+                Err(e) => log_line(
+                    json,
+                    "error",
+                    &About::file(config_dir),
+                    &format!("{e}; keeping the last good config"),
+                ),
             }
         }
     };
@@ -348,15 +372,18 @@ pub async fn run(
 /// One line per Receiver: its webhook path (Flux's `status.webhookPath`), or why it has none.
 fn log_receivers(json: bool, receivers: &[daemon::hook::ReceiverStatus]) {
     for r in receivers {
+        let about = About::object("Receiver", &r.id);
         match &r.webhook_path {
             Some(path) if r.ready => log_line(
                 json,
                 "info",
+                &about,
                 &format!("Receiver {}: webhook path {path}", r.id),
             ),
             Some(path) => log_line(
                 json,
-                "warning",
+                "warn",
+                &about,
                 &format!(
                     "Receiver {}: webhook path {path}, not ready: {}",
                     r.id, r.message
@@ -364,31 +391,94 @@ fn log_receivers(json: bool, receivers: &[daemon::hook::ReceiverStatus]) {
             ),
             None => log_line(
                 json,
-                "warning",
+                "warn",
+                &about,
                 &format!("Receiver {}: no webhook path: {}", r.id, r.message),
             ),
         }
         for why in &r.ignored {
-            log_line(json, "info", &format!("Receiver {}: {why}", r.id));
+            log_line(json, "info", &about, &format!("Receiver {}: {why}", r.id));
         }
     }
 }
 
-/// One service log line: `tagline: <message>`, or a JSON object.
-fn log_line(json: bool, level: &str, message: &str) {
+/// What a service log line is about, as its structured fields: `kind`, `namespace`, `name`
+/// of an object, and the `file` (or folder) concerned; empty ones are left out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct About {
+    kind: String,
+    namespace: String,
+    name: String,
+    file: String,
+}
+
+impl About {
+    fn object(kind: &str, id: &crate::api::NamespacedName) -> About {
+        About {
+            kind: kind.to_string(),
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            ..About::default()
+        }
+    }
+
+    fn file(path: &Path) -> About {
+        About {
+            file: path.display().to_string(),
+            ..About::default()
+        }
+    }
+
+    /// A config problem: its file, and its object when the loader named one
+    /// (`Kind namespace/name`).
+    fn problem(problem: &crate::api::Problem) -> About {
+        let mut about = About::file(&problem.file);
+        if let Some((kind, id)) = problem.object.as_deref().and_then(|o| o.split_once(' ')) {
+            about.kind = kind.to_string();
+            match id.split_once('/') {
+                Some((namespace, name)) => {
+                    about.namespace = namespace.to_string();
+                    about.name = name.to_string();
+                }
+                None => about.name = id.to_string(),
+            }
+        }
+        about
+    }
+}
+
+/// One service log line: `tagline: <message>`, or a JSON object with `about`'s fields.
+fn log_line(json: bool, level: &str, about: &About, message: &str) {
+    let (kind, namespace, name, file) = (
+        about.kind.as_str(),
+        about.namespace.as_str(),
+        about.name.as_str(),
+        about.file.as_str(),
+    );
     tracing::dispatcher::with_default(lines::dispatch(json), || match level {
-        "error" => tracing::error!(message),
-        "warn" => tracing::warn!(message),
-        _ => tracing::info!(message),
+        "error" => tracing::error!(kind, namespace, name, file, message),
+        "warn" => tracing::warn!(kind, namespace, name, file, message),
+        _ => tracing::info!(kind, namespace, name, file, message),
     });
 }
 
-/// One log line about `object` (e.g. `config /etc/tagline`, `state /var/lib/tagline`).
-fn log_about(json: bool, level: &str, object: &str, message: &str) {
-    tracing::dispatcher::with_default(lines::dispatch(json), || match level {
-        "error" => tracing::error!(object, message),
-        _ => tracing::info!(object, message),
-    });
+/// The lines for a config folder that did not load: one per problem, each naming its file
+/// and object, with `suffix` after the problem.
+fn log_problems(json: bool, dir: &Path, problems: &[crate::api::Problem], suffix: &str) {
+    for problem in problems {
+        let message = format!(
+            "loading the config folder {}: {problem}{suffix}",
+            dir.display()
+        );
+        log_line(json, "error", &About::problem(problem), &message);
+    }
+}
+
+/// The line for a notification that could not be sent, naming its Provider (or Alert).
+fn log_notify_error(json: bool, e: &crate::notify::NotifyError) {
+    let (kind, id) = e.object();
+    let message = format!("notification not sent: {e}");
+    log_line(json, "error", &About::object(kind, id), &message);
 }
 
 /// `print_outcomes` as JSON lines, one object per outcome.

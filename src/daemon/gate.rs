@@ -93,13 +93,11 @@ impl Gate {
             };
             if let Some(reason) = reason {
                 admitted.automations.remove(id);
-                held.push(Outcome {
-                    kind: Kind::ImageUpdateAutomation,
-                    id: id.clone(),
-                    status: Status::Skipped(reason),
-                    warnings: Vec::new(),
-                    took: std::time::Duration::ZERO,
-                });
+                held.push(Outcome::new(
+                    Kind::ImageUpdateAutomation,
+                    id,
+                    Status::Skipped(reason),
+                ));
             }
         }
         (admitted, held)

@@ -33,9 +33,13 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Why the daemon could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The config folder could not be loaded; each problem names its file.
-    #[error("loading the config folder {dir}: {problems}")]
-    LoadConfig { dir: PathBuf, problems: String },
+    /// The config folder could not be loaded; each problem names its file (and its object,
+    /// when known).
+    #[error("loading the config folder {dir}: {}", joined(problems))]
+    LoadConfig {
+        dir: PathBuf,
+        problems: Vec<api::Problem>,
+    },
     /// The store could not be saved after a pass.
     #[error("saving the state after a pass: {0}")]
     SaveState(#[from] StoreError),
@@ -68,15 +72,18 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
+fn joined(problems: &[api::Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn load(dir: &Path) -> Result<Config, DaemonError> {
     api::load_dir(dir).map_err(|e| DaemonError::LoadConfig {
         dir: dir.to_path_buf(),
-        problems: e
-            .problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
+        problems: e.problems,
     })
 }
 
@@ -387,11 +394,15 @@ impl Daemon {
             board.set_document(crate::status::document(&self.config, &self.store));
         }
         // Alerts go out in the background: a slow Provider never holds the next pass.
-        let deliveries = self.notifier.prepare(&self.config, &report, now);
+        let deliveries = self
+            .notifier
+            .prepare_stored(&self.config, &report, now, &mut self.store);
         if !deliveries.is_empty() {
             tokio::spawn(async move {
                 for e in crate::notify::deliver_all(deliveries).await {
-                    tracing::warn!(error = %e, "notification not sent");
+                    let (kind, id) = e.object();
+                    let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
+                    tracing::warn!(kind, namespace, name, error = %e, "notification not sent");
                 }
             });
         }
@@ -570,6 +581,61 @@ spec:
             (d.next_due().unwrap() - half).num_seconds(),
             10,
             "a trigger starts the backoff again"
+        );
+    }
+
+    /// `tagline status`'s NEXT SCAN is when the service really scans: the interval less the
+    /// repository's jitter after the stored scan, not the plain interval.
+    #[tokio::test]
+    async fn next_scan_in_the_status_is_when_the_service_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+  namespace: default
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: '>=1.0.0'
+";
+        std::fs::write(
+            dir.path().join("objects.yaml"),
+            format!("{}---\n{policy}", REPO.replace("5m", "1h")),
+        )
+        .unwrap();
+        let config = api::load_dir(dir.path()).unwrap();
+        let repo = config.repositories.values().next().unwrap();
+        let t0 = at("2026-01-01T00:00:00Z");
+        let mut store = Store::in_memory();
+        store.set_scan(
+            "default/app",
+            vec!["1.0.0".into()],
+            crate::store::ScanRecord {
+                time: t0.timestamp() as u64,
+                fingerprint: automation::fingerprint(repo),
+            },
+        );
+        let mut d = Daemon::new(dir.path(), store).unwrap();
+        // Fresh: nothing is scanned (nothing listens on port 9); the next pass is the scan.
+        let report = d.tick(t0).await.unwrap().unwrap();
+        assert!(!report.failed(), "{:?}", report.outcomes);
+        let due = d.next_due().unwrap();
+        assert!(due < t0 + chrono::TimeDelta::hours(1), "jittered: {due}");
+        assert!(
+            due >= t0 + chrono::TimeDelta::minutes(57),
+            "at most 5%: {due}"
+        );
+        assert!(d.tick(due - chrono::TimeDelta::seconds(1)).await.is_none());
+        let rows = crate::status::images(d.config(), d.store());
+        assert_eq!(
+            rows[0].next_scan.as_deref(),
+            Some(
+                due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    .as_str()
+            )
         );
     }
 

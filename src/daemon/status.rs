@@ -24,6 +24,9 @@ pub struct ObjectStatus {
     /// `ok`, `skipped` or `failed`.
     pub result: &'static str,
     pub message: String,
+    /// Flux's Ready reason (`Succeeded`, `GitOperationFailed`, ...); none for a skipped
+    /// object (Flux leaves its conditions as they were).
+    pub reason: Option<&'static str>,
     pub warnings: Vec<String>,
     pub at: DateTime<Utc>,
 }
@@ -54,6 +57,8 @@ type Key = (Kind, String, String); // kind, namespace, name
 pub struct Board {
     objects: BTreeMap<Key, ObjectStatus>,
     reconciles: BTreeMap<(Kind, &'static str), u64>,
+    /// Failures by kind and Flux reason.
+    failures: BTreeMap<(Kind, &'static str), u64>,
     durations: BTreeMap<Key, Histogram>,
     passes: u64,
     last_pass: Option<DateTime<Utc>>,
@@ -81,12 +86,19 @@ impl Board {
             };
             let key = (o.kind, o.id.namespace.clone(), o.id.name.clone());
             *self.reconciles.entry((o.kind, result)).or_default() += 1;
+            if o.failed() {
+                *self
+                    .failures
+                    .entry((o.kind, o.reason.as_str()))
+                    .or_default() += 1;
+            }
             self.durations.entry(key.clone()).or_default().observe(secs);
             self.objects.insert(
                 key,
                 ObjectStatus {
                     result,
                     message: message.clone(),
+                    reason: (result != "skipped").then(|| o.reason.as_str()),
                     warnings: o.warnings.clone(),
                     at,
                 },
@@ -159,6 +171,16 @@ impl Board {
                 "tagline_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
             );
         }
+        out.push_str(
+            "# HELP tagline_failures_total Failed reconciliations by kind and Flux's Ready reason.\n",
+        );
+        out.push_str("# TYPE tagline_failures_total counter\n");
+        for ((kind, reason), n) in &self.failures {
+            let _ = writeln!(
+                out,
+                "tagline_failures_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
+            );
+        }
         out.push_str("# HELP tagline_passes_total Completed passes over every object.\n");
         out.push_str("# TYPE tagline_passes_total counter\n");
         let _ = writeln!(out, "tagline_passes_total {}", self.passes);
@@ -193,6 +215,7 @@ impl Board {
                     "name": name,
                     "result": s.result,
                     "message": s.message,
+                    "reason": s.reason,
                     "warnings": s.warnings,
                     "lastReconciled": s.at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 })
@@ -220,11 +243,8 @@ mod tests {
 
     fn outcome(kind: Kind, name: &str, status: Status) -> Outcome {
         Outcome {
-            kind,
-            id: NamespacedName::new("default", name),
-            status,
-            warnings: vec![],
             took: Duration::from_millis(300),
+            ..Outcome::new(kind, &NamespacedName::new("default", name), status)
         }
     }
 
@@ -239,7 +259,8 @@ mod tests {
                     Kind::ImageUpdateAutomation,
                     "fleet",
                     Status::Failed("push: \"denied\"".into()),
-                ),
+                )
+                .with_reason(crate::automation::Reason::SourceManagerFailed),
             ],
             ..Report::default()
         };
@@ -274,6 +295,7 @@ mod tests {
             "tagline_reconciles_total{kind=\"ImageRepository\",result=\"ok\"} 2".to_string(),
             "tagline_reconciles_total{kind=\"ImageUpdateAutomation\",result=\"failed\"} 2"
                 .to_string(),
+            "tagline_failures_total{kind=\"ImageUpdateAutomation\",reason=\"SourceManagerFailed\"} 2".to_string(),
             "tagline_passes_total 2".to_string(),
             "tagline_last_pass_timestamp_seconds 1767225660".to_string(),
             "tagline_last_pass_duration_seconds 0.04".to_string(),
@@ -285,6 +307,26 @@ mod tests {
         assert_eq!(s["objects"][1]["kind"], "ImageUpdateAutomation");
         assert_eq!(s["objects"][1]["result"], "failed");
         assert_eq!(s["objects"][1]["message"], "push: \"denied\"");
+        assert_eq!(s["objects"][1]["reason"], "SourceManagerFailed");
+        assert_eq!(s["objects"][0]["reason"], "Succeeded");
+        let mut held = Board::default();
+        held.record(
+            &Report {
+                outcomes: vec![outcome(
+                    Kind::ImageUpdateAutomation,
+                    "fleet",
+                    Status::Skipped("outside its commit window".into()),
+                )],
+                ..Report::default()
+            },
+            t,
+            Duration::ZERO,
+        );
+        assert!(held.status_json()["objects"][0]["reason"].is_null());
+        assert!(
+            !m.contains("tagline_failures_total{kind=\"ImageRepository\""),
+            "{m}"
+        );
         assert_eq!(s["objects"][1]["lastReconciled"], "2026-01-01T00:01:00Z");
     }
 

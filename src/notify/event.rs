@@ -141,30 +141,6 @@ pub fn revision(push: &Push) -> String {
     format!("{}@sha1:{}", push.branch, push.commit)
 }
 
-/// The Ready reason Flux would report for a failure of `kind` with this message. tagline's
-/// failures are text, so this reads the text; the fallback is each kind's usual reason.
-pub fn failure_reason(kind: Kind, text: &str) -> &'static str {
-    let lower = text.to_ascii_lowercase();
-    let has = |w: &str| lower.contains(w);
-    match kind {
-        Kind::ImageRepository
-            if has("auth") || has("401") || has("403") || has("credential") || has("secret") =>
-        {
-            "AuthenticationFailed"
-        }
-        Kind::ImageRepository => "ReadOperationFailed",
-        Kind::ImagePolicy if has("no tags") || has("imagerepository") => "DependencyNotReady",
-        Kind::ImagePolicy => "Failure",
-        Kind::ImageUpdateAutomation if has("gitrepository") || has("secret") => {
-            "SourceManagerFailed"
-        }
-        Kind::ImageUpdateAutomation if has("sourceref.kind") || has("spec.git") => {
-            "InvalidSourceConfiguration"
-        }
-        _ => "GitOperationFailed",
-    }
-}
-
 /// Serialises `value` as Go's `json.Marshal` does: compact, map keys sorted (a `BTreeMap`
 /// here), and `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c` and so on.
 pub fn go_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -278,32 +254,5 @@ mod tests {
         // Still JSON any reader can take.
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["metadata"]["a"], "<1>\u{2028}");
-    }
-
-    #[test]
-    fn reasons_follow_the_kind_and_the_text() {
-        assert_eq!(
-            failure_reason(Kind::ImageRepository, "GET /v2/: 401 Unauthorized"),
-            "AuthenticationFailed"
-        );
-        assert_eq!(
-            failure_reason(Kind::ImageRepository, "connection refused"),
-            "ReadOperationFailed"
-        );
-        assert_eq!(
-            failure_reason(Kind::ImagePolicy, "no tag matched"),
-            "Failure"
-        );
-        assert_eq!(
-            failure_reason(
-                Kind::ImageUpdateAutomation,
-                "spec.sourceRef: GitRepository x not found"
-            ),
-            "SourceManagerFailed"
-        );
-        assert_eq!(
-            failure_reason(Kind::ImageUpdateAutomation, "push rejected"),
-            "GitOperationFailed"
-        );
     }
 }

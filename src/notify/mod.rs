@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::api::notification::{Alert, Severity};
 use crate::api::{Config, Kind, NamespacedName};
 use crate::automation::{Report, Status};
+use crate::store::Store;
 use event::{Event, EVENT_GROUP, IMAGE_GROUP, SUCCEEDED};
 
 /// How long an identical event (object, message, revision) is not sent again: Flux's
@@ -99,6 +100,25 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
+    /// The object the error is about, as (kind, namespace/name): the Alert whose Provider
+    /// is missing, else the Provider.
+    pub fn object(&self) -> (&'static str, &NamespacedName) {
+        match self {
+            NotifyError::ProviderNotFound { alert, .. } => ("Alert", alert),
+            NotifyError::SecretNotFound { provider, .. }
+            | NotifyError::InvalidSecret { provider, .. }
+            | NotifyError::InvalidAddress { provider }
+            | NotifyError::EmptyHmacKey { provider }
+            | NotifyError::UnsupportedType { provider, .. }
+            | NotifyError::Tls { provider, .. }
+            | NotifyError::InvalidProxy { provider }
+            | NotifyError::Post { provider, .. }
+            | NotifyError::Rejected { provider, .. }
+            | NotifyError::Slack { provider, .. }
+            | NotifyError::Timeout { provider, .. } => ("Provider", provider),
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn retryable(&self) -> bool {
         match self {
@@ -119,11 +139,13 @@ pub struct Delivery {
 }
 
 /// What the notifier remembers between passes: which objects are failing (so a recovery is
-/// told once) and what was sent recently (the rate limit).
+/// told once; `prepare_stored` keeps this in the store, across restarts) and what was sent
+/// recently (the rate limit).
 #[derive(Debug, Default)]
 pub struct Notifier {
     instance: String,
-    failing: BTreeSet<(Kind, NamespacedName)>,
+    /// `<Kind>/<namespace>/<name>`.
+    failing: BTreeSet<String>,
     sent: HashMap<String, DateTime<Utc>>,
 }
 
@@ -148,7 +170,7 @@ impl Notifier {
     pub fn events(&mut self, config: &Config, report: &Report, now: DateTime<Utc>) -> Vec<Event> {
         let mut out = Vec::new();
         for o in &report.outcomes {
-            let key = (o.kind, o.id.clone());
+            let key = failing_key(o.kind, &o.id);
             let mut e = match &o.status {
                 Status::Failed(text) => {
                     self.failing.insert(key);
@@ -156,7 +178,7 @@ impl Notifier {
                         o.kind,
                         &o.id,
                         Severity::Error,
-                        event::failure_reason(o.kind, text),
+                        o.reason.as_str(),
                         text.clone(),
                         now,
                         &self.instance,
@@ -164,9 +186,7 @@ impl Notifier {
                 }
                 Status::Ok(text) => {
                     let recovered = self.failing.remove(&key);
-                    let push = (o.kind == Kind::ImageUpdateAutomation)
-                        .then(|| report.pushes.get(&o.id))
-                        .flatten();
+                    let push = o.push.as_ref();
                     let latest = (o.kind == Kind::ImagePolicy)
                         .then(|| report.latest_changes.get(&o.id))
                         .flatten();
@@ -235,6 +255,42 @@ impl Notifier {
         false
     }
 
+    /// `prepare`, with the failing objects kept in `store` (saved with it): a success after
+    /// a failure is told as a recovery even when the process restarted in between. Objects
+    /// no longer in the config are forgotten.
+    pub fn prepare_stored(
+        &mut self,
+        config: &Config,
+        report: &Report,
+        now: DateTime<Utc>,
+        store: &mut Store,
+    ) -> Vec<Result<Delivery, NotifyError>> {
+        let known: BTreeSet<String> = (config.repositories.keys())
+            .map(|id| failing_key(Kind::ImageRepository, id))
+            .chain(
+                config
+                    .policies
+                    .keys()
+                    .map(|id| failing_key(Kind::ImagePolicy, id)),
+            )
+            .chain(
+                config
+                    .automations
+                    .keys()
+                    .map(|id| failing_key(Kind::ImageUpdateAutomation, id)),
+            )
+            .collect();
+        self.failing = store
+            .notify_failing()
+            .iter()
+            .filter(|k| known.contains(*k))
+            .cloned()
+            .collect();
+        let out = self.prepare(config, report, now);
+        store.set_notify_failing(self.failing.clone());
+        out
+    }
+
     /// Everything to send for this pass: each event for each Alert it matches, with the
     /// Provider resolved. Suspended Alerts and Providers send nothing; a Provider that cannot
     /// be resolved gives an error in its place.
@@ -268,6 +324,10 @@ impl Notifier {
         }
         out
     }
+}
+
+fn failing_key(kind: Kind, id: &NamespacedName) -> String {
+    format!("{kind}/{}/{}", id.namespace, id.name)
 }
 
 fn hostname() -> String {
@@ -369,7 +429,9 @@ pub async fn deliver_all(deliveries: Vec<Result<Delivery, NotifyError>>) -> Vec<
                 tasks.spawn(async move {
                     let r = deliver(&d).await;
                     if r.is_ok() {
-                        tracing::debug!(alert = %d.alert, provider = %d.target.provider, object = %d.event.object(), "notification sent");
+                        let o = &d.event.involved_object;
+                        let (kind, namespace, name) = (&o.kind, &o.namespace, &o.name);
+                        tracing::debug!(kind, namespace, name, alert = %d.alert, provider = %d.target.provider, "notification sent");
                     }
                     r
                 });

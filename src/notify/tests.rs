@@ -52,15 +52,15 @@ fn pushed_report() -> Report {
         ],
         ..Report::default()
     };
-    r.pushes.insert(
-        NamespacedName::new("flux-system", "fleet"),
-        Push {
-            branch: "main".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            message: "Bump app to 1.2.0".into(),
-            refspec: None,
-        },
-    );
+    let push = Push {
+        branch: "main".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        message: "Bump app to 1.2.0".into(),
+        refspec: None,
+    };
+    r.outcomes[2].push = Some(push.clone());
+    r.pushes
+        .insert(NamespacedName::new("flux-system", "fleet"), push);
     r
 }
 
@@ -209,4 +209,118 @@ fn a_new_latest_tag_is_an_info_event_of_the_policy() {
         events[0].message,
         "Latest image tag for ghcr.io/team/app resolved to 1.2.0 (previously ghcr.io/team/app:1.0.0)"
     );
+}
+
+#[test]
+fn a_failure_event_carries_the_outcomes_reason() {
+    let mut n = Notifier::with_instance("h");
+    let report = Report {
+        outcomes: vec![outcome(
+            Kind::ImageRepository,
+            "app",
+            Status::Failed("connection refused".into()),
+        )
+        .with_reason(crate::automation::Reason::AuthenticationFailed)],
+        ..Report::default()
+    };
+    let events = n.events(&Config::default(), &report, now());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason, "AuthenticationFailed");
+    assert_eq!(events[0].message, "connection refused");
+}
+
+const STORED: &str = "apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: flux-system}
+spec:
+  url: http://127.0.0.1:9/fleet.git
+  interval: 1m
+  ref: {branch: main}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata: {name: fleet, namespace: flux-system}
+spec:
+  interval: 5m
+  sourceRef: {kind: GitRepository, name: fleet}
+  git:
+    commit:
+      author: {email: bot@example.com}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {name: hook, namespace: flux-system}
+spec:
+  type: generic
+  address: http://127.0.0.1:9/hook
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: all, namespace: flux-system}
+spec:
+  providerRef: {name: hook}
+  eventSeverity: info
+  eventSources:
+    - kind: ImageUpdateAutomation
+      name: '*'
+";
+
+/// A restart between a failure and the next success: the recovery is still sent, because
+/// the failing objects live in the store, not in the notifier.
+#[test]
+fn a_recovery_after_a_restart_is_still_told() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("objects.yaml"), STORED).unwrap();
+    let config = crate::api::load_dir(dir.path()).expect("valid config");
+    let state = tempfile::tempdir().unwrap();
+    let report = |status: Status| Report {
+        outcomes: vec![outcome(Kind::ImageUpdateAutomation, "fleet", status)],
+        ..Report::default()
+    };
+    let failed = report(Status::Failed("push rejected".into()));
+    let fine = report(Status::Ok("no changes on main".into()));
+
+    let mut store = Store::open(state.path()).unwrap();
+    let sent = Notifier::with_instance("h").prepare_stored(&config, &failed, now(), &mut store);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].as_ref().unwrap().event.severity, Severity::Error);
+    store.save().unwrap();
+    drop(store);
+
+    // A new process: a fresh notifier, the store read back.
+    let mut store = Store::open(state.path()).unwrap();
+    let later = now() + chrono::Duration::minutes(1);
+    let sent = Notifier::with_instance("h").prepare_stored(&config, &fine, later, &mut store);
+    assert_eq!(sent.len(), 1, "the recovery");
+    let event = &sent[0].as_ref().unwrap().event;
+    assert_eq!(event.severity, Severity::Info);
+    assert_eq!(event.message, "repository up-to-date");
+    store.save().unwrap();
+
+    // Told once: the next success is quiet, in this process and the next.
+    let sent = Notifier::with_instance("h").prepare_stored(&config, &fine, later, &mut store);
+    assert!(sent.is_empty());
+    assert!(Store::open(state.path())
+        .unwrap()
+        .notify_failing()
+        .is_empty());
+
+    // Without the store (as before), a fresh notifier knows of no failure.
+    let mut memory = Store::in_memory();
+    Notifier::with_instance("h").prepare_stored(&config, &failed, now(), &mut memory);
+    assert!(Notifier::with_instance("h")
+        .prepare(&config, &fine, later)
+        .is_empty());
+
+    // An object gone from the config is forgotten.
+    let mut store = Store::open(state.path()).unwrap();
+    Notifier::with_instance("h").prepare_stored(&config, &failed, now(), &mut store);
+    assert_eq!(store.notify_failing().len(), 1);
+    Notifier::with_instance("h").prepare_stored(
+        &Config::default(),
+        &Report::default(),
+        later,
+        &mut store,
+    );
+    assert!(store.notify_failing().is_empty());
 }

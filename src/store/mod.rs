@@ -4,7 +4,7 @@
 //! (write to a temp file in the same directory, fsync, rename), so a crash leaves either the old
 //! or the new state, never a torn one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,45 @@ use crate::image::ImageRef;
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";
+
+/// A save writes `state.json.<random>.tmp` first (locked while it is written) and renames it
+/// over the state file; one left by a killed save is removed when the store is next opened.
+const TEMP_PREFIX: &str = "state.json.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one of the temporary files a save writes.
+fn is_temp_name(name: &str) -> bool {
+    name.len() > TEMP_PREFIX.len() + TEMP_SUFFIX.len()
+        && name.starts_with(TEMP_PREFIX)
+        && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Removes the temporary files of saves that were killed before their rename: files in
+/// `dir` with a save's temp name that no live save holds locked (a save in another process
+/// sharing the directory, e.g. `tagline status` next to the service, keeps its own). Best
+/// effort: a file that cannot be checked or removed stays.
+fn remove_stale_temps(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temp_name) || !entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns; released when `file` closes.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if free {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
@@ -44,6 +83,10 @@ struct State {
     /// `<Kind>/<namespace>/<name>` → the object's last outcome.
     #[serde(default)]
     outcomes: BTreeMap<String, OutcomeRecord>,
+    /// `<Kind>/<namespace>/<name>` of the objects whose last notification event was a
+    /// failure: their next success is sent as a recovery, also after a restart.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    notify_failing: BTreeSet<String>,
 }
 
 /// An automation's runs: Flux's `lastAutomationRunTime`, `lastPushCommit`, `lastPushTime`,
@@ -71,6 +114,14 @@ pub struct OutcomeRecord {
     /// `ok`, `skipped` or `failed`.
     pub result: String,
     pub message: String,
+    /// Flux's Ready reason (`Succeeded`, `ReadOperationFailed`, ...); none in state written
+    /// before reasons were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Flux's Ready message for a success, when it is not the outcome's own message (a
+    /// policy's `Latest image tag for ...`, an automation's `repository up-to-date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_message: Option<String>,
     /// When (seconds since the Unix epoch).
     pub time: u64,
     /// When the result (ok / failed / skipped) last changed: Flux's `lastTransitionTime`.
@@ -138,6 +189,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        remove_stale_temps(dir);
         let path = dir.join(STATE_FILE);
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
@@ -235,6 +287,16 @@ impl Store {
         self.state.outcomes.insert(object.to_string(), record);
     }
 
+    /// The objects (`<Kind>/<namespace>/<name>`) whose last notification event was a
+    /// failure.
+    pub fn notify_failing(&self) -> &BTreeSet<String> {
+        &self.state.notify_failing
+    }
+
+    pub fn set_notify_failing(&mut self, objects: BTreeSet<String>) {
+        self.state.notify_failing = objects;
+    }
+
     /// Writes the state atomically; a no-op for an in-memory store.
     pub fn save(&self) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
@@ -245,7 +307,16 @@ impl Store {
             source,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(dir)
+            .map_err(err)?;
+        // Locked while it is written, so that opening the store elsewhere leaves it alone. A
+        // file system without locks only loses that protection, not the save.
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on the temp file's own descriptor; released when it closes.
+        let _ = unsafe { libc::flock(tmp.as_file().as_raw_fd(), libc::LOCK_EX) };
         let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
         tmp.write_all(&bytes).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
@@ -317,6 +388,8 @@ mod tests {
         let rec = |result: &str, time| OutcomeRecord {
             result: result.into(),
             message: String::new(),
+            reason: None,
+            ready_message: None,
             time,
             since: 0,
         };
@@ -325,6 +398,41 @@ mod tests {
         assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 10);
         s.set_outcome("ImagePolicy/default/app", rec("failed", 30));
         assert_eq!(s.outcome("ImagePolicy/default/app").unwrap().since, 30);
+    }
+
+    /// A save killed before its rename leaves its temp file; the next open removes it, and
+    /// only it: other files, and a temp a live save still holds, stay.
+    #[test]
+    fn opening_removes_the_temp_files_of_killed_saves_only() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set_tags("default/app", vec!["1.0.0".into()]);
+        s.save().unwrap();
+        let stale = dir.path().join("state.json.Ab3xYz.tmp");
+        std::fs::write(&stale, b"{\"tags\":").unwrap();
+        let live = dir.path().join("state.json.Live01.tmp");
+        std::fs::write(&live, b"").unwrap();
+        let holder = std::fs::File::open(&live).unwrap();
+        // SAFETY: flock on a descriptor the test owns.
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let foreign = [".tmpQw12Er", "notes.tmp", "state.json.tmp", "state.json"];
+        for name in &foreign[..3] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("state.json.dir.tmp")).unwrap();
+
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tags("default/app").unwrap(), ["1.0.0".to_string()]);
+        assert!(!stale.exists(), "the killed save's temp is gone");
+        assert!(live.exists(), "a save in progress keeps its temp");
+        for name in foreign {
+            assert!(dir.path().join(name).exists(), "{name} is not ours");
+        }
+        assert!(dir.path().join("state.json.dir.tmp").is_dir());
+        drop(holder);
+        Store::open(dir.path()).unwrap();
+        assert!(!live.exists(), "removed once nothing holds it");
     }
 
     #[test]

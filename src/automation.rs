@@ -193,7 +193,9 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     let mut report = Report::default();
     let selection = &options.selection;
     let now_secs = unix_secs(options.now.unwrap_or_else(SystemTime::now));
-    let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
+    // Per repository scanned in this pass: its tag count, or why the scan failed. The tags
+    // themselves go straight to the store (one copy, moved there), where evaluation reads them.
+    let mut scanned: BTreeMap<NamespacedName, Result<usize, String>> = BTreeMap::new();
     let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
     let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
@@ -279,29 +281,34 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     }
     let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (ids, result, elapsed) = joined.expect("scan task does not panic");
+        let (mut ids, result, elapsed) = joined.expect("scan task does not panic");
+        let Some(last) = ids.pop() else { continue };
+        match result {
+            Ok(tags) => {
+                // Repositories sharing the scan each keep their own list; the last one takes
+                // the scan's own.
+                for id in &ids {
+                    record_scan(config, store, id, tags.clone(), now_secs);
+                    scanned.insert(id.clone(), Ok(tags.len()));
+                }
+                scanned.insert(last.clone(), Ok(tags.len()));
+                record_scan(config, store, &last, tags, now_secs);
+            }
+            Err(e) => {
+                for id in &ids {
+                    scanned.insert(id.clone(), Err(e.clone()));
+                }
+                scanned.insert(last.clone(), Err(e));
+            }
+        }
         for id in ids {
-            scanned.insert(id.clone(), result.clone());
             took.insert(id, elapsed);
         }
+        took.insert(last, elapsed);
     }
     for (id, result) in &scanned {
-        let key = id.to_string();
         let status = match result {
-            Ok(tags) => {
-                let repo = &config.repositories[id];
-                store.set_scan(
-                    &key,
-                    tags.clone(),
-                    ScanRecord {
-                        time: now_secs,
-                        fingerprint: fingerprint(repo),
-                    },
-                );
-                let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
-                store.set_exclusion(&key, exclusion.collect());
-                Status::Ok(format!("scanned {} tags", tags.len()))
-            }
+            Ok(count) => Status::Ok(format!("scanned {count} tags")),
             Err(e) => Status::Failed(e.clone()),
         };
         report.outcomes.push(
@@ -325,7 +332,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         }
         let started = Instant::now();
         let before = store.latest(&policy.id.to_string()).cloned();
-        let status = evaluate(config, policy, &scanned, store, &mut pass_options).await;
+        let status = evaluate(config, policy, store, &mut pass_options).await;
         if let Some(after) = store.latest(&policy.id.to_string()) {
             if before.as_ref() != Some(after) {
                 let change = (after.clone(), before);
@@ -337,6 +344,28 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
     }
     report
+}
+
+/// Records a complete scan of `id` in the store: its tags, when, with what configuration.
+fn record_scan(
+    config: &Config,
+    store: &mut Store,
+    id: &NamespacedName,
+    tags: Vec<String>,
+    now: u64,
+) {
+    let key = id.to_string();
+    let repo = &config.repositories[id];
+    store.set_scan(
+        &key,
+        tags,
+        ScanRecord {
+            time: now,
+            fingerprint: fingerprint(repo),
+        },
+    );
+    let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
+    store.set_exclusion(&key, exclusion.collect());
 }
 
 /// Runs every automation in `config` with the policies that have a latest reference,
@@ -541,10 +570,11 @@ fn scan_options(
     })
 }
 
+/// Elects `policy`'s latest tag from its repository's tags in the store: this pass's scan when
+/// it succeeded (recorded before policies are evaluated), else the last good list.
 async fn evaluate(
     config: &Config,
     policy: &ImagePolicy,
-    scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
     store: &mut Store,
     pass_options: &mut PassOptions,
 ) -> Status {
@@ -558,18 +588,14 @@ async fn evaluate(
         ));
     };
     let key = repo.id.to_string();
-    let tags: &[String] = match scanned.get(&repo.id) {
-        Some(Ok(tags)) => tags,
-        _ => match store.tags(&key) {
-            // The scan failed or was skipped: the last good list still stands.
-            Some(tags) => tags,
-            None => {
-                return Status::Failed(format!(
-                    "ImageRepository {} has no tags yet (its scan did not succeed)",
-                    repo.id
-                ))
-            }
-        },
+    let tags: &[String] = match store.tags(&key) {
+        Some(tags) => tags,
+        None => {
+            return Status::Failed(format!(
+                "ImageRepository {} has no tags yet (its scan did not succeed)",
+                repo.id
+            ))
+        }
     };
     let tag = match policy.policy.latest(tags) {
         Ok(tag) => tag,

@@ -159,7 +159,7 @@ pub struct ScanOptions {
 pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
 /// [`DEFAULT_EXCLUSION`], compiled once per process (a `Regex` clone shares it).
-fn default_exclusion() -> Regex {
+pub fn default_exclusion() -> Regex {
     static COMPILED: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(DEFAULT_EXCLUSION).expect("valid regex"));
     COMPILED.clone()

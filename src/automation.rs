@@ -381,7 +381,9 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     let mut report = Report::default();
     let selection = &options.selection;
     let now_secs = unix_secs(options.now.unwrap_or_else(SystemTime::now));
-    let mut scanned: BTreeMap<NamespacedName, Result<Vec<String>, String>> = BTreeMap::new();
+    // Per repository scanned in this pass: its tag count, or why the scan failed. The tags
+    // themselves go straight to the store (one copy, moved there), where evaluation reads them.
+    let mut scanned: BTreeMap<NamespacedName, Result<usize, String>> = BTreeMap::new();
     let mut fresh = Vec::new();
     let mut scans = tokio::task::JoinSet::new();
     let mut sharing: Vec<(ScanOptions, ImageRepository, Vec<NamespacedName>)> = Vec::new();
@@ -470,30 +472,36 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     }
     let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (ids, result, elapsed) = joined.expect("scan task does not panic");
+        let (mut ids, result, elapsed) = joined.expect("scan task does not panic");
+        let Some(last) = ids.pop() else { continue };
+        match result {
+            Ok(tags) => {
+                // Repositories sharing the scan each keep their own list; the last one takes
+                // the scan's own.
+                for id in &ids {
+                    record_scan(config, store, id, tags.clone(), now_secs);
+                    scanned.insert(id.clone(), Ok(tags.len()));
+                }
+                scanned.insert(last.clone(), Ok(tags.len()));
+                record_scan(config, store, &last, tags, now_secs);
+            }
+            Err(e) => {
+                for id in &ids {
+                    scanned.insert(id.clone(), Err(e.clone()));
+                }
+                scanned.insert(last.clone(), Err(e));
+            }
+        }
         for id in ids {
             done(options, Kind::ImageRepository, &id);
-            scanned.insert(id.clone(), result.clone());
             took.insert(id, elapsed);
         }
+        done(options, Kind::ImageRepository, &last);
+        took.insert(last, elapsed);
     }
     for (id, result) in &scanned {
-        let key = id.to_string();
         let status = match result {
-            Ok(tags) => {
-                let repo = &config.repositories[id];
-                store.set_scan(
-                    &key,
-                    tags.clone(),
-                    ScanRecord {
-                        time: now_secs,
-                        fingerprint: fingerprint(repo),
-                    },
-                );
-                let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
-                store.set_exclusion(&key, exclusion.collect());
-                Status::Ok(format!("scanned {} tags", tags.len()))
-            }
+            Ok(count) => Status::Ok(format!("scanned {count} tags")),
             Err(e) => Status::Failed(e.clone()),
         };
         let mut outcome = Outcome::new(Kind::ImageRepository, id, status)
@@ -523,7 +531,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         }
         let started = Instant::now();
         let before = store.latest(&policy.id.to_string()).cloned();
-        let status = match evaluate(config, policy, &scanned, store, &mut pass_options).await {
+        let status = match evaluate(config, policy, store, &mut pass_options).await {
             Ok(status) => Outcome::new(Kind::ImagePolicy, &policy.id, status),
             Err(failure) => Outcome::failure(Kind::ImagePolicy, &policy.id, failure),
         };
@@ -537,6 +545,28 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         done(options, Kind::ImagePolicy, &policy.id);
     }
     report
+}
+
+/// Records a complete scan of `id` in the store: its tags, when, with what configuration.
+fn record_scan(
+    config: &Config,
+    store: &mut Store,
+    id: &NamespacedName,
+    tags: Vec<String>,
+    now: u64,
+) {
+    let key = id.to_string();
+    let repo = &config.repositories[id];
+    store.set_scan(
+        &key,
+        tags,
+        ScanRecord {
+            time: now,
+            fingerprint: fingerprint(repo),
+        },
+    );
+    let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
+    store.set_exclusion(&key, exclusion.collect());
 }
 
 /// Runs every automation in `config` with the policies that have a latest reference,
@@ -755,10 +785,11 @@ fn scan_options(
     })
 }
 
+/// Elects `policy`'s latest tag from its repository's tags in the store: this pass's scan when
+/// it succeeded (recorded before policies are evaluated), else the last good list.
 async fn evaluate(
     config: &Config,
     policy: &ImagePolicy,
-    scanned: &BTreeMap<NamespacedName, Result<Vec<String>, String>>,
     store: &mut Store,
     pass_options: &mut PassOptions,
 ) -> Result<Status, Failure> {
@@ -775,21 +806,18 @@ async fn evaluate(
         ));
     };
     let key = repo.id.to_string();
-    let tags: &[String] = match scanned.get(&repo.id) {
-        Some(Ok(tags)) => tags,
-        _ => match store.tags(&key) {
-            // The scan failed or was skipped: the last good list still stands.
-            Some(tags) => tags,
-            None => {
-                return Err(Failure::new(
-                    Reason::DependencyNotReady,
-                    format!(
-                        "ImageRepository {} has no tags yet (its scan did not succeed)",
-                        repo.id
-                    ),
-                ))
-            }
-        },
+    // A failed or skipped scan leaves the last good list standing.
+    let tags: &[String] = match store.tags(&key) {
+        Some(tags) => tags,
+        None => {
+            return Err(Failure::new(
+                Reason::DependencyNotReady,
+                format!(
+                    "ImageRepository {} has no tags yet (its scan did not succeed)",
+                    repo.id
+                ),
+            ))
+        }
     };
     let tag = match policy.policy.latest(tags) {
         Ok(tag) => tag,

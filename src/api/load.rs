@@ -2,7 +2,7 @@
 //! the Flux kinds picked out and checked; other kinds ignored. All or nothing: one bad object
 //! makes the whole load fail, each problem naming file, document, object and field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -118,6 +118,9 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 struct Loader {
     config: Config,
     problems: Vec<Problem>,
+    /// Exclusion patterns compiled so far: each distinct pattern is compiled once and shared
+    /// by every ImageRepository that lists it (a `Regex` clone shares the compiled program).
+    compiled: HashMap<String, Regex>,
 }
 
 /// What every object carries, read before its typed parse so errors can name it.
@@ -306,7 +309,7 @@ impl Loader {
             .unwrap_or_else(|| vec![DEFAULT_EXCLUSION.to_string()]);
         let mut exclusion = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
-            match Regex::new(p) {
+            match self.exclusion_regex(p) {
                 Ok(r) => exclusion.push(r),
                 Err(e) => {
                     self.object_problem(&h, &format!("spec.exclusionList[{i}]"), e.to_string())
@@ -407,6 +410,20 @@ impl Loader {
             max_tags: max_tags.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             max_bytes,
         })
+    }
+
+    /// `pattern` compiled, once per distinct pattern (Flux's default once per process).
+    fn exclusion_regex(&mut self, pattern: &str) -> Result<Regex, regex::Error> {
+        if let Some(r) = self.compiled.get(pattern) {
+            return Ok(r.clone());
+        }
+        let r = if pattern == DEFAULT_EXCLUSION {
+            crate::scanner::default_exclusion()
+        } else {
+            Regex::new(pattern)?
+        };
+        self.compiled.insert(pattern.to_string(), r.clone());
+        Ok(r)
     }
 
     fn image_policy(&mut self, h: Header, value: Value) {

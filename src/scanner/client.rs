@@ -72,6 +72,31 @@ pub(super) fn plain_http_capable(host: &str) -> bool {
     }
 }
 
+/// The auth challenge each registry origin answered with (its first 401 in this process):
+/// later sessions with that origin answer it before their first request (a bearer token for
+/// `repository:<name>:pull` from the same realm, or Basic credentials), as Docker's client does
+/// after its `/v2/` ping, instead of spending a refused request per repository.
+static CHALLENGES: LazyLock<Mutex<HashMap<String, Challenge>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// More origins than this and the learnt challenges start over.
+const MAX_CHALLENGES: usize = 256;
+
+fn learn_challenge(origin: String, challenge: Challenge) {
+    let mut map = CHALLENGES.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= MAX_CHALLENGES && !map.contains_key(&origin) {
+        map.clear();
+    }
+    map.insert(origin, challenge);
+}
+
+fn learnt_challenge(origin: &str) -> Option<Challenge> {
+    CHALLENGES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(origin)
+        .cloned()
+}
+
 /// The scheme found for a fallback-capable host, per API host, for this process.
 static RESOLVED_SCHEMES: LazyLock<Mutex<HashMap<String, &'static str>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -469,6 +494,44 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Answers the challenge this origin is known to send (see [`CHALLENGES`]) before the
+    /// first request, when no token is cached: saves the refused request per repository.
+    /// A failure here is not an error: the request then meets the challenge as usual.
+    pub async fn preauthorize(&mut self) {
+        if self.authorization.is_some() {
+            return;
+        }
+        let origin = self.target.base.origin().ascii_serialization();
+        match learnt_challenge(&origin) {
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let scope = format!("repository:{}:pull", self.target.repository);
+                match self
+                    .fetch_token(&realm, service.as_deref(), Some(&scope))
+                    .await
+                {
+                    Ok((token, expires_in)) => {
+                        if let Ok(v) = header_value(&format!("Bearer {token}"), &self.target) {
+                            self.authorization = Some(v);
+                            self.token_fetches += 1;
+                            store_token(self.token_key(), token, expires_in, self.clock.now());
+                        }
+                    }
+                    Err(e) => tracing::debug!(
+                        registry = %self.target.registry,
+                        repository = %self.target.repository,
+                        "no token ahead of the first request: {e}"
+                    ),
+                }
+            }
+            Some(Challenge::Basic) => {
+                if let Some(Credentials::Basic { username, password }) = self.credentials {
+                    self.authorization = basic_header(username, password, &self.target).ok();
+                }
+            }
+            None => {}
+        }
+    }
+
     fn token_key(&self) -> TokenKey {
         token_key(
             &self.target.base.origin().ascii_serialization(),
@@ -604,7 +667,16 @@ impl<'a> Session<'a> {
             } => Some((realm, service, scope)),
             Challenge::Basic => None,
         });
+        let origin = self.target.base.origin().ascii_serialization();
         if let Some((realm, service, scope)) = bearer {
+            learn_challenge(
+                origin,
+                Challenge::Bearer {
+                    realm: realm.clone(),
+                    service: service.clone(),
+                    scope: None,
+                },
+            );
             let (token, expires_in) = self
                 .fetch_token(realm, service.as_deref(), scope.as_deref())
                 .await?;
@@ -614,6 +686,7 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
+            learn_challenge(origin, Challenge::Basic);
             return match self.credentials {
                 Some(Credentials::Basic { username, password }) => {
                     self.authorization = Some(basic_header(username, password, &self.target)?);

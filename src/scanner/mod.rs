@@ -26,7 +26,10 @@
 //!   [`ScanError::Truncated`], never a partial list. Tags that are not valid tag names are
 //!   dropped and counted in [`ScanResult::invalid_tags`].
 //! - Auth: Basic or Bearer challenge (token, access_token, identity-token refresh grant);
-//!   tokens cached in memory until shortly before expiry; one refresh on a 401.
+//!   tokens cached in memory until shortly before expiry; one refresh on a 401. The challenge
+//!   an origin sent is remembered (per process): later repositories there get their token (or
+//!   send Basic credentials) before the first request, so a registry behind a token server
+//!   costs one token and one request per page per repository, not a refused request first.
 //! - Retries: 408/429/5xx and connection failures, exponential backoff with jitter, never
 //!   shorter than `Retry-After`, stopping before `timeout` runs out.
 //! - Manners ([`Manners`]): at most 8 scans/digest lookups (so 8 requests) in flight per
@@ -156,7 +159,7 @@ pub struct ScanOptions {
 pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
 /// [`DEFAULT_EXCLUSION`], compiled once per process (a `Regex` clone shares it).
-fn default_exclusion() -> Regex {
+pub fn default_exclusion() -> Regex {
     static COMPILED: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(DEFAULT_EXCLUSION).expect("valid regex"));
     COMPILED.clone()
@@ -249,6 +252,7 @@ async fn list(
     let http = client::http_client(&target, options)?;
     let mut session = Session::new(http, target, options, clock, deadline);
     session.resolve_scheme().await;
+    session.preauthorize().await;
     let raw = list_raw(&mut session, &options.limits).await?;
     let mut tags: Vec<String> = raw
         .tags
@@ -311,6 +315,7 @@ pub async fn digest_with_clock(
         let http = client::http_client(&target, options)?;
         let mut session = Session::new(http, target, options, clock, deadline);
         session.resolve_scheme().await;
+        session.preauthorize().await;
         manifest_digest(&mut session, tag).await
     };
     match tokio::time::timeout(options.timeout, work).await {

@@ -90,6 +90,11 @@ impl Registry {
         Registry::launch(options, true, false)
     }
 
+    /// A token-auth registry of its own with its access log on ([`Registry::requests`]).
+    pub fn start_owned_token_auth_with_access_log(options: RegistryOptions) -> Registry {
+        Registry::launch(options, true, true)
+    }
+
     fn launch(options: RegistryOptions, token: bool, access_log: bool) -> Registry {
         let options = RegistryOptions {
             tls: options.tls || options.mtls,

@@ -952,6 +952,7 @@ fn remote(
     let ns = &source.id.namespace;
     let mut auth = None;
     let mut ca_pem = None;
+    let mut client_identity = None;
     if let Some(name) = &source.secret_ref {
         let s = secret(
             secrets,
@@ -1013,6 +1014,25 @@ fn remote(
             .get("ca.crt")
             .or_else(|| s.data.get("caFile"))
             .cloned();
+        client_identity = match (s.data.get("tls.crt"), s.data.get("tls.key")) {
+            (Some(cert), Some(key)) => Some(ClientIdentity {
+                cert_pem: cert.clone(),
+                key_pem: key.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "GitRepository {}: Secret {ns}/{name} needs both 'tls.crt' and 'tls.key'",
+                    source.id
+                ))
+            }
+        };
+        if client_identity.is_some() && !source.url.to_ascii_lowercase().starts_with("https://") {
+            return Err(format!(
+                "GitRepository {}: Secret {ns}/{name}: 'tls.crt' and 'tls.key' need an https:// URL",
+                source.id
+            ));
+        }
     }
     let proxy = match &source.proxy_secret_ref {
         None => None,
@@ -1051,6 +1071,7 @@ fn remote(
         ca_pem,
         timeout: source.timeout,
         proxy,
+        client_identity,
     })
 }
 

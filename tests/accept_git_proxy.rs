@@ -2,7 +2,8 @@
 //! whose request log doubles as a wire log: over HTTPS the GitRepository's `proxySecretRef`
 //! carries clone, push and ref listing (one `CONNECT` per session); a wrong proxy password is
 //! a clear error without the password; a run with nothing to do opens one session (the ref
-//! listing) and no fetch. Over plain HTTP the proxy is bypassed (a bug, test ignored).
+//! listing) and no fetch; a plain `http://` remote goes through the proxy too. (All three
+//! failed on libgit2's own transport; tagline's HTTP transport, src/git/http.rs, carries them.)
 
 mod common;
 mod e2e_support;
@@ -83,7 +84,6 @@ fn with_proxy(s: &Setup, secret: &str) {
 /// policy result changed makes one ref listing and no fetch": the idle run opens exactly one
 /// session (libgit2 opens one per ls-remote, fetch and push; each is one `CONNECT` here).
 #[test]
-#[ignore = "bug: through a CONNECT proxy, tagline's clone or push of an HTTPS remote fails with 'http parser error: Expected HTTP/' (libgit2 1.9 reuses the closed proxy connection, libgit2#7081), while git CLI works"]
 fn git_goes_through_the_proxy_secret_ref_and_an_idle_run_lists_refs_once() {
     let s = setup(Registry::start(RegistryOptions::default()), https_git());
     let proxy = Proxy::start();
@@ -126,7 +126,6 @@ fn git_goes_through_the_proxy_secret_ref_and_an_idle_run_lists_refs_once() {
 /// Issue 6, Transports: a wrong proxy password fails with an error naming the proxy step,
 /// never the password; nothing is pushed.
 #[test]
-#[ignore = "bug: a wrong proxy password gives 'http parser error: Expected HTTP/', which names neither the proxy nor the refusal (same libgit2 proxy-connection reuse)"]
 fn a_wrong_proxy_password_is_a_clear_error_without_the_password() {
     let s = setup(Registry::start(RegistryOptions::default()), https_git());
     let proxy = Proxy::start();
@@ -151,7 +150,6 @@ fn a_wrong_proxy_password_is_a_clear_error_without_the_password() {
 /// silently ignored: the run succeeds without ever touching the proxy, even a dead one. It
 /// must either go through the proxy or refuse the combination with a clear error.
 #[test]
-#[ignore = "bug: proxySecretRef is silently bypassed for plain http:// Git remotes (libgit2 1.9 tunnels only https, libgit2#5650)"]
 fn a_plain_http_remote_never_silently_bypasses_its_proxy() {
     let s = setup(
         Registry::start(RegistryOptions::default()),
@@ -166,4 +164,33 @@ fn a_plain_http_remote_never_silently_bypasses_its_proxy() {
     let run = run_once(&s.config);
     assert_ne!(run.code, 0, "pushed around the proxy:\n{}", run.stderr);
     assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+}
+
+/// Issue 6, Transports: a plain `http://` remote with `proxySecretRef` is cloned and pushed
+/// through the proxy (absolute-form requests, no `CONNECT`), with the proxy's credentials.
+#[test]
+fn a_plain_http_remote_goes_through_its_proxy() {
+    let s = setup(
+        Registry::start(RegistryOptions::default()),
+        GitServer::start(GitOptions::default()),
+    );
+    let proxy = Proxy::start();
+    s.config.write(
+        "git-proxy.yaml",
+        &proxy.secret_yaml("git-proxy", Some((PROXY_USER, PROXY_PASSWORD))),
+    );
+    with_proxy(&s, "git-proxy");
+    let before = proxy.requests().len();
+    let run = run_once(&s.config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
+    let seen = git_requests(proxy, s.git, before);
+    assert!(
+        seen.iter().any(|r| r.starts_with("GET ")) && seen.iter().any(|r| r.starts_with("POST ")),
+        "{seen:#?}"
+    );
+    assert!(!run.stderr.contains(PROXY_PASSWORD), "{}", run.stderr);
 }

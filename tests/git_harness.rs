@@ -137,6 +137,7 @@ pub fn remote(url: &str) -> Remote {
         ca_pem: None,
         timeout: Duration::from_secs(30),
         proxy: None,
+        client_identity: None,
     }
 }
 

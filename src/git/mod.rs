@@ -2,7 +2,8 @@
 //!
 //! CONTRACT (used by `automation`; the git owner may add, not change). All calls block: the
 //! caller runs them on a blocking thread.
-//! - `Remote { url, auth, ca_pem, timeout }` as a `GitRepository` and its Secret describe it.
+//! - `Remote { url, auth, ca_pem, timeout, proxy, client_identity }` as a `GitRepository` and
+//!   its Secrets describe it.
 //! - `Checkout::clone(&Remote, branch, dir) -> Result<Checkout, GitError>`.
 //! - `Checkout::commit(&self, &Author, message) -> Result<Option<String>, GitError>`: stages
 //!   every change in the work tree, commits; None when nothing changed.
@@ -35,6 +36,7 @@
 //! host's system/global/XDG git configuration and `$HOME/.ssh` are ignored.
 
 mod error;
+mod http;
 mod sign;
 mod ssh;
 mod transport;
@@ -89,6 +91,8 @@ pub struct Remote {
     pub timeout: Duration,
     /// `spec.proxySecretRef`: used for HTTP(S) remotes only.
     pub proxy: Option<Proxy>,
+    /// The client certificate and key (`tls.crt` + `tls.key`) for an HTTPS remote.
+    pub client_identity: Option<crate::scanner::ClientIdentity>,
 }
 
 /// An HTTP proxy (the `proxySecretRef` Secret's `address`, `username`, `password`). `Debug`
@@ -868,9 +872,11 @@ pub fn ls_remote(remote: &Remote) -> Result<Vec<(String, String)>, GitError> {
         });
     }
     let mut detached =
-        git2::Remote::create_detached(remote.url.as_str()).map_err(|e| GitError::Config {
-            url: session.url(),
-            cause: session.scrub(e.message()),
+        git2::Remote::create_detached(session.libgit2_url().as_str()).map_err(|e| {
+            GitError::Config {
+                url: session.url(),
+                cause: session.scrub(e.message()),
+            }
         })?;
     let list_err = |cause: String| GitError::Fetch {
         url: session.url(),
@@ -991,12 +997,12 @@ fn fetch_refspec(
     clone: bool,
     shallow: bool,
 ) -> Result<(), GitError> {
-    let mut remote = repo
-        .remote_anonymous(&session.remote.url)
-        .map_err(|e| GitError::Config {
-            url: session.url(),
-            cause: session.scrub(e.message()),
-        })?;
+    let mut remote =
+        repo.remote_anonymous(&session.libgit2_url())
+            .map_err(|e| GitError::Config {
+                url: session.url(),
+                cause: session.scrub(e.message()),
+            })?;
     let headers = session.headers();
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut fo = FetchOptions::new();
@@ -1209,7 +1215,7 @@ fn push_refspecs(
         .collect::<Vec<_>>()
         .join(", ");
     let mut r = repo
-        .remote_anonymous(&remote.url)
+        .remote_anonymous(&session.libgit2_url())
         .map_err(|e| GitError::Config {
             url: session.url(),
             cause: session.scrub(e.message()),

@@ -14,7 +14,7 @@ use openssl::x509::verify::X509VerifyParam;
 use openssl::x509::{X509StoreContext, X509};
 
 use super::error::{redact_url, scrub};
-use super::{ssh, Auth, GitError, Remote};
+use super::{http, ssh, Auth, GitError, Remote};
 
 /// Makes libgit2 ignore the host's system / global / XDG git configuration (`url.insteadOf`,
 /// `core.autocrlf`, `http.sslCAInfo`...): only what the `GitRepository` says applies.
@@ -52,6 +52,8 @@ pub(crate) struct Session<'r> {
     home_lease: Rc<RefCell<Option<ssh::HomeLease>>>,
     _socket_timeout: SocketTimeout,
     flags: Rc<Flags>,
+    /// tagline's own HTTP transport, when the remote needs it (client certificate, proxy).
+    http: Option<http::Installed>,
 }
 
 /// libgit2's socket timeouts (connect, and each read: what stops a server that goes silent)
@@ -134,6 +136,14 @@ impl<'r> Session<'r> {
                 });
             }
         }
+        let http = if http::wanted(remote) {
+            Some(http::install(remote).map_err(|cause| GitError::Config {
+                url: url.clone(),
+                cause,
+            })?)
+        } else {
+            None
+        };
         let socket_timeout = SocketTimeout::register(remote.timeout);
         let started = Instant::now();
         Ok(Session {
@@ -145,11 +155,20 @@ impl<'r> Session<'r> {
             home_lease: Rc::new(RefCell::new(lease)),
             _socket_timeout: socket_timeout,
             flags: Rc::new(Flags::default()),
+            http,
         })
     }
 
     pub fn url(&self) -> String {
         redact_url(&self.remote.url)
+    }
+
+    /// The URL to hand libgit2: the remote's, or the one of tagline's own HTTP transport.
+    pub fn libgit2_url(&self) -> String {
+        match self.http {
+            Some(_) => http::libgit2_url(&self.remote.url),
+            None => self.remote.url.clone(),
+        }
     }
 
     /// Extra HTTP headers (bearer token).
@@ -371,6 +390,9 @@ impl<'r> Session<'r> {
     /// the proxy URL's userinfo: libgit2 answers the proxy's Basic challenge with them); None
     /// for other remotes or without a proxy (then libgit2 uses no proxy at all).
     pub fn proxy_options(&self) -> Option<git2::ProxyOptions<'static>> {
+        if self.http.is_some() {
+            return None;
+        }
         let proxy = self.remote.proxy.as_ref()?;
         let lower = self.remote.url.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {

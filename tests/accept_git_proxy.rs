@@ -67,6 +67,7 @@ fn https_git() -> &'static GitServer {
     GitServer::start(GitOptions {
         tls: true,
         basic_auth: None,
+        ..Default::default()
     })
 }
 

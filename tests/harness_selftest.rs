@@ -300,6 +300,7 @@ fn git_over_http_with_basic_auth_clones_and_pushes_and_refuses_a_wrong_password(
     let server = GitServer::start(GitOptions {
         basic_auth: Some((USER, PASS)),
         tls: false,
+        ..Default::default()
     });
     let repo = seed(server);
     assert!(server.url(&repo).starts_with("http://127.0.0.1:"));
@@ -320,6 +321,7 @@ fn git_over_https_with_basic_auth_trusts_only_the_test_ca() {
     let server = GitServer::start(GitOptions {
         basic_auth: Some((USER, PASS)),
         tls: true,
+        ..Default::default()
     });
     let repo = seed(server);
     assert!(server.url(&repo).starts_with("https://127.0.0.1:"));
@@ -550,6 +552,7 @@ fn child_process_starts_peers() {
     let server = GitServer::start(GitOptions {
         basic_auth: None,
         tls: true,
+        ..Default::default()
     });
     let daemon = GitDaemon::start();
     let ssh = SshServer::start();
@@ -707,6 +710,7 @@ fn secret_yaml_round_trips_pem_json_and_keys() {
     let git = GitServer::start(GitOptions {
         basic_auth: Some((USER, PASS)),
         tls: true,
+        ..Default::default()
     });
     let auth: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&git.auth_secret_yaml("git-auth")).unwrap();

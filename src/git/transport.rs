@@ -383,6 +383,22 @@ impl<'r> Session<'r> {
             }
             return GitError::Certificate { url, cause };
         }
+        let message = e.message().to_ascii_lowercase();
+        if e.class() == ErrorClass::Ssl
+            && [
+                "shutdown while in init",
+                "certificate required",
+                "handshake failure",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        {
+            return other(format!(
+                "{} (the server ended the TLS handshake: it may require a client certificate, \
+                 'tls.crt' and 'tls.key' in the Secret)",
+                self.scrub(e.message())
+            ));
+        }
         other(self.scrub(e.message()))
     }
 

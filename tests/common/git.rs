@@ -373,6 +373,8 @@ pub struct GitOptions {
     pub basic_auth: Option<(&'static str, &'static str)>,
     /// Serve HTTPS with a certificate from the process's [`TestCa`] instead of HTTP.
     pub tls: bool,
+    /// With `tls`: require a client certificate signed by the [`TestCa`] (mTLS).
+    pub client_cert: bool,
 }
 
 /// `git http-backend` behind lighttpd, serving its [`Repos`] at `/git/<name>.git`. Derefs to
@@ -472,7 +474,8 @@ impl GitServer {
     }
 
     /// An `Opaque` Secret named `name` for a GitRepository's `secretRef`: `username` and
-    /// `password` when the server wants them, `ca.crt` when it speaks HTTPS.
+    /// `password` when the server wants them, `ca.crt` when it speaks HTTPS, `tls.crt` and
+    /// `tls.key` when it wants a client certificate.
     pub fn auth_secret_yaml(&self, name: &str) -> String {
         let mut entries = Vec::new();
         if let Some((user, pass)) = self.options.basic_auth {
@@ -481,6 +484,10 @@ impl GitServer {
         }
         if let Some(ca) = self.ca_pem() {
             entries.push(("ca.crt", ca));
+        }
+        if self.options.client_cert {
+            entries.push(("tls.crt", TestCa::get().client_cert_pem()));
+            entries.push(("tls.key", TestCa::get().client_key_pem()));
         }
         super::yaml::secret(name, "Opaque", &entries)
     }
@@ -570,6 +577,13 @@ $HTTP["url"] =~ "^/git" {{
             "ssl.engine = \"enable\"\nssl.pemfile = \"{}\"\n",
             TestCa::get().server_pem_path().display()
         );
+        if options.client_cert {
+            conf += &format!(
+                "ssl.ca-file = \"{}\"\nssl.verifyclient.activate = \"enable\"\n\
+                 ssl.verifyclient.enforce = \"enable\"\n",
+                TestCa::get().ca_path().display()
+            );
+        }
     }
     conf
 }

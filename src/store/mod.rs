@@ -139,10 +139,20 @@ impl Store {
             source,
         })?;
         let path = dir.join(STATE_FILE);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
+        // Read through a buffer rather than whole: the file holds every tag list.
+        let state = match std::fs::File::open(&path) {
+            Ok(file) => serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                if e.is_io() {
+                    StoreError::Open {
+                        path: path.clone(),
+                        source: e.into(),
+                    }
+                } else {
+                    StoreError::Corrupt {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(source) => return Err(StoreError::Open { path, source }),
@@ -246,8 +256,12 @@ impl Store {
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
-        tmp.write_all(&bytes).map_err(err)?;
+        // Streamed through a small buffer: the document (every tag list) is never in memory
+        // as a whole.
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer_pretty(&mut out, &self.state).map_err(|e| err(e.into()))?;
+        out.flush().map_err(err)?;
+        drop(out);
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
         Ok(())

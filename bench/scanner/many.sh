@@ -103,6 +103,15 @@ if [ "$AUTH" = token ]; then
   for _ in $(seq 100); do [ -f token/port ] && break; sleep 0.05; done
   [ -f token/port ] || { echo "token server did not start" >&2; exit 1; }
   realm=http://127.0.0.1:$(cat token/port)/token
+  # The token server's own cost for REPOS tokens, curl keep-alive, sequential (its requests
+  # are not counted below: the counts are taken as differences).
+  for r in $(seq 0 $((REPOS - 1))); do
+    printf 'url = "%s?service=tagline-bench&scope=repository:bench/r%04d:pull"\noutput = /dev/null\n' "$realm" "$r"
+  done >token-urls.cfg
+  t0=$(date +%s.%N)
+  curl -sf -K token-urls.cfg
+  t1=$(date +%s.%N)
+  token_floor=$(calc "$t1 - $t0")
   cat >>"$work/config.yml" <<YAML
 auth:
   token:
@@ -184,9 +193,9 @@ echo "== $REPOS repositories x $TAGS tags, docker-registry $(docker-registry --v
 [ "$SKOPEO_REPOS" = "$REPOS" ] || echo "   (skopeo timed on $SKOPEO_REPOS repositories, scaled to $REPOS)"
 printf '   CPU (user+sys): tagline %.2f s, the registry serving it %.2f s; skopeo loop %.2f s, the registry serving it %.2f s\n' \
   "$tl_cpu" "$(calc "$r1 - $r0")" "$sk_cpu" "$(calc "($r2 - $r1) * $REPOS / $SKOPEO_REPOS")"
-python3 - "$tl_time" "$tl_rss" "$tl_all" "$tl_tags" "$sk_time" "$sk_rss" "$sk_all" "$sk_tags" "$REPOS" \
+TOKEN_FLOOR=${token_floor:-} python3 - "$tl_time" "$tl_rss" "$tl_all" "$tl_tags" "$sk_time" "$sk_rss" "$sk_all" "$sk_tags" "$REPOS" \
   "$tl_tok" "$tl_401" "$sk_tok" "$sk_401" "$floor_seq" "$floor_par" <<'PY'
-import sys
+import os, sys
 tl_t, tl_rss, tl_all, tl_tags, sk_t, sk_rss, sk_all, sk_tags, repos, tl_tok, tl_401, sk_tok, sk_401, f_seq, f_par = sys.argv[1:]
 tl_t, sk_t, f_seq, f_par = float(tl_t), float(sk_t), float(f_seq), float(f_par)
 repos = int(repos)
@@ -199,6 +208,8 @@ for name, t, rss, a, tags, r401, tok in (
           f"{int(a)/repos:>10.2f}{int(tok)/repos:>10.2f}")
 print(f"{'floor: curl, 1 connection':<28}{f_seq:>9.2f}{'':>12}{repos:>10}{repos:>11}   (anonymous, keep-alive, sequential)")
 print(f"{'floor: curl, 8 connections':<28}{f_par:>9.2f}{'':>12}{repos:>10}{repos:>11}   (anonymous, keep-alive, --parallel-max 8)")
+if os.environ.get("TOKEN_FLOOR"):
+    print(f"{'floor: curl, token server':<28}{float(os.environ['TOKEN_FLOOR']):>9.2f}{'':>12}{0:>10}{0:>11}{0:>7}{repos:>8}   (keep-alive, sequential)")
 print(f"tagline / skopeo loop: {tl_t / sk_t:.3f}x time (goal <= 0.1x), "
       f"{int(tl_all) / int(sk_all):.2f}x registry requests; "
       f"tagline / curl floor: {tl_t / f_seq:.2f}x (1 connection), {tl_t / f_par:.2f}x (8)")

@@ -317,7 +317,7 @@ fn unix_secs(t: SystemTime) -> u64 {
 pub fn scan_due(repo: &ImageRepository, store: &Store) -> Option<u64> {
     let key = repo.id.to_string();
     let record = store.scan(&key)?;
-    store.tags(&key)?;
+    store.tag_count(&key)?;
     if record.fingerprint != fingerprint(repo) {
         return None;
     }
@@ -410,9 +410,9 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             continue;
         }
         let key = repo.id.to_string();
-        if let (Some(due), Some(tags), false) = (
+        if let (Some(due), Some(count), false) = (
             scan_due(repo, store),
-            store.tags(&key),
+            store.tag_count(&key),
             selection.force.contains(&repo.id),
         ) {
             if now_secs < due {
@@ -423,7 +423,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                         &repo.id,
                         Status::Ok(format!(
                             "{} tags from the scan {age}s ago; next scan in {}s",
-                            tags.len(),
+                            count,
                             due - now_secs
                         )),
                     ));
@@ -807,7 +807,7 @@ async fn evaluate(
     };
     let key = repo.id.to_string();
     // A failed or skipped scan leaves the last good list standing.
-    let tags: &[String] = match store.tags(&key) {
+    let tags: Vec<String> = match store.tags(&key) {
         Some(tags) => tags,
         None => {
             return Err(Failure::new(
@@ -819,7 +819,7 @@ async fn evaluate(
             ))
         }
     };
-    let tag = match policy.policy.latest(tags) {
+    let tag = match policy.policy.latest(&tags) {
         Ok(tag) => tag,
         Err(e) => return Err(Failure::new(Reason::Failure, e.to_string())),
     };

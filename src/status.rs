@@ -222,6 +222,7 @@ pub fn latest_tags(tags: &[String]) -> Vec<String> {
 pub fn repository(repo: &ImageRepository, store: &Store) -> ImageRepositoryStatus {
     let key = repo.id.to_string();
     let tags = store.tags(&key);
+    let tags = tags.as_deref();
     let scan = store.scan(&key);
     let last_scan_result = tags.map(|tags| ScanResult {
         revision: Some(revision(tags)),
@@ -392,7 +393,7 @@ pub fn images(config: &Config, store: &Store) -> Vec<ImageRow> {
                 image: repo.map(|r| r.image.original.clone()).unwrap_or_default(),
                 in_git,
                 latest: store.latest(&p.id.to_string()).map(ref_text),
-                newest: store.tags(&repo_key).and_then(newest),
+                newest: store.tags(&repo_key).as_deref().and_then(newest),
                 last_scan: scan.map(|s| rfc3339(s.time)),
                 // When the service scans again: the interval less the repository's fixed
                 // jitter after the last scan; a scan whose configuration changed since is

@@ -11,7 +11,7 @@
 #   TAGLINE=/path/to/tagline bench/service/soak.sh   # skip the build
 #
 # Needs: cargo, docker-registry, git, curl, python3 (the registry is populated the way
-# bench/scanner does it: one image pushed over the API, then its tag directories copied).
+# bench/scanner/many.sh does it: one image pushed over the API, then its tag directory linked).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -91,16 +91,22 @@ printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+js
   "$config_hex" "$(stat -c %s config.json)" "$layer_hex" "$(stat -c %s layer.tar.gz)" >manifest.json
 curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
   --data-binary @manifest.json "$base/v2/soak/app-0/manifests/1.0.0"
-# Tags 1.0.0 ... 1.<n/100>.<n%100>: stored the way the registry stores them (a directory per
-# tag), then the whole repository copied (blob links included) REPOS-1 times.
+# Tags 1.0.0 ... 1.<n/100>.<n%100>, as bench/scanner/many.sh makes them: in the first
+# repository each tag is a symlink to the real 1.0.0 tag directory (docker-registry lists a
+# repository's tags by reading `_manifests/tags/` and follows the link); every other repository
+# gets a copy of the small metadata (blob and revision links) and a symlink to the first one's
+# tag directory.
 python3 - "$work/data/docker/registry/v2/repositories/soak" "$TAGS" "$REPOS" <<'PY'
 import os, shutil, sys
 root, n, repos = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-tags = os.path.join(root, "app-0", "_manifests", "tags")
+src = os.path.join(root, "app-0")
+tags = os.path.join(src, "_manifests", "tags")
 for i in range(1, n):
-    shutil.copytree(os.path.join(tags, "1.0.0"), os.path.join(tags, f"1.{i // 100}.{i % 100}"))
+    os.symlink("1.0.0", os.path.join(tags, f"1.{i // 100}.{i % 100}"))
 for r in range(1, repos):
-    shutil.copytree(os.path.join(root, "app-0"), os.path.join(root, f"app-{r}"))
+    d = os.path.join(root, f"app-{r}")
+    shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("tags"))
+    os.symlink(tags, os.path.join(d, "_manifests", "tags"))
 PY
 count=$(curl -sf "$base/v2/soak/app-$((REPOS - 1))/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
 [ "$count" = "$TAGS" ] || { echo "registry lists $count tags, expected $TAGS" >&2; exit 1; }
@@ -205,6 +211,14 @@ while :; do
   echo "$elapsed $((utime + stime)) $rss $hwm $threads $fds ${first_pass:+idle}" >>"$work/samples"
   sleep 1
 done
+# What the resident memory is at the end: anonymous (heap, stacks) against file-backed (the
+# binary's pages) and, with SMAPS=1, the largest mappings.
+rss_split=$(awk '/^RssAnon|^RssFile/ {printf "%s %.1f MB  ", $1, $2 / 1024}' "/proc/$tpid/status")
+if [ "${SMAPS:-0}" = 1 ]; then
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anon " $1 "]"} /^Rss:/ {rss[name] += $2}
+       END {for (n in rss) if (rss[n] >= 256) printf "%8d kB  %s\n", rss[n], n}' "/proc/$tpid/smaps" |
+    sort -rn | head -15 >"$work/smaps.top"
+fi
 commits=0
 for a in $(seq 0 $((AUTOMATIONS - 1))); do
   commits=$((commits + $(git --git-dir="$work/git/fleet-$a.git" rev-list --count main) - 1))
@@ -212,8 +226,8 @@ done
 pinned=$(git --git-dir="$work/git/fleet-0.git" show main:deploy/app-0.yaml | grep -c ":$latest " || true)
 failed=$(grep -c '"level":"error"' "$work/tagline.log" || true)
 
-python3 - "$work/samples" "$tick" "$DURATION" "$commits" "$AUTOMATIONS" "$pinned" "$failed" <<'PY'
-import sys
+RSS_SPLIT=$rss_split python3 - "$work/samples" "$tick" "$DURATION" "$commits" "$AUTOMATIONS" "$pinned" "$failed" <<'PY'
+import os, sys
 path, tick, duration, commits, automations, pinned, failed = sys.argv[1:]
 tick = int(tick)
 rows = [l.split() for l in open(path) if l.strip()]
@@ -228,7 +242,7 @@ def verdict(ok):
     return "ok" if ok else "MISSED"
 print(f"{'measure':<34}{'value':>14}  goal")
 print(f"{'peak RSS (VmHWM)':<34}{peak:>11.1f} MB  <= 30 MB  {verdict(peak <= 30)}")
-print(f"{'RSS at the end':<34}{s[-1][2] / 1024:>11.1f} MB")
+print(f"{'RSS at the end':<34}{s[-1][2] / 1024:>11.1f} MB  ({os.environ.get('RSS_SPLIT', '').strip()})")
 print(f"{'CPU time, first pass':<34}{(idle[0][1] if idle else s[-1][1]) / tick:>12.2f} s")
 if len(idle) >= 2:
     cpu = (idle[-1][1] - idle[0][1]) / tick
@@ -243,3 +257,5 @@ if len(idle) >= 2:
         label = f"{name} after the first pass"
         print(f"{label:<34}{min(v):>6} .. {max(v):<5}  flat  {verdict(flat)}  (first {v[0]}, last {v[-1]}; max first half {max(v[:half] or v)}, second half {max(v[half:])})")
 PY
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ ! -f "$work/smaps.top" ] || { echo "largest mappings by RSS at the end:"; cat "$work/smaps.top"; }

@@ -429,6 +429,72 @@ struct RawListing {
     rate_limit: Option<RateLimit>,
 }
 
+/// The valid tags of a listing so far. A first page is kept as it came (no hashing: most
+/// listings are one page, and a tag repeated within a page goes when the caller sorts and
+/// dedups); from the second page on they are a set, so a page that brings nothing new shows.
+enum Collected {
+    Page(Vec<String>),
+    Set(HashSet<String>),
+}
+
+impl Collected {
+    /// How many tags: distinct ones, except on a first page of at most the tag budget (where a
+    /// repeated tag counts twice until the caller dedups).
+    fn len(&self) -> usize {
+        match self {
+            Collected::Page(v) => v.len(),
+            Collected::Set(s) => s.len(),
+        }
+    }
+
+    /// Adds a page's valid tags; returns how many were not valid tags. A first page longer
+    /// than `max_tags` is made a set at once, so the budget counts distinct tags.
+    fn add(&mut self, page: Vec<String>, first: bool, max_tags: usize) -> usize {
+        let mut invalid = 0;
+        if let (true, Collected::Page(v)) = (first, &mut *self) {
+            v.reserve(page.len());
+            for t in page {
+                if is_valid_tag(&t) {
+                    v.push(t);
+                } else {
+                    invalid += 1;
+                }
+            }
+            if v.len() > max_tags {
+                self.set();
+            }
+            return invalid;
+        }
+        let set = self.set();
+        for t in page {
+            if is_valid_tag(&t) {
+                set.insert(t);
+            } else {
+                invalid += 1;
+            }
+        }
+        invalid
+    }
+
+    /// The tags as a set (made from the first page's on first use).
+    fn set(&mut self) -> &mut HashSet<String> {
+        if let Collected::Page(v) = self {
+            *self = Collected::Set(std::mem::take(v).into_iter().collect());
+        }
+        match self {
+            Collected::Set(s) => s,
+            Collected::Page(_) => unreachable!("made a set above"),
+        }
+    }
+
+    fn into_tags(self) -> Vec<String> {
+        match self {
+            Collected::Page(v) => v,
+            Collected::Set(s) => s.into_iter().collect(),
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct TagsPage {
     #[serde(default)]
@@ -478,21 +544,23 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         reason,
     };
     let mut url = tags_url(&session.target, limits.page_size, None);
-    // Each valid tag once; sorted by the caller.
-    let mut seen: HashSet<String> = HashSet::new();
+    // Each valid tag once (sorted by the caller): the first page's tags as they came, in a set
+    // from the second page on.
+    let mut collected = Collected::Page(Vec::new());
     let mut visited: HashSet<String> = HashSet::new();
     let mut invalid_tags = 0usize;
     let mut pages = 0u32;
     let mut bytes = 0u64;
     let mut page_size_retried = false;
     let origin = session.target.base.origin().ascii_serialization();
-    // The page before a continuation we asked for ourselves (no `Link`), while it is in flight.
-    let mut continued_from: Option<Vec<String>> = None;
+    // The body of the page before a continuation we asked for ourselves (no `Link`), while
+    // that continuation is in flight.
+    let mut continued_from: Option<Vec<u8>> = None;
     loop {
         if pages >= limits.max_pages {
             return Err(truncated(
                 session,
-                seen.len(),
+                collected.len(),
                 format!("page budget of {} pages exhausted", limits.max_pages),
             ));
         }
@@ -513,7 +581,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             Err(ScanError::TooLarge { .. }) if pages > 0 => {
                 return Err(truncated(
                     session,
-                    seen.len(),
+                    collected.len(),
                     format!("byte budget of {} bytes exhausted", limits.max_bytes),
                 ))
             }
@@ -551,38 +619,26 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         })?;
         let page_tags = page.tags.unwrap_or_default();
         let page_len = page_tags.len();
-        let page_copy = if link.is_none() && query_n(&url) == Some(page_len) {
-            page_tags.clone()
-        } else {
-            Vec::new()
-        };
         // Our own `last=` continuation answered with the very same page: `last` is ignored
         // here. (A page that merely repeats the boundary tag is a different quirk.)
         if let Some(previous) = continued_from.take() {
-            if previous == page_tags {
+            if previous == body {
                 IGNORES_LAST
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(origin.clone());
             }
         }
-        let mut new = 0usize;
         let last_tag = page_tags.iter().rev().find(|t| is_valid_tag(t)).cloned();
-        for t in page_tags {
-            if !is_valid_tag(&t) {
-                invalid_tags += 1;
-                continue;
-            }
-            if seen.insert(t) {
-                new += 1;
-                if seen.len() > limits.max_tags {
-                    return Err(truncated(
-                        session,
-                        limits.max_tags,
-                        format!("tag budget of {} tags exhausted", limits.max_tags),
-                    ));
-                }
-            }
+        let before = collected.len();
+        invalid_tags += collected.add(page_tags, pages == 1, limits.max_tags);
+        let new = collected.len() - before;
+        if collected.len() > limits.max_tags {
+            return Err(truncated(
+                session,
+                limits.max_tags,
+                format!("tag budget of {} tags exhausted", limits.max_tags),
+            ));
         }
         // A page that brings nothing new ends the listing: a looping or repeating registry
         // has nothing more to give.
@@ -613,7 +669,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
                 .contains(&origin);
             match (query_n(&url), last_tag) {
                 (Some(n), Some(last)) if n > 0 && page_len == n && !ignores_last => {
-                    continued_from = Some(page_copy);
+                    continued_from = Some(body);
                     Some(tags_url(&session.target, n as u32, Some(&last)))
                 }
                 _ => None,
@@ -625,7 +681,7 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         }
     }
     Ok(RawListing {
-        tags: seen.into_iter().collect(),
+        tags: collected.into_tags(),
         pages,
         invalid_tags,
         rate_limit: session.rate_limit.clone(),
@@ -644,6 +700,25 @@ mod tests {
             refused_page_size(br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#),
             None
         );
+    }
+
+    #[test]
+    fn collected_tags_hash_only_from_the_second_page_and_count_distinct_against_the_budget() {
+        let page = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut c = Collected::Page(Vec::new());
+        assert_eq!(c.add(page(&["a", "b", "a", "-bad"]), true, 10), 1);
+        assert!(matches!(c, Collected::Page(_)), "one page: no set");
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.add(page(&["b", "c"]), false, 10), 0);
+        assert!(matches!(c, Collected::Set(_)));
+        assert_eq!(c.len(), 3, "a, b, c");
+        let mut tags = c.into_tags();
+        tags.sort();
+        assert_eq!(tags, ["a", "b", "c"]);
+        // A first page over the budget only through repeats is within it.
+        let mut c = Collected::Page(Vec::new());
+        c.add(page(&["x", "y", "x", "y"]), true, 2);
+        assert_eq!(c.len(), 2);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn remove_stale_temps(dir: &Path) {
 struct State {
     /// `namespace/name` of an ImageRepository → its last complete tag list.
     #[serde(default)]
-    tags: BTreeMap<String, Vec<String>>,
+    tags: BTreeMap<String, TagList>,
     /// `namespace/name` of an ImagePolicy → its latest reference.
     #[serde(default)]
     latest: BTreeMap<String, ImageRef>,
@@ -152,6 +152,82 @@ pub struct ScanRecord {
     pub fingerprint: String,
 }
 
+/// A tag list held compactly: every tag's bytes in one buffer, and where each one ends (a
+/// tag list as `Vec<String>` costs some 56 bytes per tag in allocations, this one about 10
+/// for a tag like `1.2.3`). In the state file, a JSON array of strings, as before.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct TagList {
+    bytes: String,
+    ends: Vec<u32>,
+}
+
+impl TagList {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&e| e as usize));
+        starts
+            .zip(self.ends.iter())
+            .map(|(start, &end)| &self.bytes[start..end as usize])
+    }
+
+    fn push(&mut self, tag: &str) {
+        self.bytes.push_str(tag);
+        let end = u32::try_from(self.bytes.len()).expect("a tag list under 4 GiB");
+        self.ends.push(end);
+    }
+
+    fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl From<Vec<String>> for TagList {
+    fn from(tags: Vec<String>) -> TagList {
+        let mut list = TagList {
+            bytes: String::with_capacity(tags.iter().map(String::len).sum()),
+            ends: Vec::with_capacity(tags.len()),
+        };
+        for t in &tags {
+            list.push(t);
+        }
+        list
+    }
+}
+
+impl Serialize for TagList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for TagList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TagList, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TagList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of tags")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TagList, A::Error> {
+                let mut list = TagList::default();
+                while let Some(tag) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+                    list.push(&tag);
+                }
+                list.bytes.shrink_to_fit();
+                list.ends.shrink_to_fit();
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
+    }
+}
+
 /// The state, in memory, with the file it is saved to (none: nothing persists).
 #[derive(Debug, Default)]
 pub struct Store {
@@ -191,10 +267,20 @@ impl Store {
         })?;
         remove_stale_temps(dir);
         let path = dir.join(STATE_FILE);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
+        // Read through a buffer rather than whole: the file holds every tag list.
+        let state = match std::fs::File::open(&path) {
+            Ok(file) => serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                if e.is_io() {
+                    StoreError::Open {
+                        path: path.clone(),
+                        source: e.into(),
+                    }
+                } else {
+                    StoreError::Corrupt {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(source) => return Err(StoreError::Open { path, source }),
@@ -205,13 +291,20 @@ impl Store {
         })
     }
 
-    pub fn tags(&self, repository: &str) -> Option<&[String]> {
-        self.state.tags.get(repository).map(Vec::as_slice)
+    /// A repository's last complete tag list, in the order it was recorded (a copy: the store
+    /// keeps it compactly).
+    pub fn tags(&self, repository: &str) -> Option<Vec<String>> {
+        self.state.tags.get(repository).map(TagList::to_vec)
+    }
+
+    /// How many tags the repository's last complete list holds, if it has one.
+    pub fn tag_count(&self, repository: &str) -> Option<usize> {
+        self.state.tags.get(repository).map(TagList::len)
     }
 
     /// Records a complete tag list (never call this with a failed or truncated scan).
     pub fn set_tags(&mut self, repository: &str, tags: Vec<String>) {
-        self.state.tags.insert(repository.to_string(), tags);
+        self.state.tags.insert(repository.to_string(), tags.into());
     }
 
     pub fn scan(&self, repository: &str) -> Option<&ScanRecord> {
@@ -220,7 +313,7 @@ impl Store {
 
     /// Records a complete scan: its tags and when it happened.
     pub fn set_scan(&mut self, repository: &str, tags: Vec<String>, record: ScanRecord) {
-        self.state.tags.insert(repository.to_string(), tags);
+        self.state.tags.insert(repository.to_string(), tags.into());
         self.state.scans.insert(repository.to_string(), record);
     }
 
@@ -317,8 +410,12 @@ impl Store {
         use std::os::fd::AsRawFd;
         // SAFETY: flock on the temp file's own descriptor; released when it closes.
         let _ = unsafe { libc::flock(tmp.as_file().as_raw_fd(), libc::LOCK_EX) };
-        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
-        tmp.write_all(&bytes).map_err(err)?;
+        // Streamed through a small buffer: the document (every tag list) is never in memory
+        // as a whole.
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer_pretty(&mut out, &self.state).map_err(|e| err(e.into()))?;
+        out.flush().map_err(err)?;
+        drop(out);
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
         Ok(())
@@ -347,6 +444,31 @@ mod tests {
         assert_eq!(s.latest("default/app"), Some(&r));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn tag_lists_keep_their_order_and_empty_tags_and_read_back_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let tags: Vec<String> = ["2.0.0", "", "1.10.0", "v1", "1.10.0"]
+            .map(String::from)
+            .to_vec();
+        s.set_tags("default/app", tags.clone());
+        s.set_tags("default/none", Vec::new());
+        assert_eq!(s.tags("default/app").unwrap(), tags);
+        assert_eq!(s.tag_count("default/app"), Some(5));
+        assert_eq!(s.tags("default/none").unwrap(), Vec::<String>::new());
+        assert_eq!(s.tag_count("default/other"), None);
+        s.save().unwrap();
+        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc["tags"]["default/app"],
+            serde_json::json!(["2.0.0", "", "1.10.0", "v1", "1.10.0"])
+        );
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tags("default/app").unwrap(), tags);
+        assert_eq!(s.tag_count("default/none"), Some(0));
     }
 
     #[test]

@@ -8,15 +8,14 @@ mod common;
 mod e2e_support;
 mod emulator;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::*;
+use e2e_support::{line, Run, Running};
 use emulator::{tags_body, Emulator, Request, Response};
 
 /// The runtime the emulators of this test binary run on.
@@ -29,52 +28,18 @@ fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Emul
     rt().block_on(Emulator::start(handler))
 }
 
-struct Ran {
-    code: i32,
-    stderr: String,
-}
-
-/// `tagline <args>`, killed and failed if it has not ended after two minutes (a guard against
-/// a hang, far above any budget here; not a timing assertion).
-fn tagline_bounded(args: &[&str], config: &Path, state: &Path) -> Ran {
-    let mut child = tagline()
-        .args(args)
+/// `tagline <args> --config <config> --state-dir <state>`, bounded (see [`Running`]).
+fn tagline_bounded(args: &[&str], config: &Path, state: &Path) -> Run {
+    let mut cmd = tagline();
+    cmd.args(args)
         .arg("--config")
         .arg(config)
         .arg("--state-dir")
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tagline");
-    let mut pipe = child.stderr.take().expect("stderr pipe");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "tagline {args:?} did not end:\n{}",
-                reader.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ran {
-        code: status.code().unwrap_or(-1),
-        stderr: reader.join().expect("stderr reader"),
-    }
+        .arg(state);
+    Running::spawn(cmd).wait()
 }
 
-fn run_once(config: &ConfigDir, state: &Path) -> Ran {
+fn run_once(config: &ConfigDir, state: &Path) -> Run {
     tagline_bounded(&["run", "--once"], config.path(), state)
 }
 
@@ -102,14 +67,6 @@ fn status_item<'a>(doc: &'a serde_json::Value, kind: &str, name: &str) -> &'a se
         .iter()
         .find(|i| i["kind"] == kind && i["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} in {doc:#}"))
-}
-
-/// The one-line outcome for `object` (e.g. `ImagePolicy default/app`).
-fn line<'a>(run: &'a Ran, object: &str) -> &'a str {
-    run.stderr
-        .lines()
-        .find(|l| l.starts_with(&format!("{object}: ")))
-        .unwrap_or_else(|| panic!("no outcome line for {object} in:\n{}", run.stderr))
 }
 
 fn basic(user: &str, password: &str) -> String {

@@ -2,6 +2,10 @@
 //! marked Deployment, a config folder wired to both, and running `tagline run --once`.
 #![allow(dead_code)]
 
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
 use crate::common::*;
 
 pub const DEPLOYMENT: &str = "---
@@ -174,15 +178,69 @@ pub fn run_with_state(config: &ConfigDir, state: &std::path::Path) -> Run {
 }
 
 fn run_tagline(config: &ConfigDir, state: Option<&std::path::Path>) -> Run {
+    Running::spawn(tagline_once(config, state)).wait()
+}
+
+/// `tagline run --once --config <config> [--state-dir <state>]`, not started.
+pub fn tagline_once(config: &ConfigDir, state: Option<&std::path::Path>) -> Command {
     let mut cmd = tagline();
     cmd.args(["run", "--once", "--config"]).arg(config.path());
     if let Some(state) = state {
         cmd.arg("--state-dir").arg(state);
     }
-    let out = cmd.output().expect("run tagline");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    cmd
+}
+
+/// A child `tagline`, killed when dropped whatever the test's fate.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tagline");
+        Running(Some(child))
+    }
+
+    /// Waits for the child to end (at most two minutes, a guard against a hang).
+    pub fn wait(mut self) -> Run {
+        let mut child = self.0.take().expect("child");
+        let mut pipe = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tagline did not end:\n{}",
+                    reader.join().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stderr: reader.join().expect("stderr reader"),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

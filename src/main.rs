@@ -9,5 +9,7 @@ fn main() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    // SAFETY: no other thread runs yet.
+    unsafe { tagline::git::init_early() };
     std::process::exit(tagline::cli::main());
 }

@@ -1,7 +1,8 @@
 //! Git over HTTPS with a client certificate (the GitRepository Secret's `tls.crt` + `tls.key`)
 //! against lighttpd + `git http-backend` that enforces one: `run --once` clones and pushes; the
 //! same Secret without the certificate fails with a clear error and nothing is pushed; a
-//! certificate on a plain `http://` URL is refused by name.
+//! certificate on a plain `http://` URL is refused by name. Also: without `ca.crt`, the system
+//! roots (here `SSL_CERT_FILE`) are loaded when an HTTPS remote first needs them.
 
 mod common;
 mod e2e_support;
@@ -80,4 +81,36 @@ fn a_client_certificate_needs_an_https_url() {
     );
     assert!(!run.stderr.contains("PRIVATE KEY"), "{}", run.stderr);
     assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+}
+
+/// An HTTPS remote on libgit2's own transport, without `ca.crt`, trusts the system's roots:
+/// the binary starts libgit2 without reading them (`git::init_early`) and loads them before
+/// the first HTTPS session. Here the "system" bundle is the test CA, through `SSL_CERT_FILE`.
+#[test]
+fn without_ca_crt_the_system_roots_are_loaded_when_first_needed() {
+    let git = GitServer::start(GitOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let s = setup(Registry::start(RegistryOptions::default()), git);
+    s.config
+        .write("git-secret.yaml", &secret("git-auth", "Opaque", &[]));
+    let run = |trust: bool| {
+        let mut cmd = e2e_support::tagline_once(&s.config, None);
+        if trust {
+            cmd.env("SSL_CERT_FILE", TestCa::get().ca_path());
+        } else {
+            cmd.env("SSL_CERT_FILE", "/dev/null");
+        }
+        e2e_support::Running::spawn(cmd).wait()
+    };
+    let untrusted = run(false);
+    assert_ne!(untrusted.code, 0, "{}", untrusted.stderr);
+    assert_eq!(s.git.log(&s.fleet, "main").len(), 1);
+    let trusted = run(true);
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert!(s
+        .git
+        .file(&s.fleet, "main", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
 }

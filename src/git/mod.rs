@@ -51,6 +51,7 @@ use git2::{AutotagOption, FetchOptions, IndexAddOption, Oid, PushOptions, Reposi
 
 pub use error::{redact_url, GitError};
 pub use sign::{Signer, SigningKey};
+pub use transport::init_early;
 use transport::Session;
 
 /// How to authenticate to a Git server (the GitRepository Secret's keys). `Debug` hides secrets.

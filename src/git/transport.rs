@@ -33,6 +33,55 @@ pub(crate) fn isolate_from_host_config() {
     });
 }
 
+/// Set by [`init_early`]: libgit2's OpenSSL context was made without the system CA bundle,
+/// which is then loaded before the first HTTPS session through libgit2's own transport.
+static LAZY_ROOTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The CA bundle to load lazily (the caller's `SSL_CERT_FILE`, else the probed one).
+static ROOTS_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Initialises libgit2 without parsing the system CA bundle: libgit2 builds its OpenSSL
+/// context at initialisation and `SSL_CTX_set_default_verify_paths` reads the whole bundle
+/// (about 30 ms of CPU, most of a run with nothing to do). `SSL_CERT_FILE` points at an empty
+/// file while libgit2 starts; the bundle is loaded when an HTTPS remote first needs it.
+///
+/// # Safety
+/// Changes the process environment: call before any other thread exists (in `main`).
+pub unsafe fn init_early() {
+    let saved = std::env::var_os("SSL_CERT_FILE");
+    let bundle = saved
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| openssl_probe::probe().cert_file);
+    let _ = ROOTS_FILE.set(bundle);
+    // SAFETY: the caller guarantees no other thread runs.
+    unsafe { std::env::set_var("SSL_CERT_FILE", "/dev/null") };
+    isolate_from_host_config();
+    match saved {
+        // SAFETY: as above.
+        Some(v) => unsafe { std::env::set_var("SSL_CERT_FILE", v) },
+        None => unsafe { std::env::remove_var("SSL_CERT_FILE") },
+    }
+    LAZY_ROOTS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Before an HTTPS session on libgit2's transport: the CA bundle [`init_early`] left out.
+fn load_lazy_roots() {
+    static ONCE: Once = Once::new();
+    if !LAZY_ROOTS.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    ONCE.call_once(|| {
+        if let Some(Some(file)) = ROOTS_FILE.get() {
+            // SAFETY: libgit2 is initialised; the option only loads certificates into its
+            // OpenSSL context.
+            if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(file) } {
+                tracing::warn!("loading the CA bundle {}: {e}", file.display());
+            }
+        }
+    });
+}
+
 /// State shared between the libgit2 callbacks of one operation and the code that reads their
 /// verdict afterwards.
 #[derive(Default)]
@@ -135,6 +184,9 @@ impl<'r> Session<'r> {
                     cause: "the 'identity' key is empty".into(),
                 });
             }
+        }
+        if !http::wanted(remote) && remote.url.to_ascii_lowercase().starts_with("https://") {
+            load_lazy_roots();
         }
         let http = if http::wanted(remote) {
             Some(http::install(remote).map_err(|cause| GitError::Config {

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tracing::Instrument;
+
 use crate::api::{
     Config, DigestReflection, GitRef, GitRepository, ImagePolicy, ImageRepository,
     ImageUpdateAutomation, Kind, NamespacedName, Secret, SigningKeyType,
@@ -275,6 +277,19 @@ impl fmt::Debug for Progress {
 }
 
 /// Tells `options`' progress listener, if any, that `kind id` is done.
+/// The `tracing` span for the work on one object: every line logged inside it (scanner
+/// retries and fallbacks, git cache and push messages) names the object with `kind`,
+/// `namespace` and `name`. At ERROR level, so that no log filter that lets a line through
+/// drops the span around it.
+pub fn object_span(kind: Kind, id: &NamespacedName) -> tracing::Span {
+    tracing::error_span!(
+        "object",
+        kind = %kind,
+        namespace = %id.namespace,
+        name = %id.name
+    )
+}
+
 fn done(options: &Options, kind: Kind, id: &NamespacedName) {
     if let Some(p) = &options.progress {
         (p.0)(kind, id);
@@ -461,14 +476,19 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         }
     }
     for (options, repo, ids) in sharing {
-        scans.spawn(async move {
-            let started = Instant::now();
-            let result = scanner::scan(&repo.image, &options)
-                .await
-                .map(|r| r.tags)
-                .map_err(|e| e.to_string());
-            (ids, result, started.elapsed())
-        });
+        // A scan shared by several repositories is logged as the first one's.
+        let span = object_span(Kind::ImageRepository, &repo.id);
+        scans.spawn(
+            async move {
+                let started = Instant::now();
+                let result = scanner::scan(&repo.image, &options)
+                    .await
+                    .map(|r| r.tags)
+                    .map_err(|e| e.to_string());
+                (ids, result, started.elapsed())
+            }
+            .instrument(span),
+        );
     }
     let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
@@ -531,7 +551,10 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         }
         let started = Instant::now();
         let before = store.latest(&policy.id.to_string()).cloned();
-        let status = match evaluate(config, policy, store, &mut pass_options).await {
+        let status = match evaluate(config, policy, store, &mut pass_options)
+            .instrument(object_span(Kind::ImagePolicy, &policy.id))
+            .await
+        {
             Ok(status) => Outcome::new(Kind::ImagePolicy, &policy.id, status),
             Err(failure) => Outcome::failure(Kind::ImagePolicy, &policy.id, failure),
         };
@@ -585,7 +608,11 @@ pub async fn run_automations(
             Status::Skipped("suspended".into()),
         );
         if !automation.suspend {
-            match update(config, automation, store, options).await {
+            let span = object_span(Kind::ImageUpdateAutomation, &automation.id);
+            match update(config, automation, store, options)
+                .instrument(span)
+                .await
+            {
                 Ok((text, update, observed, pushed)) => {
                     if let Some(push) = pushed {
                         outcome.push = Some(push.clone());
@@ -1252,7 +1279,10 @@ async fn update(
         .cache_dir
         .as_deref()
         .map(|dir| cache_paths(dir, &remote.url));
+    // The blocking task logs for the automation too: it enters the caller's span.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _span = span.enter();
         let record = |revision: String| {
             short_circuit.then(|| AutomationRecord {
                 fingerprint: fingerprint.clone(),

@@ -3,6 +3,7 @@
 
 mod common;
 mod e2e_support;
+mod emulator;
 
 use common::*;
 use e2e_support::*;
@@ -231,5 +232,197 @@ fn run_once_draws_a_progress_bar_on_a_terminal() {
     assert!(
         last_bar < first_line,
         "the bar is gone before the lines: {screen:?}"
+    );
+}
+
+/// The first tag list request answers 503 (as a registry behind a load balancer does while a
+/// backend restarts, e.g. Harbor during an upgrade); every later one lists the tags.
+fn unavailable_once() -> impl Fn(&emulator::Request) -> emulator::Response + Send + Sync {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    move |r: &emulator::Request| {
+        if !r.path.ends_with("/tags/list") {
+            return emulator::Response::json(200, "{}");
+        }
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return emulator::Response::json(
+                503,
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+            );
+        }
+        emulator::Response::json(200, r#"{"name":"team/app","tags":["1.0.0","1.2.0"]}"#)
+    }
+}
+
+/// Runs `tagline run --once` with the pipeline's own debug lines on, in JSON or not.
+async fn run_logging(config: &ConfigDir, state: &std::path::Path, json: bool) -> (i32, String) {
+    let mut cmd = tagline();
+    cmd.env("TAGLINE_LOG", "tagline=debug")
+        .args(["run", "--once", "--state-dir"])
+        .arg(state)
+        .arg("--config")
+        .arg(config.path());
+    if json {
+        cmd.args(["--log-format", "json"]);
+    }
+    // The emulator answers on this test's runtime: the run waits off it.
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run tagline"))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// Damages the clone cache under `state` and moves the branch back, so that the next run
+/// has work to do in a fresh clone.
+fn damage_cache_and_revert(state: &std::path::Path, git: &GitServer, fleet: &str, case: &str) {
+    let caches: Vec<_> = std::fs::read_dir(state.join("git"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    std::fs::write(caches[0].join(".git/HEAD"), "garbage\n").unwrap();
+    let content = git
+        .file(fleet, "main", "deploy/app.yaml")
+        .replace(":1.2.0", ":1.0.0");
+    git.commit(fleet, "main", &[("deploy/app.yaml", &content)], case);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_and_git_lines_name_the_object_they_were_logged_for() {
+    let registry = emulator::Emulator::start(unavailable_once()).await;
+    let git = GitServer::start(GitOptions::default());
+    let fleet = unique_name("fleet");
+    let deployment = DEPLOYMENT
+        .replace("REGISTRY", &registry.host())
+        .replace("IMAGE", "team/app");
+    git.create_repo(&fleet, "main", &[("deploy/app.yaml", &deployment)]);
+    let config = ConfigDir::new();
+    let objects = format!(
+        "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+spec:
+  image: {host}/team/app
+  interval: 5m
+  insecure: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: '^1.0.0'
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: fleet
+spec:
+  url: {url}
+  interval: 1m
+  ref:
+    branch: main
+  secretRef:
+    name: git-auth
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata:
+  name: fleet
+spec:
+  interval: 5m
+  sourceRef:
+    kind: GitRepository
+    name: fleet
+  git:
+    commit:
+      author:
+        name: Tagline Bot
+        email: bot@example.com
+  update:
+    path: ./deploy
+    strategy: Setters
+",
+        host = registry.host(),
+        url = git.url(&fleet),
+    );
+    config.write("objects.yaml", &objects);
+    config.write("git-secret.yaml", &git.auth_secret_yaml("git-auth"));
+    let state = tempfile::tempdir().unwrap();
+
+    // First run: the scan is retried after the 503; the retry line names the repository.
+    let (code, stderr) = run_logging(&config, state.path(), true).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stderr);
+    let retry = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("retrying"))
+        })
+        .unwrap_or_else(|| panic!("no retry line in {stderr}"));
+    assert_eq!(retry["level"], "debug", "{retry}");
+    assert_eq!(retry["kind"], "ImageRepository", "{retry}");
+    assert_eq!(retry["namespace"], "default", "{retry}");
+    assert_eq!(retry["name"], "app", "{retry}");
+    assert!(
+        retry["repository"] == "team/app",
+        "its own fields stay: {retry}"
+    );
+    // The outcome lines: one per object, as before.
+    let outcomes: Vec<_> = lines.iter().filter(|l| l.get("result").is_some()).collect();
+    assert_eq!(outcomes.len(), 3, "{stderr}");
+    assert!(git
+        .file(&fleet, "main", "deploy/app.yaml")
+        .contains(":1.2.0 #"));
+
+    // Second run, with the clone cache damaged: the line about it names the automation.
+    damage_cache_and_revert(state.path(), git, &fleet, "revert for the JSON run");
+    let (code, stderr) = run_logging(&config, state.path(), true).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stderr);
+    let cache = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("clone cache"))
+        })
+        .unwrap_or_else(|| panic!("no clone cache line in {stderr}"));
+    assert_eq!(cache["kind"], "ImageUpdateAutomation", "{cache}");
+    assert_eq!(cache["namespace"], "default", "{cache}");
+    assert_eq!(cache["name"], "fleet", "{cache}");
+    assert!(cache["dir"].is_string(), "{cache}");
+    // A line that names its object itself (the outcome lines) carries each field once.
+    for line in stderr.lines() {
+        assert!(line.matches("\"kind\":").count() <= 1, "{line}");
+    }
+
+    // The human format names the object too; the outcome lines stay as they were.
+    damage_cache_and_revert(state.path(), git, &fleet, "revert for the human run");
+    let (code, stderr) = run_logging(&config, state.path(), false).await;
+    assert_eq!(code, 0, "{stderr}");
+    let cache = stderr
+        .lines()
+        .find(|l| l.contains("clone cache"))
+        .unwrap_or_else(|| panic!("no clone cache line in {stderr}"));
+    assert!(cache.contains(" INFO "), "{cache}");
+    assert!(
+        cache.contains("ImageUpdateAutomation default/fleet: the clone cache"),
+        "{cache}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("ImageUpdateAutomation default/fleet: pushed commit")),
+        "{stderr}"
     );
 }

@@ -152,17 +152,20 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Colours only for a person at a terminal, never into a log file or a journal.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Span fields as JSON, so that the formatters can read back the object a span names.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(progress::Stderr);
-    // JSON lines from anywhere in the process (webhooks, notifications, git) take the
-    // shape of the run's own: `time`, `level`, then the event's fields, flat.
+        .with_writer(progress::Stderr)
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new());
+    // JSON lines from anywhere in the process (webhooks, notifications, scanner, git) take
+    // the shape of the run's own: `time`, `level`, then the event's fields and those of the
+    // object it was logged for (`kind`, `namespace`, `name`), flat.
     let _ = if json {
         builder
             .event_format(run::lines::Lines { json: true })
             .try_init()
     } else {
-        builder.try_init()
+        builder.event_format(run::lines::Human).try_init()
     };
 }

@@ -38,6 +38,11 @@ fn open_store(state_dir: Option<&Path>) -> anyhow::Result<Store> {
 /// per line (`time`, `level`, and the event's fields: `kind`, `namespace`, `name`, `result`,
 /// `message`, `warnings`; a service line names its object with `kind`, `namespace`, `name`
 /// and `file` where they apply, and leaves out those that do not).
+///
+/// The same module formats the lines logged from anywhere else in the process (scanner, git,
+/// notifications): [`Lines`] with `json` for `--log-format json`, [`Human`] otherwise. Both
+/// take the object a line is about from the `tracing` spans it was logged in (the pipeline
+/// enters one per object, with `kind`, `namespace`, `name`), unless the event names it itself.
 pub(super) mod lines {
     use std::fmt;
     use std::sync::OnceLock;
@@ -46,7 +51,7 @@ pub(super) mod lines {
     use tracing::field::{Field, Visit};
     use tracing::{Dispatch, Event, Subscriber};
     use tracing_subscriber::fmt::format::Writer;
-    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
     use tracing_subscriber::registry::LookupSpan;
 
     /// Formats events as the run's log lines.
@@ -77,6 +82,59 @@ pub(super) mod lines {
         fn text(&self, key: &str) -> &str {
             self.0.get(key).and_then(|v| v.as_str()).unwrap_or_default()
         }
+
+        /// Adds the fields of the tagline spans `event` was logged in (outermost first, an
+        /// inner span's value winning), except those the event itself gives a value.
+        fn add_spans<S, N>(&mut self, ctx: &FmtContext<'_, S, N>)
+        where
+            S: Subscriber + for<'a> LookupSpan<'a>,
+            N: for<'a> FormatFields<'a> + 'static,
+        {
+            let Some(scope) = ctx.event_scope() else {
+                return;
+            };
+            let mut from_spans = serde_json::Map::new();
+            for span in scope.from_root() {
+                if !span.metadata().target().starts_with("tagline") {
+                    continue;
+                }
+                let extensions = span.extensions();
+                let Some(formatted) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                // Span fields are recorded by `JsonFields`: one JSON object per span.
+                if let Ok(serde_json::Value::Object(fields)) =
+                    serde_json::from_str::<serde_json::Value>(&formatted.fields)
+                {
+                    from_spans.extend(fields);
+                }
+            }
+            for (key, value) in from_spans {
+                let value = match value {
+                    serde_json::Value::String(_) => value,
+                    other => other.to_string().into(),
+                };
+                let empty = self.0.get(&key).is_none_or(|v| v == "");
+                if empty {
+                    self.0.insert(key, value);
+                }
+            }
+        }
+
+        /// `Kind namespace/name` of the object a line is about, when it names one.
+        fn object(&self) -> Option<String> {
+            let (kind, namespace, name) =
+                (self.text("kind"), self.text("namespace"), self.text("name"));
+            match (kind, namespace, name) {
+                ("", _, _) | (_, _, "") => None,
+                (kind, "", name) => Some(format!("{kind} {name}")),
+                (kind, namespace, name) => Some(format!("{kind} {namespace}/{name}")),
+            }
+        }
+    }
+
+    fn now() -> String {
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 
     impl<S, N> FormatEvent<S, N> for Lines
@@ -86,20 +144,16 @@ pub(super) mod lines {
     {
         fn format_event(
             &self,
-            _ctx: &FmtContext<'_, S, N>,
+            ctx: &FmtContext<'_, S, N>,
             mut w: Writer<'_>,
             event: &Event<'_>,
         ) -> fmt::Result {
             let mut fields = Fields::default();
             event.record(&mut fields);
             if self.json {
+                fields.add_spans(ctx);
                 let mut line = serde_json::Map::new();
-                line.insert(
-                    "time".into(),
-                    Utc::now()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                        .into(),
-                );
+                line.insert("time".into(), now().into());
                 line.insert(
                     "level".into(),
                     event.metadata().level().as_str().to_lowercase().into(),
@@ -131,6 +185,57 @@ pub(super) mod lines {
             } else {
                 writeln!(w, "tagline: {}", fields.text("message"))
             }
+        }
+    }
+
+    /// The human format of the lines logged from anywhere in the process: time, level,
+    /// target, then `Kind namespace/name: ` when the line is about an object, the message,
+    /// and the other fields as `key=value`.
+    pub struct Human;
+
+    impl<S, N> FormatEvent<S, N> for Human
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut w: Writer<'_>,
+            event: &Event<'_>,
+        ) -> fmt::Result {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            fields.add_spans(ctx);
+            let meta = event.metadata();
+            let level = meta.level();
+            if w.has_ansi_escapes() {
+                let colour = match *level {
+                    tracing::Level::ERROR => "31",
+                    tracing::Level::WARN => "33",
+                    tracing::Level::INFO => "32",
+                    tracing::Level::DEBUG => "34",
+                    tracing::Level::TRACE => "35",
+                };
+                write!(w, "{} \x1b[{colour}m{level:>5}\x1b[0m ", now())?;
+            } else {
+                write!(w, "{} {level:>5} ", now())?;
+            }
+            write!(w, "{}: ", meta.target())?;
+            if let Some(object) = fields.object() {
+                write!(w, "{object}: ")?;
+            }
+            write!(w, "{}", fields.text("message"))?;
+            for (key, value) in &fields.0 {
+                if matches!(key.as_str(), "message" | "kind" | "namespace" | "name") {
+                    continue;
+                }
+                match value {
+                    serde_json::Value::String(text) => write!(w, " {key}={text}")?,
+                    other => write!(w, " {key}={other}")?,
+                }
+            }
+            writeln!(w)
         }
     }
 

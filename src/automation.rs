@@ -149,6 +149,15 @@ pub struct Report {
     /// Per policy whose latest reference changed in this pass: the new one and the one
     /// before (none the first time).
     pub latest_changes: BTreeMap<NamespacedName, (ImageRef, Option<ImageRef>)>,
+    /// Per repository scanned in this pass: its tag count, or why the scan failed (a stable
+    /// word: `ScanError::reason`, or `Options` when its options could not be built).
+    pub scans: BTreeMap<NamespacedName, Result<usize, &'static str>>,
+    /// Per repository reconciled in this pass: how many tags the store holds for it.
+    pub repository_tags: BTreeMap<NamespacedName, usize>,
+    /// Registry requests sent in this pass, by (host, status code or `error`).
+    pub registry_requests: BTreeMap<(String, String), u64>,
+    /// Per registry host: the rate-limit headers its last answering scan carried.
+    pub rate_limits: BTreeMap<String, scanner::RateLimit>,
 }
 
 /// A commit an automation pushed.
@@ -201,6 +210,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         manners: options.manners,
         ..PassOptions::default()
     };
+    let requests = pass_options.requests.clone();
     for repo in config.repositories.values() {
         if selection
             .repositories
@@ -263,6 +273,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 }
             }
             Err(e) => {
+                report.scans.insert(repo.id.clone(), Err("Options"));
                 scanned.insert(repo.id.clone(), Err(e));
             }
         }
@@ -270,17 +281,26 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     for (options, repo, ids) in sharing {
         scans.spawn(async move {
             let started = Instant::now();
-            let result = scanner::scan(&repo.image, &options)
-                .await
-                .map(|r| r.tags)
-                .map_err(|e| e.to_string());
-            (ids, result, started.elapsed())
+            let result = scanner::scan(&repo.image, &options).await;
+            let host = repo.image.api_host().to_string();
+            let rate_limit = result.as_ref().ok().and_then(|r| r.rate_limit.clone());
+            let reason = result
+                .as_ref()
+                .map(|r| r.tags.len())
+                .map_err(|e| e.reason());
+            let result = result.map(|r| r.tags).map_err(|e| e.to_string());
+            (ids, result, started.elapsed(), (host, rate_limit, reason))
         });
     }
     let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (ids, result, elapsed) = joined.expect("scan task does not panic");
+        let (ids, result, elapsed, (host, rate_limit, reason)) =
+            joined.expect("scan task does not panic");
+        if let Some(r) = rate_limit {
+            report.rate_limits.insert(host, r);
+        }
         for id in ids {
+            report.scans.insert(id.clone(), reason);
             scanned.insert(id.clone(), result.clone());
             took.insert(id, elapsed);
         }
@@ -311,6 +331,13 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     }
     report.outcomes.extend(fresh);
     sort_outcomes(&mut report.outcomes);
+    for o in &report.outcomes {
+        if o.kind == Kind::ImageRepository {
+            if let Some(tags) = store.tags(&o.id.to_string()) {
+                report.repository_tags.insert(o.id.clone(), tags.len());
+            }
+        }
+    }
 
     // Evaluate the policies whose repository was scanned, and the selected ones, against
     // their repository's tags (the stored list when the scan failed or was not needed).
@@ -336,6 +363,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
             .outcomes
             .push(Outcome::new(Kind::ImagePolicy, &policy.id, status).took(started.elapsed()));
     }
+    report.registry_requests = requests.counts();
     report
 }
 
@@ -423,6 +451,8 @@ struct PassOptions {
     built: BTreeMap<NamespacedName, Result<ScanOptions, String>>,
     /// How hard each registry host may be pressed.
     manners: Manners,
+    /// Counts every request this pass sends to registries.
+    requests: scanner::RequestLog,
 }
 
 impl PassOptions {
@@ -436,6 +466,7 @@ impl PassOptions {
             .or_insert_with(|| {
                 scan_options(repo, secrets).map(|o| ScanOptions {
                     manners: self.manners,
+                    requests: Some(self.requests.clone()),
                     ..o
                 })
             })

@@ -58,6 +58,18 @@ pub struct Board {
     passes: u64,
     last_pass: Option<DateTime<Utc>>,
     last_pass_seconds: f64,
+    /// Scans run, by (namespace, name, result).
+    scans: BTreeMap<(String, String, &'static str), u64>,
+    /// Tags the store holds, by (namespace, name).
+    repository_tags: BTreeMap<(String, String), usize>,
+    /// Registry requests, by (host, status).
+    registry_requests: BTreeMap<(String, String), u64>,
+    /// The last `RateLimit-Remaining` each host sent.
+    rate_limit_remaining: BTreeMap<String, u64>,
+    /// Pushes, by (namespace, name) of the automation.
+    pushes: BTreeMap<(String, String), u64>,
+    /// Failures, by (kind, reason).
+    failures: BTreeMap<(String, String), u64>,
     /// Every object's Flux status and the image rows, as of the last pass.
     document: crate::status::Document,
 }
@@ -91,6 +103,38 @@ impl Board {
                     at,
                 },
             );
+        }
+        for (id, scan) in &report.scans {
+            let result = if scan.is_ok() { "ok" } else { "failed" };
+            let key = (id.namespace.clone(), id.name.clone(), result);
+            *self.scans.entry(key).or_default() += 1;
+            if let Err(reason) = scan {
+                let key = (Kind::ImageRepository.to_string(), reason.to_string());
+                *self.failures.entry(key).or_default() += 1;
+            }
+        }
+        for o in report.outcomes.iter().filter(|o| o.failed()) {
+            // Scan failures are counted above with their reason.
+            if o.kind != Kind::ImageRepository || !report.scans.contains_key(&o.id) {
+                let key = (o.kind.to_string(), "ReconciliationFailed".to_string());
+                *self.failures.entry(key).or_default() += 1;
+            }
+        }
+        for (id, n) in &report.repository_tags {
+            let key = (id.namespace.clone(), id.name.clone());
+            self.repository_tags.insert(key, *n);
+        }
+        for (key, n) in &report.registry_requests {
+            *self.registry_requests.entry(key.clone()).or_default() += n;
+        }
+        for (host, r) in &report.rate_limits {
+            if let Some(remaining) = r.remaining {
+                self.rate_limit_remaining.insert(host.clone(), remaining);
+            }
+        }
+        for id in report.pushes.keys() {
+            let key = (id.namespace.clone(), id.name.clone());
+            *self.pushes.entry(key).or_default() += 1;
         }
         self.passes += 1;
         self.last_pass = Some(at);
@@ -177,7 +221,98 @@ impl Board {
             "tagline_last_pass_duration_seconds {}",
             self.last_pass_seconds
         );
+        self.tagline_metrics(&mut out);
         out
+    }
+
+    /// tagline's own series: scans, tags, registry requests, rate limits, pushes, failures.
+    fn tagline_metrics(&self, out: &mut String) {
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            out,
+            "tagline_scans_total",
+            "counter",
+            "Registry scans by ImageRepository and result (ok, failed).",
+        );
+        for ((ns, name, result), n) in &self.scans {
+            let _ = writeln!(
+                out,
+                "tagline_scans_total{{namespace=\"{}\",name=\"{}\",result=\"{result}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_repository_tags",
+            "gauge",
+            "Tags the last good scan of an ImageRepository listed (after exclusion).",
+        );
+        for ((ns, name), n) in &self.repository_tags {
+            let _ = writeln!(
+                out,
+                "tagline_repository_tags{{namespace=\"{}\",name=\"{}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_registry_requests_total",
+            "counter",
+            "HTTP requests sent to registries, by host and status code (error: no response).",
+        );
+        for ((host, status), n) in &self.registry_requests {
+            let _ = writeln!(
+                out,
+                "tagline_registry_requests_total{{host=\"{}\",status=\"{}\"}} {n}",
+                escape(host),
+                escape(status)
+            );
+        }
+        head(
+            out,
+            "tagline_registry_rate_limit_remaining",
+            "gauge",
+            "The last RateLimit-Remaining a registry host sent.",
+        );
+        for (host, n) in &self.rate_limit_remaining {
+            let _ = writeln!(
+                out,
+                "tagline_registry_rate_limit_remaining{{host=\"{}\"}} {n}",
+                escape(host)
+            );
+        }
+        head(
+            out,
+            "tagline_pushes_total",
+            "counter",
+            "Commits pushed by ImageUpdateAutomation (one commit per push).",
+        );
+        for ((ns, name), n) in &self.pushes {
+            let _ = writeln!(
+                out,
+                "tagline_pushes_total{{namespace=\"{}\",name=\"{}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_failures_total",
+            "counter",
+            "Failed reconciliations by kind and reason.",
+        );
+        for ((kind, reason), n) in &self.failures {
+            let _ = writeln!(
+                out,
+                "tagline_failures_total{{kind=\"{}\",reason=\"{}\"}} {n}",
+                escape(kind),
+                escape(reason)
+            );
+        }
     }
 
     /// `/api/v1/status`: every object's Flux status (`items`), the image rows (`images`),
@@ -316,6 +451,69 @@ mod tests {
             1,
             "kept across passes"
         );
+    }
+
+    #[test]
+    fn tagline_series_follow_scans_requests_pushes_and_failures() {
+        let mut b = Board::default();
+        let app = NamespacedName::new("default", "app");
+        let gone = NamespacedName::new("default", "gone");
+        let mut report = Report {
+            outcomes: vec![
+                outcome(
+                    Kind::ImageRepository,
+                    "app",
+                    Status::Ok("scanned 3 tags".into()),
+                ),
+                outcome(
+                    Kind::ImageRepository,
+                    "gone",
+                    Status::Failed("not found".into()),
+                ),
+                outcome(
+                    Kind::ImageUpdateAutomation,
+                    "fleet",
+                    Status::Failed("push".into()),
+                ),
+            ],
+            ..Report::default()
+        };
+        report.scans.insert(app.clone(), Ok(3));
+        report.scans.insert(gone.clone(), Err("NotFound"));
+        report.repository_tags.insert(app.clone(), 3);
+        report
+            .registry_requests
+            .insert(("127.0.0.1:5000".into(), "200".into()), 2);
+        report
+            .registry_requests
+            .insert(("127.0.0.1:5000".into(), "error".into()), 1);
+        report.rate_limits.insert(
+            "127.0.0.1:5000".into(),
+            crate::scanner::RateLimit {
+                limit: Some(100),
+                remaining: Some(97),
+            },
+        );
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        b.record(&report, t, Duration::from_millis(1));
+        b.record(&report, t, Duration::from_millis(1));
+        let m = b.metrics();
+        for want in [
+            "# TYPE tagline_scans_total counter",
+            "tagline_scans_total{namespace=\"default\",name=\"app\",result=\"ok\"} 2",
+            "tagline_scans_total{namespace=\"default\",name=\"gone\",result=\"failed\"} 2",
+            "# TYPE tagline_repository_tags gauge",
+            "tagline_repository_tags{namespace=\"default\",name=\"app\"} 3",
+            "tagline_registry_requests_total{host=\"127.0.0.1:5000\",status=\"200\"} 4",
+            "tagline_registry_requests_total{host=\"127.0.0.1:5000\",status=\"error\"} 2",
+            "tagline_registry_rate_limit_remaining{host=\"127.0.0.1:5000\"} 97",
+            "tagline_failures_total{kind=\"ImageRepository\",reason=\"NotFound\"} 2",
+            "tagline_failures_total{kind=\"ImageUpdateAutomation\",reason=\"ReconciliationFailed\"} 2",
+            "# TYPE tagline_pushes_total counter",
+        ] {
+            assert!(m.lines().any(|l| l == want), "missing {want:?} in\n{m}");
+        }
+        assert!(!m.contains("tagline_repository_tags{namespace=\"default\",name=\"gone\"}"));
     }
 
     #[test]

@@ -352,6 +352,15 @@ pub struct Report {
     /// Per policy whose latest reference changed in this pass: the new one and the one
     /// before (none the first time).
     pub latest_changes: BTreeMap<NamespacedName, (ImageRef, Option<ImageRef>)>,
+    /// Per repository scanned in this pass: its tag count, or why the scan failed (a stable
+    /// word: `ScanError::reason`, or `Options` when its options could not be built).
+    pub scans: BTreeMap<NamespacedName, Result<usize, &'static str>>,
+    /// Per repository reconciled in this pass: how many tags the store holds for it.
+    pub repository_tags: BTreeMap<NamespacedName, usize>,
+    /// Registry requests sent in this pass, by (host, status code or `error`).
+    pub registry_requests: BTreeMap<(String, String), u64>,
+    /// Per registry host: the rate-limit headers its last answering scan carried.
+    pub rate_limits: BTreeMap<String, scanner::RateLimit>,
 }
 
 /// A commit an automation pushed.
@@ -406,6 +415,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         manners: options.manners,
         ..PassOptions::default()
     };
+    let requests = pass_options.requests.clone();
     for repo in config.repositories.values() {
         if selection
             .repositories
@@ -471,6 +481,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 }
             }
             Err(e) => {
+                report.scans.insert(repo.id.clone(), Err("Options"));
                 scanned.insert(repo.id.clone(), Err(e));
             }
         }
@@ -481,19 +492,30 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         scans.spawn(
             async move {
                 let started = Instant::now();
-                let result = scanner::scan(&repo.image, &options)
-                    .await
-                    .map(|r| r.tags)
-                    .map_err(|e| e.to_string());
-                (ids, result, started.elapsed())
+                let result = scanner::scan(&repo.image, &options).await;
+                let host = repo.image.api_host().to_string();
+                let rate_limit = result.as_ref().ok().and_then(|r| r.rate_limit.clone());
+                let reason = result
+                    .as_ref()
+                    .map(|r| r.tags.len())
+                    .map_err(|e| e.reason());
+                let result = result.map(|r| r.tags).map_err(|e| e.to_string());
+                (ids, result, started.elapsed(), (host, rate_limit, reason))
             }
             .instrument(span),
         );
     }
     let mut took = BTreeMap::new();
     while let Some(joined) = scans.join_next().await {
-        let (mut ids, result, elapsed) = joined.expect("scan task does not panic");
+        let (mut ids, result, elapsed, (host, rate_limit, reason)) =
+            joined.expect("scan task does not panic");
+        if let Some(r) = rate_limit {
+            report.rate_limits.insert(host, r);
+        }
         let Some(last) = ids.pop() else { continue };
+        for id in ids.iter().chain([&last]) {
+            report.scans.insert(id.clone(), reason);
+        }
         match result {
             Ok(tags) => {
                 // Repositories sharing the scan each keep their own list; the last one takes
@@ -537,6 +559,13 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     }
     report.outcomes.extend(fresh);
     sort_outcomes(&mut report.outcomes);
+    for o in &report.outcomes {
+        if o.kind == Kind::ImageRepository {
+            if let Some(tags) = store.tags(&o.id.to_string()) {
+                report.repository_tags.insert(o.id.clone(), tags.len());
+            }
+        }
+    }
 
     // Evaluate the policies whose repository was scanned, and the selected ones, against
     // their repository's tags (the stored list when the scan failed or was not needed).
@@ -567,6 +596,7 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
         report.outcomes.push(status.took(started.elapsed()));
         done(options, Kind::ImagePolicy, &policy.id);
     }
+    report.registry_requests = requests.counts();
     report
 }
 
@@ -686,6 +716,8 @@ struct PassOptions {
     built: BTreeMap<NamespacedName, Result<ScanOptions, String>>,
     /// How hard each registry host may be pressed.
     manners: Manners,
+    /// Counts every request this pass sends to registries.
+    requests: scanner::RequestLog,
 }
 
 impl PassOptions {
@@ -699,6 +731,7 @@ impl PassOptions {
             .or_insert_with(|| {
                 scan_options(repo, secrets).map(|o| ScanOptions {
                     manners: self.manners,
+                    requests: Some(self.requests.clone()),
                     ..o
                 })
             })

@@ -152,6 +152,36 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
         metrics.contains("tagline_reconciles_total{kind=\"ImageUpdateAutomation\",result=\"ok\"}"),
         "{metrics}"
     );
+    // tagline's own series: the tag count is the registry's own list (1.3.0 included).
+    let listed: serde_json::Value = reqwest::blocking::get(format!(
+        "http://{}/v2/{}/tags/list",
+        s.registry.host(),
+        s.image
+    ))
+    .and_then(|r| r.json())
+    .expect("the registry lists its tags");
+    let tags = listed["tags"].as_array().expect("tags").len();
+    assert!(
+        metrics.contains(&format!(
+            "tagline_repository_tags{{namespace=\"default\",name=\"app\"}} {tags}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tagline_scans_total{namespace=\"default\",name=\"app\",result=\"ok\"}"),
+        "{metrics}"
+    );
+    let host = s.registry.host();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&format!(
+            "tagline_registry_requests_total{{host=\"{host}\",status=\"200\"}} "
+        ))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tagline_pushes_total{namespace=\"default\",name=\"fleet\"} 2"),
+        "{metrics}"
+    );
     let (code, status) = get(port, "/api/v1/status").expect("/api/v1/status answers");
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&status).expect("status is JSON");

@@ -63,6 +63,18 @@ pub struct Board {
     passes: u64,
     last_pass: Option<DateTime<Utc>>,
     last_pass_seconds: f64,
+    /// Scans run, by (namespace, name, result).
+    scans: BTreeMap<(String, String, &'static str), u64>,
+    /// Tags the store holds, by (namespace, name).
+    repository_tags: BTreeMap<(String, String), usize>,
+    /// Registry requests, by (host, status).
+    registry_requests: BTreeMap<(String, String), u64>,
+    /// The last `RateLimit-Remaining` each host sent.
+    rate_limit_remaining: BTreeMap<String, u64>,
+    /// Pushes, by (namespace, name) of the automation.
+    pushes: BTreeMap<(String, String), u64>,
+    /// Failed scans, by (namespace, name, the failed step).
+    scan_failures: BTreeMap<(String, String, String), u64>,
     /// Every object's Flux status and the image rows, as of the last pass.
     document: crate::status::Document,
 }
@@ -103,6 +115,31 @@ impl Board {
                     at,
                 },
             );
+        }
+        for (id, scan) in &report.scans {
+            let result = if scan.is_ok() { "ok" } else { "failed" };
+            let key = (id.namespace.clone(), id.name.clone(), result);
+            *self.scans.entry(key).or_default() += 1;
+            if let Err(reason) = scan {
+                let key = (id.namespace.clone(), id.name.clone(), reason.to_string());
+                *self.scan_failures.entry(key).or_default() += 1;
+            }
+        }
+        for (id, n) in &report.repository_tags {
+            let key = (id.namespace.clone(), id.name.clone());
+            self.repository_tags.insert(key, *n);
+        }
+        for (key, n) in &report.registry_requests {
+            *self.registry_requests.entry(key.clone()).or_default() += n;
+        }
+        for (host, r) in &report.rate_limits {
+            if let Some(remaining) = r.remaining {
+                self.rate_limit_remaining.insert(host.clone(), remaining);
+            }
+        }
+        for id in report.pushes.keys() {
+            let key = (id.namespace.clone(), id.name.clone());
+            *self.pushes.entry(key).or_default() += 1;
         }
         self.passes += 1;
         self.last_pass = Some(at);
@@ -199,7 +236,99 @@ impl Board {
             "tagline_last_pass_duration_seconds {}",
             self.last_pass_seconds
         );
+        self.tagline_metrics(&mut out);
         out
+    }
+
+    /// tagline's own series: scans, tags, registry requests, rate limits, pushes, failures.
+    fn tagline_metrics(&self, out: &mut String) {
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            out,
+            "tagline_scans_total",
+            "counter",
+            "Registry scans by ImageRepository and result (ok, failed).",
+        );
+        for ((ns, name, result), n) in &self.scans {
+            let _ = writeln!(
+                out,
+                "tagline_scans_total{{namespace=\"{}\",name=\"{}\",result=\"{result}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_repository_tags",
+            "gauge",
+            "Tags the last good scan of an ImageRepository listed (after exclusion).",
+        );
+        for ((ns, name), n) in &self.repository_tags {
+            let _ = writeln!(
+                out,
+                "tagline_repository_tags{{namespace=\"{}\",name=\"{}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_registry_requests_total",
+            "counter",
+            "HTTP requests sent to registries, by host and status code (error: no response).",
+        );
+        for ((host, status), n) in &self.registry_requests {
+            let _ = writeln!(
+                out,
+                "tagline_registry_requests_total{{host=\"{}\",status=\"{}\"}} {n}",
+                escape(host),
+                escape(status)
+            );
+        }
+        head(
+            out,
+            "tagline_registry_rate_limit_remaining",
+            "gauge",
+            "The last RateLimit-Remaining a registry host sent.",
+        );
+        for (host, n) in &self.rate_limit_remaining {
+            let _ = writeln!(
+                out,
+                "tagline_registry_rate_limit_remaining{{host=\"{}\"}} {n}",
+                escape(host)
+            );
+        }
+        head(
+            out,
+            "tagline_pushes_total",
+            "counter",
+            "Commits pushed by ImageUpdateAutomation (one commit per push).",
+        );
+        for ((ns, name), n) in &self.pushes {
+            let _ = writeln!(
+                out,
+                "tagline_pushes_total{{namespace=\"{}\",name=\"{}\"}} {n}",
+                escape(ns),
+                escape(name)
+            );
+        }
+        head(
+            out,
+            "tagline_scan_failures_total",
+            "counter",
+            "Failed registry scans by ImageRepository and the step that failed.",
+        );
+        for ((ns, name, reason), n) in &self.scan_failures {
+            let _ = writeln!(
+                out,
+                "tagline_scan_failures_total{{namespace=\"{}\",name=\"{}\",reason=\"{}\"}} {n}",
+                escape(ns),
+                escape(name),
+                escape(reason)
+            );
+        }
     }
 
     /// `/api/v1/status`: every object's Flux status (`items`), the image rows (`images`),
@@ -358,6 +487,75 @@ mod tests {
             1,
             "kept across passes"
         );
+    }
+
+    #[test]
+    fn tagline_series_follow_scans_requests_pushes_and_failures() {
+        let mut b = Board::default();
+        let app = NamespacedName::new("default", "app");
+        let gone = NamespacedName::new("default", "gone");
+        let mut report = Report {
+            outcomes: vec![
+                outcome(
+                    Kind::ImageRepository,
+                    "app",
+                    Status::Ok("scanned 3 tags".into()),
+                ),
+                outcome(
+                    Kind::ImageRepository,
+                    "gone",
+                    Status::Failed("not found".into()),
+                ),
+                outcome(
+                    Kind::ImageUpdateAutomation,
+                    "fleet",
+                    Status::Failed("push".into()),
+                ),
+            ],
+            ..Report::default()
+        };
+        report.scans.insert(app.clone(), Ok(3));
+        report.scans.insert(gone.clone(), Err("NotFound"));
+        report.repository_tags.insert(app.clone(), 3);
+        report
+            .registry_requests
+            .insert(("127.0.0.1:5000".into(), "200".into()), 2);
+        report
+            .registry_requests
+            .insert(("127.0.0.1:5000".into(), "error".into()), 1);
+        report.rate_limits.insert(
+            "127.0.0.1:5000".into(),
+            crate::scanner::RateLimit {
+                limit: Some(100),
+                remaining: Some(97),
+            },
+        );
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        b.record(&report, t, Duration::from_millis(1));
+        b.record(&report, t, Duration::from_millis(1));
+        let m = b.metrics();
+        for want in [
+            "# TYPE tagline_scans_total counter",
+            "tagline_scans_total{namespace=\"default\",name=\"app\",result=\"ok\"} 2",
+            "tagline_scans_total{namespace=\"default\",name=\"gone\",result=\"failed\"} 2",
+            "# TYPE tagline_repository_tags gauge",
+            "tagline_repository_tags{namespace=\"default\",name=\"app\"} 3",
+            "tagline_registry_requests_total{host=\"127.0.0.1:5000\",status=\"200\"} 4",
+            "tagline_registry_requests_total{host=\"127.0.0.1:5000\",status=\"error\"} 2",
+            "tagline_registry_rate_limit_remaining{host=\"127.0.0.1:5000\"} 97",
+            "tagline_scan_failures_total{namespace=\"default\",name=\"gone\",reason=\"NotFound\"} 2",
+            "# TYPE tagline_pushes_total counter",
+        ] {
+            assert!(m.lines().any(|l| l == want), "missing {want:?} in\n{m}");
+        }
+        assert!(!m.contains("tagline_repository_tags{namespace=\"default\",name=\"gone\"}"));
+        // Failed reconciliations by Flux's reason: the two failed objects, twice each.
+        let failures: u64 = m
+            .lines()
+            .filter(|l| l.starts_with("tagline_failures_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(failures, 4, "{m}");
     }
 
     #[test]

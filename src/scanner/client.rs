@@ -410,6 +410,8 @@ pub(super) struct Session<'a> {
     pub token_fetches: u32,
     /// How hard requests may press each host.
     pub manners: Manners,
+    /// Where requests are counted, if anywhere.
+    pub requests: Option<super::RequestLog>,
 }
 
 impl<'a> Session<'a> {
@@ -431,6 +433,7 @@ impl<'a> Session<'a> {
             rate_limit: None,
             token_fetches: 0,
             manners: options.manners,
+            requests: options.requests.clone(),
         };
         // A token from an earlier scan, if still valid: no challenge round trip.
         if let Some(tok) = cached_token(&s.token_key(), clock.now()) {
@@ -617,10 +620,12 @@ impl<'a> Session<'a> {
         }
         let host = url.authority().to_string();
         limit::for_host(&host, self.manners).pace(self.clock).await;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| self.target.transport_error(&e))?;
+        let sent = req.send().await;
+        if let Some(log) = &self.requests {
+            let status = sent.as_ref().map(|r| r.status().as_u16().to_string());
+            log.record(&host, status.as_deref().unwrap_or("error"));
+        }
+        let resp = sent.map_err(|e| self.target.transport_error(&e))?;
         record_rate_limit(resp.headers(), &mut self.rate_limit);
         Ok(resp)
     }

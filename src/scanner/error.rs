@@ -115,6 +115,27 @@ pub enum ScanError {
 }
 
 impl ScanError {
+    /// The step that failed, as a stable word for metrics labels (the variant's name).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScanError::DockerConfig { .. } => "DockerConfig",
+            ScanError::Options { .. } => "Options",
+            ScanError::Connect { .. } => "Connect",
+            ScanError::Tls { .. } => "Tls",
+            ScanError::Proxy { .. } => "Proxy",
+            ScanError::Auth { .. } => "Auth",
+            ScanError::NotFound { .. } => "NotFound",
+            ScanError::TagNotFound { .. } => "TagNotFound",
+            ScanError::Status { .. } => "Status",
+            ScanError::RateLimited { .. } => "RateLimited",
+            ScanError::Decode { .. } => "Decode",
+            ScanError::Timeout { .. } => "Timeout",
+            ScanError::TooLarge { .. } => "TooLarge",
+            ScanError::Truncated { .. } => "Truncated",
+            ScanError::CrossOriginLink { .. } => "CrossOriginLink",
+        }
+    }
+
     /// Whether the same request could succeed later without a configuration change.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -51,7 +51,7 @@ mod proxy;
 mod retry;
 mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -153,6 +153,26 @@ pub struct ScanOptions {
     /// limit, and waiting for a turn is not part of `timeout`), and optionally a pace of
     /// requests per second.
     pub manners: Manners,
+    /// Where to count the requests sent, by host and status, if the caller wants them.
+    pub requests: Option<RequestLog>,
+}
+
+/// Requests sent, counted by (host, status): the status code as digits, or `error` when no
+/// response came (connect, TLS, timeout). Owned by the caller: clones share one count.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+
+impl RequestLog {
+    /// Counts one request to `host` that ended with `status`.
+    pub fn record(&self, host: &str, status: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((host.to_string(), status.to_string())).or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> BTreeMap<(String, String), u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Flux's default exclusion list: cosign signature tags.
@@ -180,6 +200,7 @@ impl Default for ScanOptions {
             retry: RetryPolicy::default(),
             proxy: None,
             manners: Manners::default(),
+            requests: None,
         }
     }
 }

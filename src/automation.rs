@@ -1289,8 +1289,7 @@ async fn update(
     let fingerprint = automation_fingerprint(automation, source, &push_branch);
     let short_circuit = matches!(&checkout_ref, Reference::Branch(b) if *b == push_branch)
         && !review
-        && automation.push_refspec.is_none()
-        && !matches!(remote.auth, Some(git::Auth::Bearer(_)));
+        && automation.push_refspec.is_none();
     let previous = store
         .automation(&automation.id.to_string())
         .filter(|r| short_circuit && r.fingerprint == fingerprint && r.policies == setters)

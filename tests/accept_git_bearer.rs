@@ -226,7 +226,8 @@ fn bearer_token_is_checked_by_the_web_server_and_a_wrong_one_fails_clearly() {
     assert_eq!(server.commits(&fleet), 1);
 
     config.write("git-secret.yaml", &bearer_secret(TOKEN));
-    let run = run_once(&config);
+    let state = proc::scratch_dir("bearer-state");
+    let run = run_with_state(&config, state.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains(TOKEN), "{}", run.stderr);
     assert_eq!(server.commits(&fleet), 2);
@@ -234,4 +235,13 @@ fn bearer_token_is_checked_by_the_web_server_and_a_wrong_one_fails_clearly() {
         server.show(&fleet, "main:deploy/app.yaml"),
         deployment.replace(":1.0.0 #", ":1.2.0 #")
     );
+
+    // A run with nothing to do lists the remote's refs (sending the token:
+    // tagline's HTTP transport carries bearer remotes) and stops there.
+    let idle = run_with_state(&config, state.path());
+    assert_eq!(idle.code, 0, "{}", idle.stderr);
+    let l = line(&idle, "ImageUpdateAutomation default/fleet");
+    assert!(l.ends_with("no change since last reconciliation"), "{l}");
+    assert!(!idle.stderr.contains(TOKEN), "{}", idle.stderr);
+    assert_eq!(server.commits(&fleet), 2);
 }

@@ -1,6 +1,6 @@
 //! tagline's own smart-HTTP transport for libgit2, used for HTTP(S) remotes that need what
 //! libgit2's built-in transport cannot do right: a client certificate (`tls.crt` + `tls.key`),
-//! or a proxy from `proxySecretRef`. libgit2 has no client-certificate option at all; it
+//! a proxy from `proxySecretRef`, or a bearer token on a ref listing. libgit2 has no client-certificate option at all; it
 //! connects straight to an `http://` remote although a proxy is configured (libgit2#5650); and
 //! through a `CONNECT` proxy it reuses a closed tunnel ("http parser error", libgit2#7081).
 //!
@@ -38,12 +38,15 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Client>>> = const { RefCell::new(None) };
 }
 
-/// Whether `remote` goes through this transport: an HTTP(S) URL with a client identity or a
-/// proxy.
+/// Whether `remote` goes through this transport: an HTTP(S) URL with a client identity, a
+/// proxy, or a bearer token (libgit2's ref listing cannot send the `Authorization` header, so
+/// a run with nothing to do would need a fetch).
 pub(crate) fn wanted(remote: &Remote) -> bool {
     let lower = remote.url.to_ascii_lowercase();
     (lower.starts_with("http://") || lower.starts_with("https://"))
-        && (remote.client_identity.is_some() || remote.proxy.is_some())
+        && (remote.client_identity.is_some()
+            || remote.proxy.is_some()
+            || matches!(remote.auth, Some(Auth::Bearer(_))))
 }
 
 /// The URL libgit2 is given for `remote` while `Installed` lives.

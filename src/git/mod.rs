@@ -23,7 +23,7 @@
 //!   same parents).
 //! - `push_with_options(&Remote, branch, options)`, `push_refspec(&Remote, refspec,
 //!   options)` (`git.push.refspec`, `git.push.options`), `push_options(map)`.
-//! - `ls_remote(&Remote) -> [(ref, id)]` (no download; not with a bearer token).
+//! - `ls_remote(&Remote) -> [(ref, id)]` (no download).
 //! - Signing: `Signer::new(&SigningKey::{OpenPgp, Ssh})` once, then
 //!   `Checkout::commit_with(author, message, time, Some(&signer))` (gpgsig header).
 //! - Conflicts: a push rejected because the branch moved is `is_conflict()`; then
@@ -862,16 +862,11 @@ impl Checkout {
 
 /// The refs the remote advertises (`git ls-remote`): `(name, commit id)` pairs, in the
 /// server's order; a ref without an id is skipped. Nothing is downloaded: enough to see
-/// whether a branch moved since the last run (Flux's short-circuit). Not available with a
-/// bearer token (libgit2's connect call takes no extra HTTP headers).
+/// whether a branch moved since the last run (Flux's short-circuit). With a bearer token the
+/// listing goes through tagline's HTTP transport (libgit2's connect call takes no extra HTTP
+/// headers).
 pub fn ls_remote(remote: &Remote) -> Result<Vec<(String, String)>, GitError> {
     let session = Session::new(remote, "listing")?;
-    if matches!(remote.auth, Some(Auth::Bearer(_))) {
-        return Err(GitError::Config {
-            url: session.url(),
-            cause: "listing remote refs is not supported with a bearer token".into(),
-        });
-    }
     let mut detached =
         git2::Remote::create_detached(session.libgit2_url().as_str()).map_err(|e| {
             GitError::Config {

@@ -1,8 +1,9 @@
 //! tagline's own smart-HTTP transport for libgit2, used for HTTP(S) remotes that need what
 //! libgit2's built-in transport cannot do right: a client certificate (`tls.crt` + `tls.key`),
-//! a proxy from `proxySecretRef`, or a bearer token on a ref listing. libgit2 has no client-certificate option at all; it
-//! connects straight to an `http://` remote although a proxy is configured (libgit2#5650); and
-//! through a `CONNECT` proxy it reuses a closed tunnel ("http parser error", libgit2#7081).
+//! a proxy from `proxySecretRef`, or a bearer token on a ref listing. libgit2 has no
+//! client-certificate option at all; it connects straight to an `http://` remote although a
+//! proxy is configured (libgit2#5650); and through a `CONNECT` proxy it reuses a closed tunnel
+//! ("http parser error", libgit2#7081).
 //!
 //! How: the scheme `tagline+http(s)` is registered once with libgit2 as a smart transport in
 //! RPC mode (stateless, as Git's own smart HTTP is); a [`Session`](super::transport::Session)

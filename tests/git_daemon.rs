@@ -210,8 +210,12 @@ fn bearer_token_is_sent_as_authorization_header() {
     assert!(!format!("{err} {err:?}").contains("tok-123456"));
     let seen = seen.lock().unwrap().clone();
     assert!(!seen.is_empty());
+    // Header names are case-insensitive (tagline's HTTP transport sends them lower-case).
     assert!(
-        seen.iter().all(|h| h == "Authorization: Bearer tok-123456"),
+        seen.iter().all(|h| h
+            .split_once(':')
+            .is_some_and(|(name, value)| name.eq_ignore_ascii_case("authorization")
+                && value.trim() == "Bearer tok-123456")),
         "{seen:?}"
     );
 }

@@ -771,23 +771,9 @@ fn scan_options(
     let (ca_pem, client_identity) = match &repo.cert_secret_ref {
         Some(name) => {
             let s = secret(secrets, ns, name, "spec.certSecretRef")?;
-            let ca = s
-                .data
-                .get("ca.crt")
-                .or_else(|| s.data.get("caFile"))
-                .cloned();
-            let identity = match (s.data.get("tls.crt"), s.data.get("tls.key")) {
-                (Some(cert), Some(key)) => Some(ClientIdentity {
-                    cert_pem: cert.clone(),
-                    key_pem: key.clone(),
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(format!(
-                        "spec.certSecretRef: Secret {ns}/{name} needs both 'tls.crt' and 'tls.key'"
-                    ))
-                }
-            };
+            let ca = ca_crt(s);
+            let identity = client_identity_of(s)
+                .map_err(|e| format!("spec.certSecretRef: Secret {ns}/{name} {e}"))?;
             if ca.is_none() && identity.is_none() {
                 return Err(format!(
                     "spec.certSecretRef: Secret {ns}/{name} has neither 'ca.crt' nor 'tls.crt' and 'tls.key'"
@@ -1005,6 +991,27 @@ fn cache_paths(cache_dir: &std::path::Path, url: &str) -> (std::path::PathBuf, s
     (cache_dir.join(&key), cache_dir.join(format!("{key}.lock")))
 }
 
+/// A Secret's CA bundle: `ca.crt`, or Flux's older `caFile`.
+fn ca_crt(s: &Secret) -> Option<Vec<u8>> {
+    s.data
+        .get("ca.crt")
+        .or_else(|| s.data.get("caFile"))
+        .cloned()
+}
+
+/// A Secret's client certificate and key (`tls.crt` + `tls.key`), if it has them; one
+/// without the other is an error.
+fn client_identity_of(s: &Secret) -> Result<Option<ClientIdentity>, &'static str> {
+    match (s.data.get("tls.crt"), s.data.get("tls.key")) {
+        (Some(cert), Some(key)) => Ok(Some(ClientIdentity {
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err("needs both 'tls.crt' and 'tls.key'"),
+    }
+}
+
 fn remote(
     source: &GitRepository,
     secrets: &BTreeMap<NamespacedName, Secret>,
@@ -1069,24 +1076,9 @@ fn remote(
                 (None, None, None) => None,
             }
         };
-        ca_pem = s
-            .data
-            .get("ca.crt")
-            .or_else(|| s.data.get("caFile"))
-            .cloned();
-        client_identity = match (s.data.get("tls.crt"), s.data.get("tls.key")) {
-            (Some(cert), Some(key)) => Some(ClientIdentity {
-                cert_pem: cert.clone(),
-                key_pem: key.clone(),
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(format!(
-                    "GitRepository {}: Secret {ns}/{name} needs both 'tls.crt' and 'tls.key'",
-                    source.id
-                ))
-            }
-        };
+        ca_pem = ca_crt(s);
+        client_identity = client_identity_of(s)
+            .map_err(|e| format!("GitRepository {}: Secret {ns}/{name} {e}", source.id))?;
         if client_identity.is_some() && !source.url.to_ascii_lowercase().starts_with("https://") {
             return Err(format!(
                 "GitRepository {}: Secret {ns}/{name}: 'tls.crt' and 'tls.key' need an https:// URL",

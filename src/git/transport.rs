@@ -185,10 +185,11 @@ impl<'r> Session<'r> {
                 });
             }
         }
-        if !http::wanted(remote) && remote.url.to_ascii_lowercase().starts_with("https://") {
+        let own_http = http::wanted(remote);
+        if !own_http && remote.url.to_ascii_lowercase().starts_with("https://") {
             load_lazy_roots();
         }
-        let http = if http::wanted(remote) {
+        let http = if own_http {
             Some(http::install(remote).map_err(|cause| GitError::Config {
                 url: url.clone(),
                 cause,

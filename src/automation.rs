@@ -509,6 +509,10 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     while let Some(joined) = scans.join_next().await {
         let (mut ids, result, elapsed, (host, rate_limit, reason)) =
             joined.expect("scan task does not panic");
+        let quota = rate_limit.as_ref().map(|r| crate::store::Quota {
+            limit: r.limit,
+            remaining: r.remaining,
+        });
         if let Some(r) = rate_limit {
             report.rate_limits.insert(host, r);
         }
@@ -521,11 +525,11 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 // Repositories sharing the scan each keep their own list; the last one takes
                 // the scan's own.
                 for id in &ids {
-                    record_scan(config, store, id, tags.clone(), now_secs);
+                    record_scan(config, store, id, tags.clone(), now_secs, quota);
                     scanned.insert(id.clone(), Ok(tags.len()));
                 }
                 scanned.insert(last.clone(), Ok(tags.len()));
-                record_scan(config, store, &last, tags, now_secs);
+                record_scan(config, store, &last, tags, now_secs, quota);
             }
             Err(e) => {
                 for id in &ids {
@@ -600,13 +604,15 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
     report
 }
 
-/// Records a complete scan of `id` in the store: its tags, when, with what configuration.
+/// Records a complete scan of `id` in the store: its tags, when, with what configuration,
+/// and the registry's quota as the scan last saw it.
 fn record_scan(
     config: &Config,
     store: &mut Store,
     id: &NamespacedName,
     tags: Vec<String>,
     now: u64,
+    quota: Option<crate::store::Quota>,
 ) {
     let key = id.to_string();
     let repo = &config.repositories[id];
@@ -616,6 +622,7 @@ fn record_scan(
         ScanRecord {
             time: now,
             fingerprint: fingerprint(repo),
+            rate_limit: quota,
         },
     );
     let exclusion = repo.exclusion.iter().map(|r| r.as_str().to_string());
@@ -1551,6 +1558,7 @@ mod pass_options_tests {
             ScanRecord {
                 time: now.duration_since(UNIX_EPOCH).unwrap().as_secs(),
                 fingerprint: fingerprint(repo),
+                rate_limit: None,
             },
         );
         SCAN_OPTIONS_BUILT.with(|c| c.set(0));

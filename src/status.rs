@@ -66,6 +66,11 @@ pub struct ImageRow {
     /// per-object jitter, as `automation::period`); none while suspended or before a first
     /// scan.
     pub next_scan: Option<String>,
+    /// The registry's quota after the last successful scan, from its rate-limit headers
+    /// (`RateLimit-Remaining` and `-Limit`, Docker Hub's, `X-RateLimit-*`); none when the
+    /// registry sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::store::Quota>,
     /// The first failure among the repository, the policy and the automations applying it.
     pub last_error: Option<String>,
 }
@@ -404,6 +409,7 @@ pub fn images(config: &Config, store: &Store) -> Vec<ImageRow> {
                     )),
                     _ => None,
                 },
+                rate_limit: scan.and_then(|s| s.rate_limit),
                 last_error,
             }
         })
@@ -629,6 +635,7 @@ spec:
             ScanRecord {
                 time: t0,
                 fingerprint: crate::automation::fingerprint(&c.repositories[&id("app")]),
+                rate_limit: None,
             },
         );
         store.set_exclusion("apps/app", vec!["^sha-".into()]);

@@ -604,3 +604,96 @@ fn digest_modes_on_a_tag_pushed_again() {
         }
     }
 }
+
+/// Issue 5, rate limits: Docker Hub's `ratelimit-limit` / `ratelimit-remaining` headers are
+/// kept with the scan in the state dir, and `tagline status` shows what the last scan saw
+/// (JSON and table), after each run. A registry that sends none shows `-`.
+#[test]
+fn docker_hub_rate_limit_headers_are_kept_with_the_scan_and_shown_by_status() {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let hub = start(move |_r: &Request| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        Response::json(200, r#"{"tags":["1.0.0","1.1.0"]}"#)
+            .header("ratelimit-limit", "100;w=21600")
+            .header("ratelimit-remaining", format!("{};w=21600", 99 - n))
+    });
+    let plain = start(|_r: &Request| Response::json(200, r#"{"tags":["2.0.0"]}"#));
+    let config = ConfigDir::new();
+    let mut yaml = String::new();
+    for (name, host) in [("hub", hub.host()), ("plain", plain.host())] {
+        yaml += &format!(
+            "---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: {name}
+spec:
+  image: {host}/library/app
+  interval: 1ms
+  insecure: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: {name}
+spec:
+  imageRepositoryRef:
+    name: {name}
+  policy:
+    semver:
+      range: '>=1.0.0'
+"
+        );
+    }
+    config.write("objects.yaml", &yaml);
+    let state = proc::scratch_dir("accept-state");
+    let row = |doc: &serde_json::Value, policy: &str| {
+        doc["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .find(|r| r["policy"] == policy)
+            .unwrap_or_else(|| panic!("no row {policy} in {doc:#}"))
+            .clone()
+    };
+    for round in 1..=2 {
+        let run = run_once(&config, state.path());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let remaining = 100 - sent.load(Ordering::SeqCst);
+        let doc = status_json(&config, state.path());
+        assert_eq!(
+            row(&doc, "default/hub")["rateLimit"],
+            serde_json::json!({"limit": 100, "remaining": remaining}),
+            "round {round}"
+        );
+        assert!(
+            row(&doc, "default/plain").get("rateLimit").is_none(),
+            "{doc:#}"
+        );
+
+        let out = tagline()
+            .args(["status", "--config"])
+            .arg(config.path())
+            .arg("--state-dir")
+            .arg(state.path())
+            .output()
+            .expect("run tagline status");
+        let table = String::from_utf8_lossy(&out.stdout);
+        let header = table.lines().next().expect("header");
+        let column = header.find("RATE LIMIT").expect("a RATE LIMIT column");
+        let cell = |policy: &str| {
+            let line = table
+                .lines()
+                .find(|l| l.starts_with(policy))
+                .unwrap_or_else(|| panic!("no {policy} in\n{table}"));
+            line[column..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(cell("default/hub"), format!("{remaining}/100"), "{table}");
+        assert_eq!(cell("default/plain"), "-", "{table}");
+    }
+}

@@ -55,8 +55,8 @@ fn row(table: &str) -> Vec<String> {
         .find(|l| l.starts_with("default/app "))
         .unwrap_or_else(|| panic!("no row for default/app in:\n{table}"));
     let words: Vec<&str> = line.split_whitespace().collect();
-    let mut cols: Vec<String> = words[..7].iter().map(|w| w.to_string()).collect();
-    cols.push(words[7..].join(" "));
+    let mut cols: Vec<String> = words[..8].iter().map(|w| w.to_string()).collect();
+    cols.push(words[8..].join(" "));
     cols
 }
 
@@ -139,7 +139,8 @@ fn status_after_runs_shows_fluxs_fields_and_the_table() {
         (285..=300).contains(&wait),
         "next scan {wait}s after the last"
     );
-    assert_eq!(cols[7], "-", "no error");
+    assert_eq!(cols[7], "-", "docker-registry sends no rate-limit headers");
+    assert_eq!(cols[8], "-", "no error");
 
     // A policy that allows nothing: it fails, keeps its latest, Git keeps 1.2.0.
     s.config.write(
@@ -162,7 +163,7 @@ fn status_after_runs_shows_fluxs_fields_and_the_table() {
     let cols = row(&offline(&s.config, &state, "table"));
     assert_eq!(cols[2..5], ["1.2.0", "1.2.0", "2.0.0"]);
     assert!(
-        cols[7].starts_with("ImagePolicy default/app: "),
+        cols[8].starts_with("ImagePolicy default/app: "),
         "last error: {cols:?}"
     );
 

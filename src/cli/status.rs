@@ -40,7 +40,7 @@ enum Output {
 }
 
 /// The table's header cells.
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
     "POLICY",
     "IMAGE",
     "IN GIT",
@@ -48,8 +48,19 @@ const HEADER: [&str; 8] = [
     "NEWEST",
     "LAST SCAN",
     "NEXT SCAN",
+    "RATE LIMIT",
     "LAST ERROR",
 ];
+
+/// `remaining/limit` of a registry's quota (`remaining` alone when it sends no limit).
+fn quota_text(q: &crate::store::Quota) -> Option<String> {
+    match (q.remaining, q.limit) {
+        (Some(r), Some(l)) => Some(format!("{r}/{l}")),
+        (Some(r), None) => Some(r.to_string()),
+        (None, Some(l)) => Some(format!("?/{l}")),
+        (None, None) => None,
+    }
+}
 
 /// How many hex digits of a digest the table shows (the JSON has them all).
 const DIGEST_HEX: usize = 12;
@@ -66,7 +77,7 @@ fn short_digest(value: &str) -> String {
 /// cell, `-` for what is not known yet, digests shortened; the last error is the last
 /// column, unpadded, on one line.
 pub fn render_table(rows: &[ImageRow]) -> String {
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             let or_dash = |v: &Option<String>| v.as_deref().map_or("-".into(), short_digest);
@@ -78,6 +89,7 @@ pub fn render_table(rows: &[ImageRow]) -> String {
                 or_dash(&r.newest),
                 or_dash(&r.last_scan),
                 or_dash(&r.next_scan),
+                or_dash(&r.rate_limit.as_ref().and_then(quota_text)),
                 or_dash(&r.last_error).replace('\n', " "),
             ]
         })

@@ -616,6 +616,7 @@ spec:
             crate::store::ScanRecord {
                 time: t0.timestamp() as u64,
                 fingerprint: automation::fingerprint(repo),
+                rate_limit: None,
             },
         );
         let mut d = Daemon::new(dir.path(), store).unwrap();

@@ -150,6 +150,19 @@ pub struct ScanRecord {
     /// What the scan depended on (image, exclusions, Secret names; never Secret contents): a
     /// changed configuration makes the record stale at once.
     pub fingerprint: String,
+    /// The registry's rate-limit headers on the scan's last response that carried them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Quota>,
+}
+
+/// A registry's request quota as its rate-limit headers told it (`RateLimit-Limit`,
+/// `RateLimit-Remaining`, or Docker Hub's and the `X-RateLimit-*` spellings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
 }
 
 /// A tag list held compactly: every tag's bytes in one buffer, and where each one ends (a

@@ -72,29 +72,62 @@ pub(super) fn plain_http_capable(host: &str) -> bool {
     }
 }
 
-/// The auth challenge each registry origin answered with (its first 401 in this process):
-/// later sessions with that origin answer it before their first request (a bearer token for
-/// `repository:<name>:pull` from the same realm, or Basic credentials), as Docker's client does
-/// after its `/v2/` ping, instead of spending a refused request per repository.
-static CHALLENGES: LazyLock<Mutex<HashMap<String, Challenge>>> =
+/// What this process knows of each registry origin's auth, from its first answer: later
+/// sessions with that origin answer its challenge before their first request (a bearer token
+/// for `repository:<name>:pull` from the same realm, or Basic credentials), as Docker's client
+/// does after its `/v2/` ping, instead of spending a refused request per repository. While
+/// the first session's first request is on its way, the sessions that start meanwhile wait
+/// for its answer rather than each meeting the challenge themselves.
+static ORIGINS: LazyLock<Mutex<HashMap<String, OriginAuth>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
-/// More origins than this and the learnt challenges start over.
-const MAX_CHALLENGES: usize = 256;
+/// More origins than this and what was learnt starts over.
+const MAX_ORIGINS: usize = 256;
 
-fn learn_challenge(origin: String, challenge: Challenge) {
-    let mut map = CHALLENGES.lock().unwrap_or_else(|e| e.into_inner());
-    if map.len() >= MAX_CHALLENGES && !map.contains_key(&origin) {
-        map.clear();
-    }
-    map.insert(origin, challenge);
+enum OriginAuth {
+    /// A session's first request to the origin is on its way; the receiver closes when that
+    /// session has its answer (or gave up).
+    Learning(tokio::sync::watch::Receiver<()>),
+    /// The origin challenges unauthenticated requests so.
+    Challenges(Challenge),
+    /// The origin answered an unauthenticated request without a challenge.
+    Open,
 }
 
-fn learnt_challenge(origin: &str) -> Option<Challenge> {
-    CHALLENGES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(origin)
-        .cloned()
+fn origins() -> std::sync::MutexGuard<'static, HashMap<String, OriginAuth>> {
+    ORIGINS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn learn(origin: String, auth: OriginAuth) {
+    let mut map = origins();
+    if map.len() >= MAX_ORIGINS && !map.contains_key(&origin) {
+        map.clear();
+    }
+    map.insert(origin, auth);
+}
+
+/// Held by the session whose first request learns an origin's auth; dropping it (learnt or
+/// not) lets the waiting sessions go on.
+pub(super) struct Learner {
+    origin: String,
+    _done: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Learner {
+    fn drop(&mut self) {
+        // Nothing learnt (a connection failure, a 429, a cancelled scan): the next session to
+        // start learns instead. The waiters wake when `_done` drops, after this.
+        let mut map = origins();
+        if matches!(map.get(&self.origin), Some(OriginAuth::Learning(_))) {
+            map.remove(&self.origin);
+        }
+    }
+}
+
+/// What a session does before its first request.
+enum Before {
+    Answer(Challenge),
+    Wait(tokio::sync::watch::Receiver<()>),
+    Nothing,
 }
 
 /// The scheme found for a fallback-capable host, per API host, for this process.
@@ -412,6 +445,8 @@ pub(super) struct Session<'a> {
     pub manners: Manners,
     /// Where requests are counted, if anywhere.
     pub requests: Option<super::RequestLog>,
+    /// Set while this session's first request learns the origin's auth for the others.
+    learner: Option<Learner>,
 }
 
 impl<'a> Session<'a> {
@@ -434,6 +469,7 @@ impl<'a> Session<'a> {
             token_fetches: 0,
             manners: options.manners,
             requests: options.requests.clone(),
+            learner: None,
         };
         // A token from an earlier scan, if still valid: no challenge round trip.
         if let Some(tok) = cached_token(&s.token_key(), clock.now()) {
@@ -497,16 +533,50 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Answers the challenge this origin is known to send (see [`CHALLENGES`]) before the
+    /// Answers the challenge this origin is known to send (see [`ORIGINS`]) before the
     /// first request, when no token is cached: saves the refused request per repository.
-    /// A failure here is not an error: the request then meets the challenge as usual.
+    /// The first session with an origin not known yet learns it; sessions starting while it
+    /// does wait for its answer. A failure here is not an error: the request then meets the
+    /// challenge as usual.
     pub async fn preauthorize(&mut self) {
         if self.authorization.is_some() {
             return;
         }
         let origin = self.target.base.origin().ascii_serialization();
-        match learnt_challenge(&origin) {
-            Some(Challenge::Bearer { realm, service, .. }) => {
+        let before = {
+            let mut map = origins();
+            match map.get(&origin) {
+                Some(OriginAuth::Challenges(c)) => Before::Answer(c.clone()),
+                Some(OriginAuth::Open) => Before::Nothing,
+                Some(OriginAuth::Learning(rx)) => Before::Wait(rx.clone()),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(());
+                    if map.len() >= MAX_ORIGINS {
+                        map.clear();
+                    }
+                    map.insert(origin.clone(), OriginAuth::Learning(rx));
+                    self.learner = Some(Learner {
+                        origin: origin.clone(),
+                        _done: tx,
+                    });
+                    Before::Nothing
+                }
+            }
+        };
+        let challenge = match before {
+            Before::Answer(c) => c,
+            Before::Nothing => return,
+            Before::Wait(mut rx) => {
+                // Closed when the learner is done; the scan's timeout bounds the wait.
+                let _ = rx.changed().await;
+                match origins().get(&origin) {
+                    Some(OriginAuth::Challenges(c)) => c.clone(),
+                    _ => return,
+                }
+            }
+        };
+        match challenge {
+            Challenge::Bearer { realm, service, .. } => {
                 let scope = format!("repository:{}:pull", self.target.repository);
                 match self
                     .fetch_token(&realm, service.as_deref(), Some(&scope))
@@ -526,12 +596,27 @@ impl<'a> Session<'a> {
                     ),
                 }
             }
-            Some(Challenge::Basic) => {
+            Challenge::Basic => {
                 if let Some(Credentials::Basic { username, password }) = self.credentials {
                     self.authorization = basic_header(username, password, &self.target).ok();
                 }
             }
-            None => {}
+        }
+    }
+
+    /// After the learner's first answer: an unauthenticated request the origin served (or
+    /// found nothing for) means it sends no challenge; a 401 was learnt by
+    /// [`Session::answer`]. Either way the waiting sessions go on.
+    fn learnt_from(&mut self, status: Option<StatusCode>) {
+        let Some(learner) = self.learner.take() else {
+            return;
+        };
+        let open = status.is_some_and(|s| s.is_success() || s == StatusCode::NOT_FOUND);
+        if open && self.authorization.is_none() {
+            let mut map = origins();
+            if matches!(map.get(&learner.origin), Some(OriginAuth::Learning(_))) {
+                map.insert(learner.origin.clone(), OriginAuth::Open);
+            }
         }
     }
 
@@ -639,7 +724,14 @@ impl<'a> Session<'a> {
         accept: &[&str],
         step: &'static str,
     ) -> Result<Response, ScanError> {
-        let resp = self.send_once(method.clone(), url, accept).await?;
+        let resp = self.send_once(method.clone(), url, accept).await;
+        let resp = match resp {
+            Ok(r) if r.status() == StatusCode::UNAUTHORIZED => r,
+            other => {
+                self.learnt_from(other.as_ref().ok().map(Response::status));
+                other?
+            }
+        };
         if resp.status() != StatusCode::UNAUTHORIZED {
             if resp.status() == StatusCode::FORBIDDEN {
                 return Err(self.target.auth_error(format!("{step} answered HTTP 403")));
@@ -674,14 +766,15 @@ impl<'a> Session<'a> {
         });
         let origin = self.target.base.origin().ascii_serialization();
         if let Some((realm, service, scope)) = bearer {
-            learn_challenge(
+            learn(
                 origin,
-                Challenge::Bearer {
+                OriginAuth::Challenges(Challenge::Bearer {
                     realm: realm.clone(),
                     service: service.clone(),
                     scope: None,
-                },
+                }),
             );
+            self.learner = None;
             let (token, expires_in) = self
                 .fetch_token(realm, service.as_deref(), scope.as_deref())
                 .await?;
@@ -691,7 +784,8 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
-            learn_challenge(origin, Challenge::Basic);
+            learn(origin, OriginAuth::Challenges(Challenge::Basic));
+            self.learner = None;
             return match self.credentials {
                 Some(Credentials::Basic { username, password }) => {
                     self.authorization = Some(basic_header(username, password, &self.target)?);
@@ -705,6 +799,7 @@ impl<'a> Session<'a> {
                 ))),
             };
         }
+        self.learner = None;
         Err(self.target.auth_error(format!(
             "{step} answered HTTP 401 without a usable challenge"
         )))

@@ -30,6 +30,8 @@
 //!   an origin sent is remembered (per process): later repositories there get their token (or
 //!   send Basic credentials) before the first request, so a registry behind a token server
 //!   costs one token and one request per page per repository, not a refused request first.
+//!   Scans that start while the first one with an origin is learning its auth wait for its
+//!   answer, so a pass of many concurrent scans meets the challenge once.
 //! - Retries: 408/429/5xx and connection failures, exponential backoff with jitter, never
 //!   shorter than `Retry-After`, stopping before `timeout` runs out.
 //! - Manners ([`Manners`]): at most 8 scans/digest lookups (so 8 requests) in flight per

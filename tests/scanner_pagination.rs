@@ -185,6 +185,36 @@ async fn distribution_2_8_ignores_n_and_last() {
     assert_eq!(e.tag_requests(), 3);
 }
 
+/// docker-registry 2.8 again, with many repositories of exactly `n` tags scanned at once
+/// from a fresh start (the service's first pass): one listing asks the continuation that
+/// shows `last` is ignored, the others wait for its answer, so the registry serves one
+/// extra page in all, not one per repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn distribution_2_8_exact_pages_scanned_at_once_are_continued_once() {
+    let tags = many_tags(10);
+    let t = tags.clone();
+    let e =
+        Emulator::start(move |_r: &Request| Response::json(200, tags_body("team/app", &t))).await;
+    let options = ScanOptions {
+        limits: Limits {
+            page_size: 10,
+            ..Limits::default()
+        },
+        ..options()
+    };
+    let scans: Vec<_> = (0..12)
+        .map(|i| {
+            let image = ImageName::parse(&format!("{}/team/app{i}", e.host())).unwrap();
+            let options = options.clone();
+            tokio::spawn(async move { scan(&image, &options).await })
+        })
+        .collect();
+    for s in scans {
+        assert_eq!(s.await.unwrap().unwrap().tags, expected(&tags));
+    }
+    assert_eq!(e.tag_requests(), 12 + 1);
+}
+
 /// GHCR lists oldest first (upload order), and its `last` is a position in that order.
 #[tokio::test]
 async fn ghcr_oldest_first() {

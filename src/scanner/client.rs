@@ -13,6 +13,7 @@ use url::Url;
 use super::auth::{
     cached_token, parse_challenges, store_token, token_key, Challenge, TokenKey, TokenResponse,
 };
+use super::learn::{Answer, Lessons, Pupil};
 use super::limit::{self, Manners};
 use super::retry::{is_retryable_status, parse_retry_after, Clock, Retrier, RetryPolicy};
 use super::{Credentials, ProxyConfig, RateLimit, ScanError, ScanOptions};
@@ -78,56 +79,14 @@ pub(super) fn plain_http_capable(host: &str) -> bool {
 /// does after its `/v2/` ping, instead of spending a refused request per repository. While
 /// the first session's first request is on its way, the sessions that start meanwhile wait
 /// for its answer rather than each meeting the challenge themselves.
-static ORIGINS: LazyLock<Mutex<HashMap<String, OriginAuth>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-/// More origins than this and what was learnt starts over.
-const MAX_ORIGINS: usize = 256;
+static ORIGIN_AUTH: Lessons<OriginAuth> = Lessons::new();
 
+#[derive(Clone)]
 enum OriginAuth {
-    /// A session's first request to the origin is on its way; the receiver closes when that
-    /// session has its answer (or gave up).
-    Learning(tokio::sync::watch::Receiver<()>),
     /// The origin challenges unauthenticated requests so.
     Challenges(Challenge),
     /// The origin answered an unauthenticated request without a challenge.
     Open,
-}
-
-fn origins() -> std::sync::MutexGuard<'static, HashMap<String, OriginAuth>> {
-    ORIGINS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn learn(origin: String, auth: OriginAuth) {
-    let mut map = origins();
-    if map.len() >= MAX_ORIGINS && !map.contains_key(&origin) {
-        map.clear();
-    }
-    map.insert(origin, auth);
-}
-
-/// Held by the session whose first request learns an origin's auth; dropping it (learnt or
-/// not) lets the waiting sessions go on.
-pub(super) struct Learner {
-    origin: String,
-    _done: tokio::sync::watch::Sender<()>,
-}
-
-impl Drop for Learner {
-    fn drop(&mut self) {
-        // Nothing learnt (a connection failure, a 429, a cancelled scan): the next session to
-        // start learns instead. The waiters wake when `_done` drops, after this.
-        let mut map = origins();
-        if matches!(map.get(&self.origin), Some(OriginAuth::Learning(_))) {
-            map.remove(&self.origin);
-        }
-    }
-}
-
-/// What a session does before its first request.
-enum Before {
-    Answer(Challenge),
-    Wait(tokio::sync::watch::Receiver<()>),
-    Nothing,
 }
 
 /// The scheme found for a fallback-capable host, per API host, for this process.
@@ -446,7 +405,7 @@ pub(super) struct Session<'a> {
     /// Where requests are counted, if anywhere.
     pub requests: Option<super::RequestLog>,
     /// Set while this session's first request learns the origin's auth for the others.
-    learner: Option<Learner>,
+    learner: Option<Pupil<OriginAuth>>,
 }
 
 impl<'a> Session<'a> {
@@ -533,7 +492,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Answers the challenge this origin is known to send (see [`ORIGINS`]) before the
+    /// Answers the challenge this origin is known to send (see [`ORIGIN_AUTH`]) before the
     /// first request, when no token is cached: saves the refused request per repository.
     /// The first session with an origin not known yet learns it; sessions starting while it
     /// does wait for its answer. A failure here is not an error: the request then meets the
@@ -543,36 +502,12 @@ impl<'a> Session<'a> {
             return;
         }
         let origin = self.target.base.origin().ascii_serialization();
-        let before = {
-            let mut map = origins();
-            match map.get(&origin) {
-                Some(OriginAuth::Challenges(c)) => Before::Answer(c.clone()),
-                Some(OriginAuth::Open) => Before::Nothing,
-                Some(OriginAuth::Learning(rx)) => Before::Wait(rx.clone()),
-                None => {
-                    let (tx, rx) = tokio::sync::watch::channel(());
-                    if map.len() >= MAX_ORIGINS {
-                        map.clear();
-                    }
-                    map.insert(origin.clone(), OriginAuth::Learning(rx));
-                    self.learner = Some(Learner {
-                        origin: origin.clone(),
-                        _done: tx,
-                    });
-                    Before::Nothing
-                }
-            }
-        };
-        let challenge = match before {
-            Before::Answer(c) => c,
-            Before::Nothing => return,
-            Before::Wait(mut rx) => {
-                // Closed when the learner is done; the scan's timeout bounds the wait.
-                let _ = rx.changed().await;
-                match origins().get(&origin) {
-                    Some(OriginAuth::Challenges(c)) => c.clone(),
-                    _ => return,
-                }
+        let challenge = match ORIGIN_AUTH.ask(&origin).await {
+            Answer::Known(OriginAuth::Challenges(c)) => c,
+            Answer::Known(OriginAuth::Open) | Answer::Unknown => return,
+            Answer::Learn(pupil) => {
+                self.learner = Some(pupil);
+                return;
             }
         };
         match challenge {
@@ -604,19 +539,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// After the learner's first answer: an unauthenticated request the origin served (or
-    /// found nothing for) means it sends no challenge; a 401 was learnt by
-    /// [`Session::answer`]. Either way the waiting sessions go on.
+    /// After the learner's first answer other than a 401 (which [`Session::answer`] learns
+    /// from): an unauthenticated request the origin served (or found nothing for) means it
+    /// sends no challenge. Either way the waiting sessions go on.
     fn learnt_from(&mut self, status: Option<StatusCode>) {
-        let Some(learner) = self.learner.take() else {
+        let Some(pupil) = self.learner.take() else {
             return;
         };
         let open = status.is_some_and(|s| s.is_success() || s == StatusCode::NOT_FOUND);
         if open && self.authorization.is_none() {
-            let mut map = origins();
-            if matches!(map.get(&learner.origin), Some(OriginAuth::Learning(_))) {
-                map.insert(learner.origin.clone(), OriginAuth::Open);
-            }
+            pupil.learnt(OriginAuth::Open);
         }
     }
 
@@ -766,8 +698,8 @@ impl<'a> Session<'a> {
         });
         let origin = self.target.base.origin().ascii_serialization();
         if let Some((realm, service, scope)) = bearer {
-            learn(
-                origin,
+            ORIGIN_AUTH.set(
+                &origin,
                 OriginAuth::Challenges(Challenge::Bearer {
                     realm: realm.clone(),
                     service: service.clone(),
@@ -784,7 +716,7 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         if challenges.contains(&Challenge::Basic) {
-            learn(origin, OriginAuth::Challenges(Challenge::Basic));
+            ORIGIN_AUTH.set(&origin, OriginAuth::Challenges(Challenge::Basic));
             self.learner = None;
             return match self.credentials {
                 Some(Credentials::Basic { username, password }) => {

@@ -20,7 +20,8 @@
 //!   ([`ScanError::CrossOriginLink`] otherwise); without `Link`, a page of exactly `n` tags is
 //!   continued with `last=` (Nexus), except from a registry already seen to answer such a
 //!   continuation with the same page again (docker-registry 2.8 ignores `n` and `last`; learnt
-//!   once per process and origin); a page refused with Quay's "max is N" is asked again with
+//!   once per process and origin, concurrent listings waiting for the first one's answer, see
+//!   `learn.rs`); a page refused with Quay's "max is N" is asked again with
 //!   `n=N`; a repeated URL or a page with nothing new ends the listing.
 //! - Budget per listing: 1000 pages, 1,000,000 tags, 64 MiB of bodies; a cut listing is
 //!   [`ScanError::Truncated`], never a partial list. Tags that are not valid tag names are
@@ -47,6 +48,7 @@ mod auth;
 mod client;
 mod docker_config;
 mod error;
+mod learn;
 mod limit;
 mod pagination;
 mod proxy;
@@ -432,10 +434,11 @@ async fn registry_permit(registry: &str, limit: usize) -> tokio::sync::OwnedSema
         .expect("registry semaphores are never closed")
 }
 
-/// Origins seen to ignore `last` on tags/list (docker-registry 2.8 answers a `last=` request
-/// with the first page again). From them, a page of exactly `n` tags without a `Link` is the
-/// whole list: asking again with `last` would only fetch the same page.
-static IGNORES_LAST: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+/// Whether an origin ignores `last` on tags/list (docker-registry 2.8 answers a `last=`
+/// request with the first page again), learnt by the first listing that asks a continuation
+/// there while the others wait. From such an origin, a page of exactly `n` tags without a
+/// `Link` is the whole list: asking again with `last` would only fetch the same page.
+static IGNORES_LAST: learn::Lessons<bool> = learn::Lessons::new();
 
 /// Retries stop early enough that the attempt after the last wait still has time to answer
 /// before the scan's timeout: a tenth of the timeout, at most 2 s, is kept in reserve.
@@ -579,6 +582,8 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
     // The body of the page before a continuation we asked for ourselves (no `Link`), while
     // that continuation is in flight.
     let mut continued_from: Option<Vec<u8>> = None;
+    // Set while that continuation learns whether the origin ignores `last`.
+    let mut probe: Option<learn::Pupil<bool>> = None;
     loop {
         if pages >= limits.max_pages {
             return Err(truncated(
@@ -645,11 +650,11 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
         // Our own `last=` continuation answered with the very same page: `last` is ignored
         // here. (A page that merely repeats the boundary tag is a different quirk.)
         if let Some(previous) = continued_from.take() {
-            if previous == body {
-                IGNORES_LAST
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(origin.clone());
+            let ignored = previous == body;
+            match probe.take() {
+                Some(pupil) => pupil.learnt(ignored),
+                None if ignored => IGNORES_LAST.set(&origin, true),
+                None => {}
             }
         }
         let last_tag = page_tags.iter().rev().find(|t| is_valid_tag(t)).cloned();
@@ -686,14 +691,20 @@ async fn list_raw(session: &mut Session<'_>, limits: &Limits) -> Result<RawListi
             // No Link: a page of exactly `n` may have a successor (Nexus); ask with `last`.
             // A page longer than `n` comes from a registry that ignores `n` (docker-registry
             // 2.8): it is the whole list.
-            let ignores_last = IGNORES_LAST
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&origin);
             match (query_n(&url), last_tag) {
-                (Some(n), Some(last)) if n > 0 && page_len == n && !ignores_last => {
-                    continued_from = Some(body);
-                    Some(tags_url(&session.target, n as u32, Some(&last)))
+                (Some(n), Some(last)) if n > 0 && page_len == n => {
+                    let ask = match IGNORES_LAST.ask(&origin).await {
+                        learn::Answer::Known(ignores) => !ignores,
+                        learn::Answer::Unknown => true,
+                        learn::Answer::Learn(pupil) => {
+                            probe = Some(pupil);
+                            true
+                        }
+                    };
+                    ask.then(|| {
+                        continued_from = Some(body);
+                        tags_url(&session.target, n as u32, Some(&last))
+                    })
                 }
                 _ => None,
             }

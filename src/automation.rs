@@ -494,7 +494,11 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 let started = Instant::now();
                 let result = scanner::scan(&repo.image, &options).await;
                 let host = repo.image.api_host().to_string();
-                let rate_limit = result.as_ref().ok().and_then(|r| r.rate_limit.clone());
+                let rate_limit = match &result {
+                    Ok(r) => r.rate_limit.clone(),
+                    Err(scanner::ScanError::RateLimited { rate_limit, .. }) => rate_limit.clone(),
+                    Err(_) => None,
+                };
                 let reason = result
                     .as_ref()
                     .map(|r| r.tags.len())
@@ -532,6 +536,12 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                 record_scan(config, store, &last, tags, now_secs, quota);
             }
             Err(e) => {
+                for id in ids.iter().chain([&last]) {
+                    // The list stays as it was; what the registry said of its quota is news.
+                    if let Some(q) = quota {
+                        store.set_quota(&id.to_string(), q);
+                    }
+                }
                 for id in &ids {
                     scanned.insert(id.clone(), Err(e.clone()));
                 }

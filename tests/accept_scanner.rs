@@ -607,13 +607,21 @@ fn digest_modes_on_a_tag_pushed_again() {
 
 /// Issue 5, rate limits: Docker Hub's `ratelimit-limit` / `ratelimit-remaining` headers are
 /// kept with the scan in the state dir, and `tagline status` shows what the last scan saw
-/// (JSON and table), after each run. A registry that sends none shows `-`.
+/// (JSON and table), after each run. A registry that sends none shows `-`. When the quota is
+/// spent (Docker Hub's 429 with `ratelimit-remaining: 0`), the run fails naming it, status
+/// shows `0/100`, and the last good list stays.
 #[test]
 fn docker_hub_rate_limit_headers_are_kept_with_the_scan_and_shown_by_status() {
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     let hub = start(move |_r: &Request| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
+        if n >= 2 {
+            return Response::json(429, r#"{"errors":[{"code":"TOOMANYREQUESTS"}]}"#)
+                .header("ratelimit-limit", "100;w=21600")
+                .header("ratelimit-remaining", "0;w=21600")
+                .header("Retry-After", "3600");
+        }
         Response::json(200, r#"{"tags":["1.0.0","1.1.0"]}"#)
             .header("ratelimit-limit", "100;w=21600")
             .header("ratelimit-remaining", format!("{};w=21600", 99 - n))
@@ -696,4 +704,22 @@ spec:
         assert_eq!(cell("default/hub"), format!("{remaining}/100"), "{table}");
         assert_eq!(cell("default/plain"), "-", "{table}");
     }
+
+    let run = run_once(&config, state.path());
+    assert_ne!(run.code, 0, "the spent quota fails the run");
+    let failure = line(&run, "ImageRepository default/hub");
+    assert!(
+        failure.contains("rate limited (HTTP 429)") && failure.contains("0 of 100 requests left"),
+        "{failure}"
+    );
+    let doc = status_json(&config, state.path());
+    assert_eq!(
+        row(&doc, "default/hub")["rateLimit"],
+        serde_json::json!({"limit": 100, "remaining": 0})
+    );
+    let hub_status = &status_item(&doc, "ImageRepository", "hub")["status"];
+    assert_eq!(
+        hub_status["lastScanResult"]["tagCount"], 2,
+        "the list stays"
+    );
 }

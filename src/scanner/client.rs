@@ -589,6 +589,7 @@ impl<'a> Session<'a> {
                                 repository: self.target.repository.clone(),
                                 attempts: 0,
                                 retry_after,
+                                rate_limit: self.rate_limit.clone(),
                             }
                         } else {
                             self.target.status_error(step, status, &body)

@@ -66,14 +66,18 @@ pub enum ScanError {
     },
     /// 429 until the deadline or the retry budget ran out.
     #[error(
-        "{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts{}",
-        retry_after.map(|d| format!("; the registry asks to retry after {}s", d.as_secs())).unwrap_or_default()
+        "{registry}/{repository}: rate limited (HTTP 429) after {attempts} attempts{}{}",
+        retry_after.map(|d| format!("; the registry asks to retry after {}s", d.as_secs())).unwrap_or_default(),
+        quota_text(rate_limit.as_ref())
     )]
     RateLimited {
         registry: String,
         repository: String,
         attempts: u32,
         retry_after: Option<Duration>,
+        /// The rate-limit headers of the last answer that carried them (Docker Hub sends
+        /// `ratelimit-remaining: 0` with its 429).
+        rate_limit: Option<super::RateLimit>,
     },
     /// The body was not what the distribution API promises.
     #[error("{registry}/{repository}: cannot decode {step}: {reason}")]
@@ -166,6 +170,15 @@ impl ScanError {
             self,
             ScanError::Auth { .. } | ScanError::DockerConfig { .. }
         )
+    }
+}
+
+/// `; N of M requests left` for an error message, from a registry's rate-limit headers.
+fn quota_text(r: Option<&super::RateLimit>) -> String {
+    match r.map(|r| (r.remaining, r.limit)) {
+        Some((Some(left), Some(limit))) => format!("; {left} of {limit} requests left"),
+        Some((Some(left), None)) => format!("; {left} requests left"),
+        _ => String::new(),
     }
 }
 

@@ -132,12 +132,14 @@ impl<'c> Retrier<'c> {
                 registry,
                 repository,
                 retry_after,
+                rate_limit,
                 ..
             } => ScanError::RateLimited {
                 registry,
                 repository,
                 attempts: self.attempts,
                 retry_after,
+                rate_limit,
             },
             e => e,
         }
@@ -306,10 +308,15 @@ pub(crate) mod tests {
             repository: "a".into(),
             attempts: 0,
             retry_after: Some(Duration::from_secs(5)),
+            rate_limit: Some(crate::scanner::RateLimit {
+                limit: Some(100),
+                remaining: Some(0),
+            }),
         });
         assert_eq!(
             e.to_string(),
-            "r/a: rate limited (HTTP 429) after 2 attempts; the registry asks to retry after 5s"
+            "r/a: rate limited (HTTP 429) after 2 attempts; the registry asks to retry after 5s; \
+             0 of 100 requests left"
         );
     }
 

@@ -330,6 +330,14 @@ impl Store {
         self.state.scans.insert(repository.to_string(), record);
     }
 
+    /// Updates the quota of `repository`'s last scan (a failed scan's news: its list, time
+    /// and fingerprint stay). Nothing without a last scan.
+    pub fn set_quota(&mut self, repository: &str, quota: Quota) {
+        if let Some(record) = self.state.scans.get_mut(repository) {
+            record.rate_limit = Some(quota);
+        }
+    }
+
     pub fn automation(&self, automation: &str) -> Option<&AutomationRecord> {
         self.state.automations.get(automation)
     }

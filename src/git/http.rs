@@ -85,11 +85,17 @@ pub(crate) fn install(remote: &Remote) -> Result<Installed, String> {
         .http1_only();
     builder = match &remote.proxy {
         Some(p) => {
-            let mut proxy = reqwest::Proxy::all(&p.address)
-                .map_err(|_| format!("proxy address '{}'", super::redact_url(&p.address)))?;
-            if let Some(user) = &p.username {
-                proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or_default());
-            }
+            let bad = |_| format!("proxy address '{}'", super::redact_url(&p.address));
+            let proxy = if p.is_socks() {
+                // The SOCKS5 login (RFC 1929) is taken from the proxy URL.
+                reqwest::Proxy::all(p.url_with_credentials()).map_err(bad)?
+            } else {
+                let mut proxy = reqwest::Proxy::all(&p.address).map_err(bad)?;
+                if let Some(user) = &p.username {
+                    proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or_default());
+                }
+                proxy
+            };
             builder.proxy(proxy)
         }
         None => builder.no_proxy(),
@@ -212,11 +218,15 @@ fn send(
                 source = s.source();
             }
             let lower = cause.to_ascii_lowercase();
-            if let (Some(proxy), true) = (&client.proxy, lower.contains("tunnel error")) {
-                cause = format!(
-                "the proxy {proxy} refused the tunnel (wrong proxy credentials, or the proxy does \
-                 not allow this host): {cause}"
-            );
+            if let Some(proxy) = &client.proxy {
+                if lower.contains("tunnel error") {
+                    cause = format!(
+                        "the proxy {proxy} refused the tunnel (wrong proxy credentials, or the \
+                         proxy does not allow this host): {cause}"
+                    );
+                } else if lower.contains("socks") {
+                    cause = format!("through the SOCKS proxy {proxy}: {cause}");
+                }
             }
             let class = if lower.contains("certificate") || lower.contains("tls") {
                 ErrorClass::Ssl

@@ -96,11 +96,13 @@ pub struct Remote {
     pub client_identity: Option<crate::scanner::ClientIdentity>,
 }
 
-/// An HTTP proxy (the `proxySecretRef` Secret's `address`, `username`, `password`). `Debug`
+/// A proxy for HTTP(S) remotes (the `proxySecretRef` Secret's `address`, `username`,
+/// `password`): an HTTP(S) proxy, or SOCKS5 (`socks5://`, `socks5h://` to have names resolved
+/// by the proxy), as Flux takes. `Debug`
 /// hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
-    /// `http://host:port` (or `https://`).
+    /// `http://host:port` (or `https://`, `socks5://`, `socks5h://`).
     pub address: String,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -117,21 +119,29 @@ impl fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// Checks the address: an `http://` or `https://` URL (libgit2 speaks no SOCKS).
+    /// Checks the address: an `http://`, `https://`, `socks5://` or `socks5h://` URL with a
+    /// host. (Remotes with a proxy go through tagline's HTTP transport, `http.rs`.)
     pub fn check(&self) -> Result<(), String> {
         let url = url::Url::parse(&self.address)
             .map_err(|e| format!("proxy address '{}': {e}", redact_url(&self.address)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h")
+            || url.host_str().is_none()
+        {
             return Err(format!(
-                "proxy address '{}': expected http://host:port (libgit2 supports no other proxy scheme)",
+                "proxy address '{}': expected http://host:port, https://, socks5:// or socks5h://",
                 redact_url(&self.address)
             ));
         }
         Ok(())
     }
 
+    /// Whether this is a SOCKS5 proxy (its login travels in the URL, not in a header).
+    pub(crate) fn is_socks(&self) -> bool {
+        self.address.to_ascii_lowercase().starts_with("socks")
+    }
+
     /// The address with the credentials as userinfo (percent-encoded).
-    fn url_with_credentials(&self) -> String {
+    pub(crate) fn url_with_credentials(&self) -> String {
         let Ok(mut url) = url::Url::parse(&self.address) else {
             return self.address.clone();
         };

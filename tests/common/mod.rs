@@ -42,6 +42,7 @@ pub mod holding_proxy;
 pub mod proc;
 pub mod proxy;
 pub mod registry;
+pub mod socks;
 pub mod tls;
 pub mod token;
 pub mod yaml;
@@ -54,6 +55,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use git::{git, Commit, GitDaemon, GitOptions, GitServer, Repos, SshServer};
 pub use proxy::{Proxy, PROXY_PASSWORD, PROXY_USER};
 pub use registry::{Registry, RegistryOptions};
+pub use socks::SocksProxy;
 pub use tls::TestCa;
 pub use yaml::secret;
 

@@ -279,10 +279,12 @@ impl fmt::Debug for Progress {
 /// Tells `options`' progress listener, if any, that `kind id` is done.
 /// The `tracing` span for the work on one object: every line logged inside it (scanner
 /// retries and fallbacks, git cache and push messages) names the object with `kind`,
-/// `namespace` and `name`. At ERROR level, so that no log filter that lets a line through
-/// drops the span around it.
+/// `namespace` and `name`. Its target, `tagline::object`, is its own (no event is logged
+/// under it), so that a log filter can enable the span without letting any line through:
+/// the command line always does, whatever `TAGLINE_LOG` narrows the lines to.
 pub fn object_span(kind: Kind, id: &NamespacedName) -> tracing::Span {
     tracing::error_span!(
+        target: "tagline::object",
         "object",
         kind = %kind,
         namespace = %id.namespace,

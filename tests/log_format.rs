@@ -253,10 +253,39 @@ fn unavailable_once() -> impl Fn(&emulator::Request) -> emulator::Response + Sen
     }
 }
 
+/// Every other tag list request answers 503, the ones between list the tags: each run's
+/// first scan is retried once, however many runs share the registry.
+fn unavailable_every_other_time() -> impl Fn(&emulator::Request) -> emulator::Response + Send + Sync
+{
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    move |r: &emulator::Request| {
+        if !r.path.ends_with("/tags/list") {
+            return emulator::Response::json(200, "{}");
+        }
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 0 {
+            return emulator::Response::json(
+                503,
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+            );
+        }
+        emulator::Response::json(200, r#"{"name":"team/app","tags":["1.0.0","1.2.0"]}"#)
+    }
+}
+
 /// Runs `tagline run --once` with the pipeline's own debug lines on, in JSON or not.
 async fn run_logging(config: &ConfigDir, state: &std::path::Path, json: bool) -> (i32, String) {
+    run_filtered(config, state, json, "tagline=debug").await
+}
+
+/// Runs `tagline run --once` with `TAGLINE_LOG=filter`, in JSON or not.
+async fn run_filtered(
+    config: &ConfigDir,
+    state: &std::path::Path,
+    json: bool,
+    filter: &str,
+) -> (i32, String) {
     let mut cmd = tagline();
-    cmd.env("TAGLINE_LOG", "tagline=debug")
+    cmd.env("TAGLINE_LOG", filter)
         .args(["run", "--once", "--state-dir"])
         .arg(state)
         .arg("--config")
@@ -423,6 +452,101 @@ spec:
         stderr
             .lines()
             .any(|l| l.starts_with("ImageUpdateAutomation default/fleet: pushed commit")),
+        "{stderr}"
+    );
+}
+
+/// A filter that keeps only the scanner's lines (`TAGLINE_LOG=tagline::scanner=debug`) still
+/// lets them name their object, and lets nothing else through: no line of the pipeline's own,
+/// no line for the span that names the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_lines_name_their_object_under_a_filter_for_the_scanner_alone() {
+    let registry = emulator::Emulator::start(unavailable_every_other_time()).await;
+    let config = ConfigDir::new();
+    config.write(
+        "objects.yaml",
+        &format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: app
+  namespace: team
+spec:
+  image: {host}/team/app
+  interval: 5m
+  insecure: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: app
+  namespace: team
+spec:
+  imageRepositoryRef:
+    name: app
+  policy:
+    semver:
+      range: '^1.0.0'
+",
+            host = registry.host()
+        ),
+    );
+
+    // JSON: the retry line carries the object's fields next to its own.
+    let state = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_filtered(&config, state.path(), true, "tagline::scanner=debug").await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stderr);
+    let retry = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("retrying"))
+        })
+        .unwrap_or_else(|| panic!("no retry line in {stderr}"));
+    assert_eq!(retry["level"], "debug", "{retry}");
+    assert_eq!(retry["kind"], "ImageRepository", "{retry}");
+    assert_eq!(retry["namespace"], "team", "{retry}");
+    assert_eq!(retry["name"], "app", "{retry}");
+    assert_eq!(retry["repository"], "team/app", "{retry}");
+    assert_eq!(retry["attempt"], "1", "{retry}");
+    // Besides the outcome lines (one per object), the scanner's debug lines alone.
+    let (outcomes, others): (Vec<_>, Vec<_>) =
+        lines.iter().partition(|l| l.get("result").is_some());
+    assert_eq!(outcomes.len(), 2, "{stderr}");
+    for l in others {
+        assert_eq!(l["level"], "debug", "{l}");
+        assert_eq!(l["registry"], registry.host(), "{l}");
+    }
+
+    // Human: `<time> DEBUG tagline::scanner::…: ImageRepository team/app: retrying…`.
+    let state = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_filtered(&config, state.path(), false, "tagline::scanner=debug").await;
+    assert_eq!(code, 0, "{stderr}");
+    let retry = stderr
+        .lines()
+        .find(|l| l.contains("retrying"))
+        .unwrap_or_else(|| panic!("no retry line in {stderr}"));
+    assert!(
+        retry.contains(" DEBUG tagline::scanner::client: ImageRepository team/app: retrying: "),
+        "{retry}"
+    );
+    assert!(retry.contains(" repository=team/app"), "{retry}");
+    for l in stderr.lines() {
+        if l.starts_with("ImageRepository team/app: ") || l.starts_with("ImagePolicy team/app: ") {
+            continue;
+        }
+        let target = l.split_whitespace().nth(2).unwrap_or_default();
+        assert!(target.starts_with("tagline::scanner"), "{l}\n{stderr}");
+    }
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("ImageRepository team/app: ")
+                || l.starts_with("ImagePolicy team/app: "))
+            .count(),
+        2,
         "{stderr}"
     );
 }

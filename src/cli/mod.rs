@@ -147,9 +147,25 @@ pub fn main() -> i32 {
     }
 }
 
+/// The directive that keeps `automation::object_span` enabled under any `TAGLINE_LOG`: a
+/// line logged inside a disabled span would lose the object it names. Nothing but that span
+/// has this target, and a span is never printed itself, so it lets no line through.
+const OBJECT_SPAN_DIRECTIVE: &str = "tagline::object=error";
+
+/// The log filter: `TAGLINE_LOG` (`EnvFilter` syntax, `warn` when unset or unreadable), with
+/// the object span always enabled.
+fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let filter = spec
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
+    match OBJECT_SPAN_DIRECTIVE.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TAGLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = log_filter(std::env::var("TAGLINE_LOG").ok().as_deref());
     // Colours only for a person at a terminal, never into a log file or a journal.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Span fields as JSON, so that the formatters can read back the object a span names.
@@ -168,4 +184,51 @@ fn init_logging(json: bool) {
     } else {
         builder.event_format(run::lines::Human).try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::log_filter;
+    use crate::api::{Kind, NamespacedName};
+
+    #[test]
+    fn the_object_span_is_enabled_whatever_the_filter_and_lets_no_line_through() {
+        let id = NamespacedName::new("default", "app");
+        for spec in [
+            None,
+            Some("tagline::scanner=debug"),
+            Some("tagline::git=info"),
+            Some("off"),
+            Some("tagline::object=off"),
+            Some("not a [filter"),
+        ] {
+            let subscriber = tracing_subscriber::registry().with(log_filter(spec));
+            tracing::subscriber::with_default(subscriber, || {
+                let span = crate::automation::object_span(Kind::ImageRepository, &id);
+                assert!(!span.is_disabled(), "{spec:?}");
+                let _inside = span.enter();
+                // The lines the user's filter keeps or drops, inside the span as outside.
+                let scanner_debug =
+                    tracing::enabled!(target: "tagline::scanner::client", Level::DEBUG);
+                assert_eq!(
+                    scanner_debug,
+                    spec == Some("tagline::scanner=debug"),
+                    "{spec:?}"
+                );
+                let automation_info = tracing::enabled!(target: "tagline::automation", Level::INFO);
+                assert!(!automation_info, "{spec:?}");
+                let automation_warn = tracing::enabled!(target: "tagline::automation", Level::WARN);
+                assert_eq!(
+                    automation_warn,
+                    matches!(spec, None | Some("not a [filter")),
+                    "{spec:?}"
+                );
+                let object_line = tracing::enabled!(target: "tagline::object", Level::ERROR);
+                assert!(object_line, "the directive's only target: {spec:?}");
+            });
+        }
+    }
 }

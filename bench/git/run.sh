@@ -12,80 +12,21 @@
 # hyperfine: apt-get install hyperfine).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../lib.sh"
+bench_need cargo git python3 hyperfine curl docker-registry sha256sum
 commits=${COMMITS:-20000}
 files=${FILES:-5000}
 runs=${RUNS:-10}
-work=$(mktemp -d "${TMPDIR:-/tmp}/tagline-bench-git.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# On disk (TMPDIR), not in /dev/shm: the clones and pushes are what is measured.
+bench_init git "${TMPDIR:-/tmp}"
 
-# Built before HOME moves (rustup finds its toolchain through HOME).
-echo "== building tagline (release)" >&2
-(cd "$root" && cargo build --release --quiet --bin tagline)
-target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-tagline=$target_dir/release/tagline
-
-export HOME=$work/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-unset GIT_SSL_CAINFO SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
-mkdir -p "$HOME"
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on port $1" >&2
-  exit 1
-}
+build_tagline
+bench_git_env
 
 echo "== registry with tags 1.0.0 and 1.1.0 of team/app" >&2
-reg_port=$(free_port)
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log: {level: warn, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry/data}}
-http: {addr: 127.0.0.1:$reg_port, secret: bench}
-EOF
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-reg=127.0.0.1:$reg_port
-mkdir -p "$work/layer"
-echo bench >"$work/layer/file"
-tar -C "$work/layer" --mtime=@0 --owner=0 --group=0 -cf "$work/layer.tar" file
-gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-  "$(sha256sum "$work/layer.tar" | cut -d' ' -f1)" >"$work/config.json"
-push_blob() {
-  local loc sep
-  loc=$(curl -sSf -X POST -D - -o /dev/null "http://$reg/v2/team/app/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case $loc in /*) loc=http://$reg$loc ;; esac
-  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$1" -o /dev/null \
-    "$loc${sep}digest=sha256:$(sha256sum "$1" | cut -d' ' -f1)"
-}
-push_blob "$work/layer.tar.gz"
-push_blob "$work/config.json"
-manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-  "$(sha256sum "$work/config.json" | cut -d' ' -f1)" "$(wc -c <"$work/config.json")" \
-  "$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)" "$(wc -c <"$work/layer.tar.gz")")
-for tag in 1.0.0 1.1.0; do
-  curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-    --data-binary "$manifest" -o /dev/null "http://$reg/v2/team/app/manifests/$tag"
-done
+start_registry "$work/registry"
+push_image team/app 1.0.0
+push_tag team/app 1.1.0
 
 echo "== generating a $commits-commit, $files-file repository (git fast-import)" >&2
 git init -q --bare -b main "$work/repos/fleet.git"
@@ -117,11 +58,7 @@ base=$(git --git-dir="$work/repos/fleet.git" rev-parse main)
 git --git-dir="$work/repos/fleet.git" gc -q --aggressive 2>/dev/null || true
 du -sh "$work/repos/fleet.git" >&2
 
-git_port=$(free_port)
-git daemon --reuseaddr --listen=127.0.0.1 --port="$git_port" --base-path="$work/repos" \
-  --export-all --enable=receive-pack >"$work/daemon.log" 2>&1 &
-pids+=($!)
-wait_port "$git_port"
+start_git_daemon "$work/repos"
 url=git://127.0.0.1:$git_port/fleet.git
 
 mkdir -p "$work/config"

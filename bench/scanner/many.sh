@@ -27,54 +27,27 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 REPOS=${REPOS:-1000}
 TAGS=${TAGS:-1000}
 SKOPEO_REPOS=${SKOPEO_REPOS:-$REPOS}
 AUTH=${AUTH:-anonymous}
 case $AUTH in anonymous | token) ;; *) echo "AUTH is anonymous or token" >&2; exit 1 ;; esac
-for tool in docker-registry skopeo curl python3 sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
+source "$here/../lib.sh"
+bench_need docker-registry skopeo curl python3 sha256sum
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin tagline
-bin=$CARGO_TARGET_DIR/release/tagline
+build_tagline
+bin=$tagline
 
-work=$(mktemp -d /dev/shm/tagline-bench-many.XXXXXX 2>/dev/null || mktemp -d)
-pid=
-token_pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  if [ -n "$token_pid" ]; then kill "$token_pid" 2>/dev/null || true; wait "$token_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_init many
 calc() { python3 -c "print($1)"; }
 
-source "$here/lib.sh"
 start_registry "$work" 1
 cd "$work"
 first=bench/r0000
 push_image "$first" 1.0.0
 
 t0=$(date +%s.%N)
-python3 - "$work/data/docker/registry/v2/repositories/bench" "$REPOS" "$TAGS" <<'PY'
-import os, shutil, sys
-root, repos, tags = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-names = ["1.0.0"] + [f"1.{i // 100}.{i % 100}" for i in range(1, tags)]
-src = os.path.join(root, "r0000")
-# The first repository's tags: symlinks to its one real tag directory.
-tagdir = os.path.join(src, "_manifests/tags")
-for name in names[1:]:
-    os.symlink("1.0.0", os.path.join(tagdir, name))
-# Every other repository: its own copy of the small metadata (layer and revision links), and
-# its tag directory a symlink to the first one's (same tag names, same manifest).
-for r in range(1, repos):
-    d = os.path.join(root, f"r{r:04d}")
-    shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("tags"))
-    os.symlink(tagdir, os.path.join(d, "_manifests/tags"))
-PY
+link_tags "$work/data/docker/registry/v2/repositories/bench" r0000 "$TAGS" "$REPOS" 'r{:04d}'
 t1=$(date +%s.%N)
 last=$(printf 'bench/r%04d' $((REPOS - 1)))
 count=$(curl -sf "$base/v2/$last/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
@@ -96,10 +69,9 @@ floor_seq=$(calc "$t1 - $t0"); floor_par=$(calc "$t2 - $t1")
 
 if [ "$AUTH" = token ]; then
   # Same storage, now behind bearer-token auth.
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  bench_stop "$registry_pid"
   mkdir -p token
-  python3 "$here/token_server.py" "$work/token" tagline-bench tagline-bench-issuer &
-  token_pid=$!
+  bench_bg python3 "$here/token_server.py" "$work/token" tagline-bench tagline-bench-issuer
   for _ in $(seq 100); do [ -f token/port ] && break; sleep 0.05; done
   [ -f token/port ] || { echo "token server did not start" >&2; exit 1; }
   realm=http://127.0.0.1:$(cat token/port)/token
@@ -120,8 +92,8 @@ auth:
     issuer: tagline-bench-issuer
     rootcertbundle: $work/token/signing.crt
 YAML
-  docker-registry serve "$work/config.yml" >>"$work/registry.log" 2>&1 &
-  pid=$!
+  bench_bg docker-registry serve "$work/config.yml" >>"$work/registry.log" 2>&1
+  registry_pid=$bg_pid
   for _ in $(seq 100); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v2/" || true)
     [ "$code" = 401 ] && break
@@ -150,7 +122,7 @@ spec:
 """)
 PY
 
-reg_cpu() { python3 -c "import os; t=open('/proc/$pid/stat').read().rsplit(')',1)[1].split(); print((int(t[11])+int(t[12]))/os.sysconf('SC_CLK_TCK'))"; }
+reg_cpu() { python3 -c "import os; t=open('/proc/$registry_pid/stat').read().rsplit(')',1)[1].split(); print((int(t[11])+int(t[12]))/os.sysconf('SC_CLK_TCK'))"; }
 requests() { grep -c '"GET /v2/' "$work/registry.log" || true; }
 tag_requests() { grep -c '/tags/list' "$work/registry.log" || true; }
 

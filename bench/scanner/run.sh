@@ -14,9 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 TAGS=${TAGS:-10000}
 RUNS=${RUNS:-20}
-for tool in docker-registry skopeo curl hyperfine python3 sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
+source "$here/../lib.sh"
+bench_need docker-registry skopeo curl hyperfine python3 sha256sum
 
 # The driver binary, built against the same dependency versions as the crate.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
@@ -24,15 +23,7 @@ cp "$repo/Cargo.lock" "$here/Cargo.lock"
 cargo build --quiet --release --manifest-path "$here/Cargo.toml"
 bin=$CARGO_TARGET_DIR/release/scan-tags
 
-work=$(mktemp -d /dev/shm/tagline-bench.XXXXXX 2>/dev/null || mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-source "$here/lib.sh"
+bench_init scanner
 start_registry "$work"
 cd "$work"
 # One real image pushed over the API...

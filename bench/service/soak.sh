@@ -11,109 +11,35 @@
 #   TAGLINE=/path/to/tagline bench/service/soak.sh   # skip the build
 #
 # Needs: cargo, docker-registry, git, curl, python3 (the registry is populated the way
-# bench/scanner/many.sh does it: one image pushed over the API, then its tag directory linked).
+# bench/scanner/many.sh does it, with bench/lib.sh's push_image and link_tags: one image pushed
+# over the API, then its tag directory linked).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../lib.sh"
 DURATION=${DURATION:-180}
 REPOS=${REPOS:-100}
 TAGS=${TAGS:-1000}
 AUTOMATIONS=${AUTOMATIONS:-10}
 INTERVAL=${INTERVAL:-1m}
-for tool in docker-registry git curl python3 sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
+bench_need docker-registry git curl python3 sha256sum
 [ $((REPOS % AUTOMATIONS)) -eq 0 ] || { echo "REPOS must be a multiple of AUTOMATIONS" >&2; exit 1; }
 
-if [ -z "${TAGLINE:-}" ]; then
-  echo "== building tagline (release)" >&2
-  (cd "$root" && cargo build --release --quiet --bin tagline)
-  target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  TAGLINE=$target_dir/release/tagline
-fi
-
-work=$(mktemp -d /dev/shm/tagline-soak.XXXXXX 2>/dev/null || mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export HOME=$work/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-unset GIT_SSL_CAINFO SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
-mkdir -p "$HOME"
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on port $1" >&2
-  exit 1
-}
+build_tagline
+bench_init soak
+bench_git_env
 
 echo "== registry: $REPOS repositories x $TAGS tags" >&2
-reg_port=$(free_port)
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/data}}
-http: {addr: 127.0.0.1:$reg_port, secret: soak}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-base=http://127.0.0.1:$reg_port
+start_registry "$work"
+reg_port=$port
 cd "$work"
-printf 'hello\n' >hello
-tar cf layer.tar hello
-gzip -kn layer.tar
-diff_id=$(sha256sum layer.tar | cut -d' ' -f1)
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id" >config.json
-upload() {
-  local file=$1 hex loc
-  hex=$(sha256sum "$file" | cut -d' ' -f1)
-  loc=$(curl -sf -D - -o /dev/null -X POST "$base/v2/soak/app-0/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case $loc in /*) loc=$base$loc ;; esac
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc&digest=sha256:$hex"
-  echo "$hex"
-}
-layer_hex=$(upload layer.tar.gz)
-config_hex=$(upload config.json)
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
-  "$config_hex" "$(stat -c %s config.json)" "$layer_hex" "$(stat -c %s layer.tar.gz)" >manifest.json
-curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-  --data-binary @manifest.json "$base/v2/soak/app-0/manifests/1.0.0"
-# Tags 1.0.0 ... 1.<n/100>.<n%100>, as bench/scanner/many.sh makes them: in the first
-# repository each tag is a symlink to the real 1.0.0 tag directory (docker-registry lists a
-# repository's tags by reading `_manifests/tags/` and follows the link); every other repository
-# gets a copy of the small metadata (blob and revision links) and a symlink to the first one's
-# tag directory.
-python3 - "$work/data/docker/registry/v2/repositories/soak" "$TAGS" "$REPOS" <<'PY'
-import os, shutil, sys
-root, n, repos = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-src = os.path.join(root, "app-0")
-tags = os.path.join(src, "_manifests", "tags")
-for i in range(1, n):
-    os.symlink("1.0.0", os.path.join(tags, f"1.{i // 100}.{i % 100}"))
-for r in range(1, repos):
-    d = os.path.join(root, f"app-{r}")
-    shutil.copytree(src, d, symlinks=True, ignore=shutil.ignore_patterns("tags"))
-    os.symlink(tags, os.path.join(d, "_manifests", "tags"))
-PY
+push_image soak/app-0 1.0.0
+# Tags 1.0.0 ... 1.<n/100>.<n%100>, as bench/scanner/many.sh makes them.
+link_tags "$work/data/docker/registry/v2/repositories/soak" app-0 "$TAGS" "$REPOS" 'app-{}'
 count=$(curl -sf "$base/v2/soak/app-$((REPOS - 1))/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
 [ "$count" = "$TAGS" ] || { echo "registry lists $count tags, expected $TAGS" >&2; exit 1; }
 latest="1.$(((TAGS - 1) / 100)).$(((TAGS - 1) % 100))"
 
 echo "== git daemon: $AUTOMATIONS repositories, $((REPOS / AUTOMATIONS)) marked Deployments each" >&2
-git_port=$(free_port)
 mkdir -p "$work/git" "$work/config"
 per=$((REPOS / AUTOMATIONS))
 for a in $(seq 0 $((AUTOMATIONS - 1))); do
@@ -141,10 +67,7 @@ YAML
   git -C "$tree" commit -qm initial
   git -C "$tree" push -q "$work/git/fleet-$a.git" main
 done
-git daemon --reuseaddr --listen=127.0.0.1 --port="$git_port" --base-path="$work/git" \
-  --export-all --enable=receive-pack >"$work/git-daemon.log" 2>&1 &
-pids+=($!)
-wait_port "$git_port"
+start_git_daemon "$work/git"
 
 python3 - "$work/config" "$reg_port" "$git_port" "$REPOS" "$AUTOMATIONS" "$INTERVAL" <<'PY'
 import os, sys
@@ -184,10 +107,9 @@ PY
 
 echo "== tagline run for ${DURATION}s (sampling /proc every second)" >&2
 http_port=$(free_port)
-"$TAGLINE" run --config "$work/config" --state-dir "$work/state" \
-  --listen "127.0.0.1:$http_port" --log-format json 2>"$work/tagline.log" &
-tpid=$!
-pids+=($tpid)
+bench_bg "$tagline" run --config "$work/config" --state-dir "$work/state" \
+  --listen "127.0.0.1:$http_port" --log-format json 2>"$work/tagline.log"
+tpid=$bg_pid
 tick=$(getconf CLK_TCK)
 ms() { echo $(($(date +%s%N) / 1000000)); }
 start=$(ms)

@@ -11,77 +11,17 @@
 # `git daemon` and tagline run on 127.0.0.1 with free ports and stop when the script ends.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../lib.sh"
 runs=${RUNS:-20}
-for tool in cargo git python3 curl docker-registry sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-work=$(mktemp -d /dev/shm/tagline-bench-hook.XXXXXX 2>/dev/null || mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_need cargo git python3 curl docker-registry sha256sum
+bench_init hook
 
-echo "== building tagline (release)" >&2
-(cd "$root" && cargo build --release --quiet --bin tagline)
-target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-tagline=$target_dir/release/tagline
-
-export HOME=$work/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-unset GIT_SSL_CAINFO SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
-mkdir -p "$HOME"
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  exit 1
-}
+build_tagline
+bench_git_env
 
 echo "== registry with team/app:1.0.0" >&2
-reg_port=$(free_port)
-reg=127.0.0.1:$reg_port
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log: {level: warn, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry/data}}
-http: {addr: $reg, secret: bench}
-EOF
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-mkdir -p "$work/layer"
-echo bench >"$work/layer/file"
-tar -C "$work/layer" --mtime=@0 --owner=0 --group=0 -cf "$work/layer.tar" file
-gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-  "$(sha256sum "$work/layer.tar" | cut -d' ' -f1)" >"$work/config.json"
-push_blob() {
-  local loc sep
-  loc=$(curl -sSf -X POST -D - -o /dev/null "http://$reg/v2/team/app/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  case $loc in /*) loc=http://$reg$loc ;; esac
-  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$1" -o /dev/null \
-    "$loc${sep}digest=sha256:$(sha256sum "$1" | cut -d' ' -f1)"
-}
-push_blob "$work/layer.tar.gz"
-push_blob "$work/config.json"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-  "$(sha256sum "$work/config.json" | cut -d' ' -f1)" "$(wc -c <"$work/config.json")" \
-  "$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)" "$(wc -c <"$work/layer.tar.gz")" >"$work/manifest.json"
-curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-  --data-binary "@$work/manifest.json" -o /dev/null "http://$reg/v2/team/app/manifests/1.0.0"
+start_registry "$work/registry"
+push_image team/app 1.0.0
 
 echo "== git daemon with fleet.git (deploy/app.yaml at 1.0.0)" >&2
 git init -q --bare -b main "$work/repos/fleet.git"
@@ -102,11 +42,7 @@ EOF
 git -C "$work/seed" add -A
 git -C "$work/seed" commit -qm seed
 git -C "$work/seed" push -q "$work/repos/fleet.git" main
-git_port=$(free_port)
-git daemon --reuseaddr --listen=127.0.0.1 --port="$git_port" --base-path="$work/repos" \
-  --export-all --enable=receive-pack "$work/repos" >"$work/git-daemon.log" 2>&1 &
-pids+=($!)
-wait_port "$git_port"
+start_git_daemon "$work/repos"
 remote=git://127.0.0.1:$git_port/fleet.git
 
 token=bench-webhook-token
@@ -156,9 +92,8 @@ stringData: {token: $token}
 EOF
 
 http_port=$(free_port)
-"$tagline" run --config "$work/config" --state-dir "$work/state" --listen "127.0.0.1:$http_port" \
-  >/dev/null 2>"$work/tagline.log" &
-pids+=($!)
+bench_bg "$tagline" run --config "$work/config" --state-dir "$work/state" --listen "127.0.0.1:$http_port" \
+  >/dev/null 2>"$work/tagline.log"
 wait_port "$http_port"
 for _ in $(seq 200); do
   passes=$(curl -sf "http://127.0.0.1:$http_port/api/v1/status" |
@@ -168,7 +103,7 @@ for _ in $(seq 200); do
 done
 
 echo "== $runs runs: push tag 1.0.<n>, call the webhook, poll the git server" >&2
-python3 - "$runs" "$reg" "$work/manifest.json" "$http_port" "$token" "$remote" <<'PY' || { tail -20 "$work/tagline.log" >&2; exit 1; }
+python3 - "$runs" "$reg" "$manifest" "$http_port" "$token" "$remote" <<'PY' || { tail -20 "$work/tagline.log" >&2; exit 1; }
 import hashlib, hmac, statistics, subprocess, sys, time, urllib.request
 runs, reg, manifest, port, token, remote = sys.argv[1:7]
 runs, manifest = int(runs), open(manifest, "rb").read()

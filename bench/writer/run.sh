@@ -3,12 +3,21 @@
 # generated trees, in one invocation. Prints hyperfine's tables, then the ratios.
 #
 # usage: bench/writer/run.sh [FILES:MARKED ...]      (default: 5000:500 50000:500)
-# env:   BENCH_DIR (where trees go; default a temp dir), RUNS (default 10)
+# env:   BENCH_DIR (where trees go, kept; default a temp dir, removed), RUNS (default 10)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib.sh"
+cd "$bench_root"
+bench_need cargo git python3 hyperfine rg grep sed
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RUNS="${RUNS:-10}"
-WORK="${BENCH_DIR:-$(mktemp -d)}"
+# The trees stay in BENCH_DIR when it is given (to be reused), else in a directory (on disk, not
+# /dev/shm: the writes are what is measured) removed at the end.
+if [ -n "${BENCH_DIR:-}" ]; then
+    WORK=$BENCH_DIR
+else
+    bench_init writer "${TMPDIR:-/tmp}"
+    WORK=$work
+fi
 SPECS=("$@")
 [ ${#SPECS[@]} -gt 0 ] || SPECS=(5000:500 50000:500)
 

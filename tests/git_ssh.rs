@@ -254,7 +254,7 @@ fn concurrent_sessions_each_get_their_own_known_hosts() {
     // Threads trusting different host keys of one server clone at the same time: each must
     // ask for (and accept) its own key type, none may block another for good.
     let w = World::new();
-    let d = SshServer::start_with_host_keys(&["ecdsa", "ed25519", "rsa"]);
+    let d = SshServer::start_with_host_keys(&["ecdsa", "rsa", "ed25519"]);
     let Served { bare, url, .. } = served_repo(d, "main", FILES);
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
     d.authorize_key(&public);

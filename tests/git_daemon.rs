@@ -3,15 +3,15 @@
 //! a real server here cannot show (a wrong password tried once, bearer header, 403/404, a TLS
 //! connection cut short).
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use harness::*;
+use common::gitlib::*;
+use common::GitDaemon;
 use tagline::git::{Auth, Checkout, GitError};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
@@ -19,9 +19,8 @@ const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
 #[test]
 fn clone_commit_push_over_git_daemon() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let dir = w.path("clone");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     assert_eq!(co.head, w.rev(&bare, "main").unwrap());
@@ -35,14 +34,13 @@ fn clone_commit_push_over_git_daemon() {
 #[test]
 fn pre_receive_rejection_is_an_error() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.hook(
         &bare,
         "pre-receive",
         "#!/bin/sh\necho 'no bots here' >&2\nexit 1\n",
     );
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("clone");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
@@ -65,9 +63,8 @@ fn pre_receive_rejection_is_an_error() {
 #[test]
 fn non_fast_forward_push_is_a_conflict() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let dir = w.path("clone");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     let theirs = w.commit_elsewhere(&bare, "main", &[("other.txt", "x\n")]);
@@ -145,11 +142,10 @@ fn credentials_in_the_url_never_reach_the_error() {
 #[test]
 fn network_clones_are_shallow_and_still_push() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     let first = w.rev(&bare, "main").unwrap();
     w.commit_elsewhere(&bare, "main", &[("b.txt", "b\n")]);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("clone");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     assert_eq!(
@@ -231,8 +227,8 @@ fn clone_refuses_a_non_empty_directory_and_keeps_no_credentials_on_disk() {
     assert!(matches!(err, GitError::Local { .. }), "{err:?}");
 
     // Credentials in the URL are not written into the clone's configuration.
-    let d = git_daemon(&w, w.tmp.path());
-    let url = format!("git://bob:s3cret-pw@127.0.0.1:{}/repo.git", d.port);
+    let served = served_repo(GitDaemon::start(), "main", FILES);
+    let url = served.url.replacen("git://", "git://bob:s3cret-pw@", 1);
     let dir = w.path("clone2");
     Checkout::clone(&remote(&url), "main", &dir).unwrap();
     let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();

@@ -1,10 +1,9 @@
 //! `tagline::git` against local repositories (file:// URLs and plain paths), checked with the
 //! git CLI.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
-use harness::*;
+use common::gitlib::*;
 use tagline::git::{Checkout, GitError};
 
 const FILES: &[(&str, &str)] = &[

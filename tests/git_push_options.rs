@@ -1,13 +1,13 @@
 //! `git.push.refspec` and `git.push.options` against a real `git daemon` whose pre-receive
 //! hook records the ref updates and `GIT_PUSH_OPTION_*`.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use harness::*;
+use common::gitlib::*;
+use common::GitDaemon;
 use tagline::git::{push_options, Checkout, GitError};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
@@ -30,10 +30,9 @@ fn log(bare: &Path) -> String {
 #[test]
 fn push_options_reach_the_server_hook() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.hook(&bare, "pre-receive", RECORDER);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
@@ -53,10 +52,9 @@ fn push_options_reach_the_server_hook() {
 #[test]
 fn without_options_the_hook_sees_none() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.hook(&bare, "pre-receive", RECORDER);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
@@ -71,10 +69,9 @@ fn without_options_the_hook_sees_none() {
 #[test]
 fn refspec_push_after_the_branch_push_like_gerrit_or_agit() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.hook(&bare, "pre-receive", RECORDER);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     co.switch_branch("flux-updates", &co.head).unwrap();
@@ -99,9 +96,8 @@ fn refspec_push_after_the_branch_push_like_gerrit_or_agit() {
 #[test]
 fn refspec_push_is_not_forced_unless_asked() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let old = w.rev(&bare, "main").unwrap();
     let theirs = w.commit_elsewhere(&bare, "main", &[("x", "x\n")]);
     w.git(&bare, &["branch", "target", &theirs]);
@@ -142,10 +138,9 @@ fn malformed_refspecs_are_configuration_errors() {
 #[test]
 fn options_to_a_server_without_push_option_support_are_not_silently_dropped() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.git(&bare, &["config", "receive.advertisePushOptions", "false"]);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();

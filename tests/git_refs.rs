@@ -1,10 +1,10 @@
 //! Checkouts by tag and by commit (detached HEAD), then work on a push branch, over a real
 //! `git daemon` and file://.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
-use harness::*;
+use common::gitlib::*;
+use common::GitDaemon;
 use tagline::git::{Checkout, GitError};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
@@ -12,19 +12,12 @@ const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
 #[test]
 fn tag_checkout_then_push_to_a_branch() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     let tagged = w.rev(&bare, "main").unwrap();
     w.git(&bare, &["tag", "-a", "-m", "v1", "v1.0.0", "main"]);
     w.git(&bare, &["tag", "light", "main"]);
     w.commit_elsewhere(&bare, "main", &[("later.txt", "x\n")]);
-    let d = git_daemon(&w, w.tmp.path());
-    for (i, url) in [
-        format!("git://127.0.0.1:{}/repo.git", d.port),
-        file_url(&bare),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, url) in [url, file_url(&bare)].iter().enumerate() {
         let r = remote(url);
         for tag in ["v1.0.0", "light"] {
             let dir = w.path(&format!("{tag}-{i}"));
@@ -53,13 +46,12 @@ fn tag_checkout_then_push_to_a_branch() {
 #[test]
 fn commit_checkout_within_a_branch() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     let first = w.rev(&bare, "main").unwrap();
     w.commit_elsewhere(&bare, "main", &[("later.txt", "x\n")]);
     w.git(&bare, &["branch", "side", &first]);
     let side = w.commit_elsewhere(&bare, "side", &[("side.txt", "s\n")]);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
 
     let dir = w.path("c");
     let co = Checkout::clone_commit(&r, "main", &first, &dir).unwrap();
@@ -77,16 +69,12 @@ fn commit_checkout_within_a_branch() {
 #[test]
 fn ls_remote_lists_heads_and_tags_without_cloning() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     w.git(&bare, &["branch", "other", "main"]);
     w.git(&bare, &["tag", "-a", "-m", "t", "v1", "main"]);
     let main = w.rev(&bare, "main").unwrap();
     let tag_object = w.rev(&bare, "refs/tags/v1").unwrap();
-    let d = git_daemon(&w, w.tmp.path());
-    for url in [
-        format!("git://127.0.0.1:{}/repo.git", d.port),
-        file_url(&bare),
-    ] {
+    for url in [url, file_url(&bare)] {
         let refs = tagline::git::ls_remote(&remote(&url)).unwrap();
         let get = |name: &str| {
             refs.iter()
@@ -109,13 +97,12 @@ fn ls_remote_lists_heads_and_tags_without_cloning() {
 #[test]
 fn any_ref_can_be_checked_out() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
     let main = w.rev(&bare, "main").unwrap();
     let pr = w.commit_elsewhere(&bare, "main", &[("pr.txt", "p\n")]);
     w.git(&bare, &["update-ref", "refs/pull/7/head", &pr]);
     w.git(&bare, &["update-ref", "refs/heads/main", &main]);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone_ref(&r, "refs/pull/7/head", &dir).unwrap();
     assert_eq!(co.head, pr);

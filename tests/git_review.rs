@@ -2,12 +2,12 @@
 //! a lease, skipped when unchanged) and conflict recovery (`refresh` after a rejected push),
 //! against a real `git daemon`.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
 use std::path::Path;
 
-use harness::*;
+use common::gitlib::*;
+use common::GitDaemon;
 use tagline::git::{Checkout, GitError, Lease, PushOutcome, Remote};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
@@ -40,9 +40,8 @@ fn parent(w: &World, bare: &Path, rev: &str) -> String {
 #[test]
 fn review_branch_is_created_skipped_when_identical_and_rebuilt_on_a_new_base() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let main0 = w.rev(&bare, "main").unwrap();
 
     // First run: the branch does not exist; it is created from main's tip.
@@ -77,9 +76,8 @@ fn review_branch_is_created_skipped_when_identical_and_rebuilt_on_a_new_base() {
 #[test]
 fn lease_protects_commits_someone_else_pushed_to_the_review_branch() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let PushOutcome::Pushed(ours) = run(&w, &r, "run1", None, 1_700_000_000).unwrap() else {
         panic!("expected a push")
     };
@@ -95,9 +93,8 @@ fn lease_protects_commits_someone_else_pushed_to_the_review_branch() {
 #[test]
 fn lease_absent_refuses_to_overwrite_an_existing_branch() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let dir = w.path("c");
     let co = Checkout::clone(&r, "main", &dir).unwrap();
     co.switch_branch("review", &co.head).unwrap();
@@ -137,9 +134,8 @@ fn lease_over_file_transport() {
 #[test]
 fn refresh_after_a_conflict_then_retry_lands_on_the_new_tip() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let dir = w.path("c");
     let mut co = Checkout::clone(&r, "main", &dir).unwrap();
     std::fs::write(dir.join("app.yaml"), "image: nginx:1.1\n").unwrap();
@@ -189,9 +185,8 @@ fn refresh_after_a_conflict_then_retry_lands_on_the_new_tip() {
 #[test]
 fn push_with_retries_rebuilds_on_each_new_tip_and_gives_up_after_the_bound() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
 
     // Another writer wins the first two races; the third attempt lands.
     let dir = w.path("c");
@@ -242,9 +237,8 @@ fn push_with_retries_rebuilds_on_each_new_tip_and_gives_up_after_the_bound() {
 fn accumulate_on_an_existing_push_branch_like_flux() {
     // Flux's default when the push branch exists: start from its tip, add a commit on top.
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     w.git(&bare, &["branch", "updates", "main"]);
     let tip0 = w.commit_elsewhere(&bare, "updates", &[("earlier.txt", "1\n")]);
     let dir = w.path("c");
@@ -268,9 +262,8 @@ fn accumulate_on_an_existing_push_branch_like_flux() {
 #[test]
 fn a_merged_and_deleted_review_branch_is_created_again() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
-    let d = git_daemon(&w, w.tmp.path());
-    let r = remote(&format!("git://127.0.0.1:{}/repo.git", d.port));
+    let Served { bare, url, .. } = served_repo(GitDaemon::start(), "main", FILES);
+    let r = remote(&url);
     let PushOutcome::Pushed(first) = run(&w, &r, "run1", None, 1_700_000_000).unwrap() else {
         panic!("expected a push")
     };

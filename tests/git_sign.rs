@@ -1,20 +1,23 @@
 //! Signed commits (`git.commit.signingKey`): keys made with the real gpg / ssh-keygen, commits
 //! signed by tagline, checked with the real `git verify-commit`.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harness::*;
+use common::gitlib::*;
+use common::proc::Peer;
 use tagline::git::{Checkout, GitError, Signer, SigningKey};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
 
-/// A GNUPGHOME whose gpg-agent is stopped when dropped.
+/// A GNUPGHOME with its own gpg-agent, run by the harness as a peer (its own process group,
+/// killed when this is dropped or the test process exits) rather than left to gpg to start
+/// as a daemon that would outlive the test.
 struct Gpg {
     home: PathBuf,
+    _agent: Peer,
 }
 
 impl Gpg {
@@ -23,13 +26,24 @@ impl Gpg {
         let home = w.path("gnupg");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-        Gpg { home }
+        let mut cmd = Command::new("gpg-agent");
+        cmd.env("GNUPGHOME", &home)
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--daemon", "--no-detach", "--allow-loopback-pinentry"]);
+        let mut agent = Peer::spawn("gpg-agent", cmd, &w.path("gpg-agent.log")).unwrap();
+        let socket = home.join("S.gpg-agent");
+        agent.wait_ready(|| socket.exists()).unwrap();
+        Gpg {
+            home,
+            _agent: agent,
+        }
     }
 
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("gpg")
             .env("GNUPGHOME", &self.home)
-            .args(["--batch", "--pinentry-mode", "loopback"])
+            .args(["--batch", "--no-autostart", "--pinentry-mode", "loopback"])
             .args(args)
             .output()
             .expect("gpg");
@@ -69,15 +83,6 @@ impl Gpg {
             "--export-secret-keys",
             fpr,
         ])
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", &self.home)
-            .args(["--kill", "gpg-agent"])
-            .output();
     }
 }
 

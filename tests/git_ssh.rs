@@ -2,22 +2,16 @@
 //! PEM formats, with and without passphrase), host keys checked against the configured
 //! known_hosts only.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
-use harness::*;
+use common::gitlib::*;
+use common::SshServer;
 use tagline::git::{Auth, Checkout, GitError, Remote};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
 
-fn ssh_remote(
-    port: u16,
-    bare: &std::path::Path,
-    identity: &str,
-    password: Option<&str>,
-    known_hosts: &str,
-) -> Remote {
-    let mut r = remote(&format!("ssh://root@127.0.0.1:{port}{}", bare.display()));
+fn ssh_remote(url: &str, identity: &str, password: Option<&str>, known_hosts: &str) -> Remote {
+    let mut r = remote(url);
     r.auth = Some(Auth::Ssh {
         identity: identity.to_string(),
         password: password.map(str::to_string),
@@ -26,10 +20,16 @@ fn ssh_remote(
     r
 }
 
+/// The shared server with one ed25519 host key.
+fn ed25519_server() -> &'static SshServer {
+    SshServer::start()
+}
+
 #[test]
 fn clone_commit_push_with_each_key_type() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = ed25519_server();
+    let Served { bare, url, .. } = served_repo(d, "main", FILES);
     let keys = w.path("keys");
     let kinds = [
         ("ed25519", ""),
@@ -43,11 +43,12 @@ fn clone_commit_push_with_each_key_type() {
         .enumerate()
         .map(|(i, (kind, pass))| ssh_keygen(&keys, &format!("id{i}"), kind, pass))
         .collect();
-    let pubs: Vec<&str> = generated.iter().map(|(_, p)| p.as_str()).collect();
-    let d = sshd(&w, "ed25519", &pubs);
+    for (_, public) in &generated {
+        d.authorize_key(public);
+    }
     for (i, ((kind, pass), (private, _))) in kinds.iter().zip(&generated).enumerate() {
         let pass = (!pass.is_empty()).then_some(*pass);
-        let r = ssh_remote(d.server.port, &bare, private, pass, &d.known_hosts);
+        let r = ssh_remote(&url, private, pass, &d.known_hosts());
         let dir = w.path(&format!("clone{i}"));
         let co = Checkout::clone(&r, "main", &dir)
             .unwrap_or_else(|e| panic!("clone with {kind} key: {e}"));
@@ -62,11 +63,13 @@ fn clone_commit_push_with_each_key_type() {
 #[test]
 fn ecdsa_and_rsa_host_keys() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
     for host_kind in ["ecdsa", "rsa"] {
-        let d = sshd(&w, host_kind, &[&public]);
-        let r = ssh_remote(d.server.port, &bare, &private, None, &d.known_hosts);
+        // A server whose only host key is of that kind.
+        let d = SshServer::start_with_host_keys(&[host_kind]);
+        d.authorize_key(&public);
+        let Served { bare, url, .. } = served_repo(d, "main", FILES);
+        let r = ssh_remote(&url, &private, None, &d.known_hosts());
         Checkout::clone(&r, "main", &w.path(&format!("c-{host_kind}")))
             .unwrap_or_else(|e| panic!("{host_kind} host key: {e}"));
         let refs = tagline::git::ls_remote(&r).unwrap();
@@ -81,12 +84,13 @@ fn ecdsa_and_rsa_host_keys() {
 #[test]
 fn changed_or_unknown_host_key_is_refused() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = ed25519_server();
+    let url = served_repo(d, "main", FILES).url;
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
-    let d = sshd(&w, "ed25519", &[&public]);
+    d.authorize_key(&public);
     let (_, other_host) = ssh_keygen(&w.path("keys"), "other-host", "ed25519", "");
     let other: Vec<&str> = other_host.split_whitespace().take(2).collect();
-    let port = d.server.port;
+    let port = d.port();
     let cases = [
         // Same host, another key: the key changed.
         (
@@ -95,14 +99,14 @@ fn changed_or_unknown_host_key_is_refused() {
         ),
         // The right key, but for another port: unknown host.
         (
-            d.known_hosts
+            d.known_hosts()
                 .replace(&format!(":{port}]"), ":1]")
                 .replace(&format!("]:{port}"), "]:1"),
             "not in known_hosts",
         ),
     ];
     for (i, (known_hosts, expect)) in cases.iter().enumerate() {
-        let r = ssh_remote(port, &bare, &private, None, known_hosts);
+        let r = ssh_remote(&url, &private, None, known_hosts);
         let err = Checkout::clone(&r, "main", &w.path(&format!("c{i}"))).unwrap_err();
         assert!(matches!(err, GitError::Certificate { .. }), "{err:?}");
         assert!(err.to_string().contains(expect), "{err}");
@@ -113,17 +117,19 @@ fn changed_or_unknown_host_key_is_refused() {
 #[test]
 fn unauthorized_key_or_wrong_passphrase_is_an_auth_error() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = ed25519_server();
+    let url = served_repo(d, "main", FILES).url;
     let (_, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
     let (stranger, _) = ssh_keygen(&w.path("keys"), "stranger", "ed25519", "");
     let (locked, locked_pub) = ssh_keygen(&w.path("keys"), "locked", "ed25519", "right-phrase");
-    let d = sshd(&w, "ed25519", &[&public, &locked_pub]);
+    d.authorize_key(&public);
+    d.authorize_key(&locked_pub);
     for (key, pass) in [
         (&stranger, None),
         (&locked, Some("bad-phrase-42")),
         (&locked, None),
     ] {
-        let r = ssh_remote(d.server.port, &bare, key, pass, &d.known_hosts);
+        let r = ssh_remote(&url, key, pass, &d.known_hosts());
         let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
         assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
         let shown = format!("{err} {err:?}");
@@ -139,7 +145,8 @@ fn unauthorized_key_or_wrong_passphrase_is_an_auth_error() {
 fn empty_known_hosts_is_a_configuration_error() {
     let w = World::new();
     let (private, _) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
-    let r = ssh_remote(1, &w.path("repo.git"), &private, None, "# nothing\n");
+    let url = format!("ssh://root@127.0.0.1:1{}", w.path("repo.git").display());
+    let r = ssh_remote(&url, &private, None, "# nothing\n");
     let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
     assert!(matches!(err, GitError::Config { .. }), "{err:?}");
 }
@@ -149,11 +156,14 @@ fn only_the_configured_host_key_type_is_asked_for() {
     // The server has ecdsa, rsa and ed25519 host keys; known_hosts trusts only one of them.
     // tagline must ask for that algorithm, whatever libssh2 would prefer by default.
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = SshServer::start_with_host_keys(&["ecdsa", "rsa", "ed25519"]);
+    let url = served_repo(d, "main", FILES).url;
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
-    let d = sshd_with_host_keys(&w, &["ecdsa", "rsa", "ed25519"], &[&public]);
-    for (i, line) in d.host_lines.iter().enumerate() {
-        let r = ssh_remote(d.server.port, &bare, &private, None, line);
+    d.authorize_key(&public);
+    let lines = d.host_key_lines();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        let r = ssh_remote(&url, &private, None, line);
         Checkout::clone(&r, "main", &w.path(&format!("c{i}")))
             .unwrap_or_else(|e| panic!("known_hosts {line}: {e}"));
     }
@@ -184,10 +194,11 @@ fn child_clone_with_hostile_home() {
 #[test]
 fn the_service_accounts_ssh_dir_is_never_read() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = SshServer::start_with_host_keys(&["ed25519", "ecdsa"]);
+    let url = served_repo(d, "main", FILES).url;
     let keys = w.path("keys");
     let (_, public) = ssh_keygen(&keys, "id", "ed25519", "");
-    let d = sshd_with_host_keys(&w, &["ed25519", "ecdsa"], &[&public]);
+    d.authorize_key(&public);
     // $HOME/.ssh/known_hosts: an unparsable line, and for this very server another key of
     // another type (which would make libssh2 ask for that type).
     let home = w.path("hostile-home");
@@ -198,7 +209,7 @@ fn the_service_accounts_ssh_dir_is_never_read() {
         home.join(".ssh/known_hosts"),
         format!(
             "this is not a known_hosts line\n[127.0.0.1]:{} {}\n",
-            d.server.port,
+            d.port(),
             other.join(" ")
         ),
     )
@@ -211,12 +222,9 @@ fn the_service_accounts_ssh_dir_is_never_read() {
             "--nocapture",
         ])
         .env("HOME", &home)
-        .env(
-            "TAGLINE_TEST_URL",
-            format!("ssh://root@127.0.0.1:{}{}", d.server.port, bare.display()),
-        )
+        .env("TAGLINE_TEST_URL", &url)
         .env("TAGLINE_TEST_KEY", keys.join("id"))
-        .env("TAGLINE_TEST_KNOWN_HOSTS", &d.host_lines[0])
+        .env("TAGLINE_TEST_KNOWN_HOSTS", &d.host_key_lines()[0])
         .env("TAGLINE_TEST_DIR", w.path("clone"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -246,14 +254,16 @@ fn concurrent_sessions_each_get_their_own_known_hosts() {
     // Threads trusting different host keys of one server clone at the same time: each must
     // ask for (and accept) its own key type, none may block another for good.
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = SshServer::start_with_host_keys(&["ecdsa", "rsa", "ed25519"]);
+    let Served { bare, url, .. } = served_repo(d, "main", FILES);
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
-    let d = sshd_with_host_keys(&w, &["ecdsa", "ed25519", "rsa"], &[&public]);
+    d.authorize_key(&public);
+    let host_lines = d.host_key_lines();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..6)
             .map(|i| {
-                let line = d.host_lines[i % 3].clone();
-                let r = ssh_remote(d.server.port, &bare, &private, None, &line);
+                let line = host_lines[i % 3].clone();
+                let r = ssh_remote(&url, &private, None, &line);
                 let dir = w.path(&format!("c{i}"));
                 scope.spawn(move || {
                     let co = Checkout::clone(&r, "main", &dir)?;
@@ -272,26 +282,22 @@ fn concurrent_sessions_each_get_their_own_known_hosts() {
 #[test]
 fn without_a_user_in_the_url_the_user_is_git() {
     let w = World::new();
-    let bare = w.bare_repo("repo", "main", FILES);
+    let d = ed25519_server();
+    let bare = served_repo(d, "main", FILES).bare;
     let (private, public) = ssh_keygen(&w.path("keys"), "id", "ed25519", "");
-    let d = sshd(&w, "ed25519", &[&public]);
-    let mut r = remote(&format!(
-        "ssh://127.0.0.1:{}{}",
-        d.server.port,
-        bare.display()
-    ));
+    d.authorize_key(&public);
+    let mut r = remote(&format!("ssh://127.0.0.1:{}{}", d.port(), bare.display()));
     r.auth = Some(Auth::Ssh {
         identity: private,
         password: None,
-        known_hosts: d.known_hosts.clone(),
+        known_hosts: d.known_hosts(),
     });
     // This machine has no `git` account: the server refuses it, and says whom it refused.
     let err = Checkout::clone(&r, "main", &w.path("c")).unwrap_err();
     assert!(matches!(err, GitError::Auth { .. }), "{err:?}");
-    let log_path = w.path(&format!("sshd-{}/sshd.log", d.server.port));
     let mut log = String::new();
     for _ in 0..50 {
-        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log = d.sshd_log();
         if log.contains("user git") {
             break;
         }

@@ -2,13 +2,12 @@
 //! binary of its own: libgit2's socket timeout is process-wide (the smallest among running
 //! sessions), and these short timeouts must not cut other tests' connections.
 
-#[path = "git_harness.rs"]
-mod harness;
+mod common;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
-use harness::*;
+use common::gitlib::*;
 use tagline::git::{Checkout, GitError};
 
 const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];

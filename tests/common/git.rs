@@ -405,6 +405,18 @@ impl GitServer {
 
     /// A server of its own for one test; stops when dropped.
     pub fn start_owned(options: GitOptions) -> GitServer {
+        GitServer::launch(options, None)
+    }
+
+    /// A server of its own for one test that presents `server_pem` (certificate, any chain,
+    /// and key in one PEM file, e.g. from [`TestCa::issue_server_pem`]) instead of the
+    /// [`TestCa`]'s server certificate; `options.tls` must be set. Stops when dropped.
+    pub fn start_owned_with_cert(options: GitOptions, server_pem: &Path) -> GitServer {
+        assert!(options.tls, "a server certificate needs options.tls");
+        GitServer::launch(options, Some(server_pem))
+    }
+
+    fn launch(options: GitOptions, server_pem: Option<&Path>) -> GitServer {
         let guard = scratch_dir("git-http");
         let dir = guard.path().to_path_buf();
         let root = dir.join("repos");
@@ -419,7 +431,8 @@ impl GitServer {
         }
         let (port, peer) = start_on_free_port("lighttpd", |port| {
             let conf = dir.join("lighttpd.conf");
-            fs::write(&conf, lighttpd_config(&dir, port, options)).expect("write lighttpd.conf");
+            fs::write(&conf, lighttpd_config(&dir, port, options, server_pem))
+                .expect("write lighttpd.conf");
             let mut cmd = Command::new("lighttpd");
             cmd.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -520,7 +533,12 @@ impl Deref for GitServer {
     }
 }
 
-fn lighttpd_config(dir: &Path, port: u16, options: GitOptions) -> String {
+fn lighttpd_config(
+    dir: &Path,
+    port: u16,
+    options: GitOptions,
+    server_pem: Option<&Path>,
+) -> String {
     let backend = http_backend_path();
     let mut modules = vec![
         "mod_auth",
@@ -575,7 +593,10 @@ $HTTP["url"] =~ "^/git" {{
     if options.tls {
         conf += &format!(
             "ssl.engine = \"enable\"\nssl.pemfile = \"{}\"\n",
-            TestCa::get().server_pem_path().display()
+            server_pem
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| TestCa::get().server_pem_path())
+                .display()
         );
         if options.client_cert {
             conf += &format!(
@@ -680,27 +701,49 @@ impl Deref for GitDaemon {
 /// A private `sshd` serving its [`Repos`] over SSH at
 /// `ssh://<user>@127.0.0.1:<p>/<abs root>/<name>.git`, with public-key auth only: one ed25519
 /// client key ([`SshServer::client_key_path`]) is authorised, and [`SshServer::known_hosts`]
-/// holds its host key. Derefs to [`Repos`].
+/// holds its (first) host key. Derefs to [`Repos`].
 #[derive(Debug)]
 pub struct SshServer {
     port: u16,
     user: String,
     dir: PathBuf,
     host_public_key: String,
+    host_public_keys: Vec<String>,
     repos: Repos,
     peer: Mutex<Peer>,
     _dir: tempfile::TempDir,
 }
 
 impl SshServer {
-    /// The SSH server shared by every test of this test binary, started on first use.
+    /// The SSH server (one ed25519 host key) shared by every test of this test binary,
+    /// started on first use.
     pub fn start() -> &'static SshServer {
-        static SHARED: OnceLock<SshServer> = OnceLock::new();
-        SHARED.get_or_init(SshServer::start_owned)
+        SshServer::start_with_host_keys(&["ed25519"])
+    }
+
+    /// The SSH server with one host key of each of `kinds` (`ed25519`, `ecdsa`, `rsa`), in
+    /// that order, shared by every test of this test binary that asks for the same kinds;
+    /// started on first use.
+    pub fn start_with_host_keys(kinds: &[&str]) -> &'static SshServer {
+        type Shared = Mutex<HashMap<Vec<String>, &'static SshServer>>;
+        static SHARED: OnceLock<Shared> = OnceLock::new();
+        let mut shared = SHARED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shared
+            .entry(kinds.iter().map(|k| k.to_string()).collect())
+            .or_insert_with(|| Box::leak(Box::new(SshServer::start_owned_with_host_keys(kinds))))
     }
 
     /// A server of its own for one test; stops when dropped.
     pub fn start_owned() -> SshServer {
+        SshServer::start_owned_with_host_keys(&["ed25519"])
+    }
+
+    /// A server of its own with one host key of each of `kinds`; stops when dropped.
+    pub fn start_owned_with_host_keys(kinds: &[&str]) -> SshServer {
+        assert!(!kinds.is_empty(), "sshd needs a host key");
         let guard = scratch_dir("sshd");
         let dir = guard.path().to_path_buf();
         let root = dir.join("repos");
@@ -709,24 +752,46 @@ impl SshServer {
         }
         // sshd's privilege separation directory; present on Debian once openssh-server ran.
         fs::create_dir_all("/run/sshd").expect("create /run/sshd");
-        for key in ["host_key", "client_key"] {
+        let host_keys: Vec<String> = (0..kinds.len())
+            .map(|i| match i {
+                0 => "host_key".to_string(),
+                i => format!("host_key{i}"),
+            })
+            .collect();
+        for (key, kind) in host_keys
+            .iter()
+            .map(String::as_str)
+            .zip(kinds.iter().copied())
+            .chain([("client_key", "ed25519")])
+        {
             let mut cmd = Command::new("ssh-keygen");
             scrub_env(&mut cmd, scratch_home());
-            run(
-                "ssh-keygen",
-                cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
-                    .arg(dir.join(key)),
-            );
+            cmd.args(["-q", "-N", "", "-C", key]);
+            match kind {
+                "rsa" => cmd.args(["-t", "rsa", "-b", "2048"]),
+                other => cmd.args(["-t", other]),
+            };
+            run("ssh-keygen", cmd.arg("-f").arg(dir.join(key)));
         }
         let read = |name: &str| {
             fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
         };
         fs::write(dir.join("authorized_keys"), read("client_key.pub")).expect("authorize key");
-        let host_public_key = read("host_key.pub")
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let host_public_keys: Vec<String> = host_keys
+            .iter()
+            .map(|key| {
+                read(&format!("{key}.pub"))
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let host_public_key = host_public_keys[0].clone();
+        let host_key_config: String = host_keys
+            .iter()
+            .map(|key| format!("HostKey {}\n", dir.join(key).display()))
+            .collect();
         let user = run("id -un", Command::new("id").arg("-un"))
             .trim()
             .to_string();
@@ -737,8 +802,7 @@ impl SshServer {
                 format!(
                     "Port {port}
 ListenAddress 127.0.0.1
-HostKey {dir}/host_key
-AuthorizedKeysFile {dir}/authorized_keys
+{host_key_config}AuthorizedKeysFile {dir}/authorized_keys
 PidFile none
 UsePAM no
 PasswordAuthentication no
@@ -747,7 +811,7 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 StrictModes no
 AllowUsers {user}
-LogLevel ERROR
+LogLevel INFO
 SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
 ",
                     dir = dir.display()
@@ -764,11 +828,11 @@ SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
             peer.wait_ready(|| port_open(port))?;
             Ok((port, peer))
         });
-        fs::write(
-            dir.join("known_hosts"),
-            format!("[127.0.0.1]:{port} {host_public_key}\n"),
-        )
-        .expect("write known_hosts");
+        let known_hosts: String = host_public_keys
+            .iter()
+            .map(|key| format!("[127.0.0.1]:{port} {key}\n"))
+            .collect();
+        fs::write(dir.join("known_hosts"), known_hosts).expect("write known_hosts");
         SshServer {
             port,
             repos: Repos {
@@ -778,6 +842,7 @@ SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
             user,
             dir,
             host_public_key,
+            host_public_keys,
             peer: Mutex::new(peer),
             _dir: guard,
         }
@@ -798,9 +863,30 @@ SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
         &self.host_public_key
     }
 
-    /// A `known_hosts` line for it: `[127.0.0.1]:<p> <type> <base64>` (newline-terminated).
+    /// A `known_hosts` line for it: `[127.0.0.1]:<p> <type> <base64>` (newline-terminated),
+    /// for its first host key.
     pub fn known_hosts(&self) -> String {
         format!("[127.0.0.1]:{} {}\n", self.port, self.host_public_key)
+    }
+
+    /// One `known_hosts` line (newline-terminated) per host key, in the order of the kinds
+    /// it was started with.
+    pub fn host_key_lines(&self) -> Vec<String> {
+        self.host_public_keys
+            .iter()
+            .map(|key| format!("[127.0.0.1]:{} {key}\n", self.port))
+            .collect()
+    }
+
+    /// Everything sshd logged so far (`LogLevel INFO`: refused users and keys included).
+    pub fn sshd_log(&self) -> String {
+        let path = self
+            .peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log_path()
+            .to_path_buf();
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
     }
 
     /// Path of the authorised client's private key (OpenSSH format, no passphrase).
@@ -826,13 +912,18 @@ SetEnv GIT_CONFIG_NOSYSTEM=1 HOME={dir}/home
         )
     }
 
-    /// Authorises one more public key (an `authorized_keys` line).
+    /// Authorises one more public key (an `authorized_keys` line). Safe from parallel tests:
+    /// the file is replaced whole (sshd never reads a half-written one) under a lock.
     pub fn authorize_key(&self, public_key_line: &str) {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.dir.join("authorized_keys");
         let mut keys = fs::read_to_string(&path).expect("read authorized_keys");
         keys.push_str(public_key_line.trim_end());
         keys.push('\n');
-        fs::write(&path, keys).expect("write authorized_keys");
+        let next = self.dir.join("authorized_keys.next");
+        fs::write(&next, keys).expect("write authorized_keys");
+        fs::rename(&next, &path).expect("replace authorized_keys");
     }
 
     /// A [`git`] command whose `ssh` uses the client key and trusts only the host key.

@@ -6,12 +6,18 @@
 //!   `push_variant`, `list_tags`, `list_tags_with_skopeo`, `manifest_digest`,
 //!   `delete_manifest`, `pull_secret_yaml`, `cert_secret_yaml`.
 //! - [`GitServer`]: `git http-backend` behind lighttpd, HTTP or HTTPS, optional basic auth
-//!   ([`GitOptions`]). [`GitDaemon`]: `git://` with push. [`SshServer`]: a private `sshd`.
+//!   ([`GitOptions`]). [`GitDaemon`]: `git://` with push. [`SshServer`]: a private `sshd`
+//!   (`start_with_host_keys` for other host key kinds).
 //!   All three deref to [`Repos`]: `create_repo`, `commit`, `log`, `file`, `files`, `diff`,
 //!   `head`, `branches`, `set_hook`, `raw_commit`.
 //! - [`Proxy`]: `tinyproxy` with Basic proxy auth; `requests()` reads which requests went
 //!   through it; `secret_yaml` for a `proxySecretRef`.
-//! - [`TestCa`]: the process's CA; every TLS peer's certificate comes from it.
+//! - [`TestCa`]: the process's CA; every TLS peer's certificate comes from it
+//!   (`issue_server_pem` / `issue_chain_pem` for a server of its own; `unrelated` for a CA
+//!   that signed nothing).
+//! - [`gitlib`]: for tests of the library's `tagline::git` API: a scratch `World` with the
+//!   git CLI, `served_repo` (a uniquely named repository on a shared server), `author`,
+//!   `remote`, `file_url`, `ssh_keygen`.
 //! - [`tagline`], [`ConfigDir`], [`unique_name`], [`yaml::secret`], [`git()`].
 //!
 //! ```ignore
@@ -38,6 +44,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod git;
+pub mod gitlib;
 pub mod holding_proxy;
 pub mod proc;
 pub mod proxy;

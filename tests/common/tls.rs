@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use super::proc::{run, scratch_dir, scratch_home, scrub_env};
@@ -60,6 +61,12 @@ impl TestCa {
     pub fn get() -> &'static TestCa {
         static CA: OnceLock<TestCa> = OnceLock::new();
         CA.get_or_init(TestCa::create)
+    }
+
+    /// A CA of its own that signed none of the harness's certificates: what a client wrongly
+    /// trusts in tests of a refused server certificate. Its files are removed when dropped.
+    pub fn unrelated() -> TestCa {
+        TestCa::create()
     }
 
     fn create() -> TestCa {
@@ -192,6 +199,103 @@ impl TestCa {
     /// Path of the client key (PEM).
     pub fn client_key_path(&self) -> PathBuf {
         self.dir.join("client.key")
+    }
+}
+
+impl TestCa {
+    /// A new server certificate signed by this CA for the subjectAltName `san` (e.g.
+    /// `DNS:git.example.com`), in one PEM file with its key (for lighttpd); returns its path.
+    /// The file lives in the scratch root until the process exits.
+    pub fn issue_server_pem(&self, san: &str) -> PathBuf {
+        let dir = scratch_dir("cert").keep();
+        let ext = SERVER_EXT.replace(
+            "subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1",
+            &format!("subjectAltName = {san}"),
+        );
+        fs::write(dir.join("server.ext"), ext).expect("write server.ext");
+        self.sign_leaf(&dir, "server", &self.dir, "ca");
+        let pem = read(&dir.join("server.crt")) + &read(&dir.join("server.key"));
+        fs::write(dir.join("server.pem"), pem).expect("write server.pem");
+        dir.join("server.pem")
+    }
+
+    /// An intermediate CA signed by this CA, and a server certificate for `localhost` /
+    /// `127.0.0.1` / `::1` issued by the intermediate: returns the path of one PEM file with
+    /// the server certificate, the intermediate and the server key, for a server that sends
+    /// the chain (clients trust only this CA). Lives until the process exits.
+    pub fn issue_chain_pem(&self) -> PathBuf {
+        let dir = scratch_dir("chain").keep();
+        fs::write(
+            dir.join("inter.ext"),
+            "basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+             subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+        )
+        .expect("write inter.ext");
+        fs::write(dir.join("server.ext"), SERVER_EXT).expect("write server.ext");
+        self.sign_leaf(&dir, "inter", &self.dir, "ca");
+        self.sign_leaf(&dir, "server", &dir, "inter");
+        let pem = read(&dir.join("server.crt"))
+            + &read(&dir.join("inter.crt"))
+            + &read(&dir.join("server.key"));
+        fs::write(dir.join("server.pem"), pem).expect("write server.pem");
+        dir.join("server.pem")
+    }
+
+    /// Makes `<dir>/<leaf>.key` and `<dir>/<leaf>.crt` (extensions from `<dir>/<leaf>.ext`),
+    /// signed by `<ca_dir>/<ca>.crt` and its key.
+    fn sign_leaf(&self, dir: &Path, leaf: &str, ca_dir: &Path, ca: &str) {
+        static SERIAL: AtomicU32 = AtomicU32::new(100);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed).to_string();
+        fs::write(
+            dir.join(format!("{leaf}.cnf")),
+            format!(
+                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = tagline test {leaf}\n"
+            ),
+        )
+        .expect("write leaf config");
+        openssl(
+            dir,
+            &format!("create the {leaf} key"),
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{leaf}.key"),
+                "-out",
+                &format!("{leaf}.csr"),
+                "-config",
+                &format!("{leaf}.cnf"),
+            ],
+        );
+        let ca_crt = ca_dir.join(format!("{ca}.crt"));
+        let ca_key = ca_dir.join(format!("{ca}.key"));
+        openssl(
+            dir,
+            &format!("sign the {leaf} certificate"),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{leaf}.csr"),
+                "-CA",
+                ca_crt.to_str().expect("UTF-8 path"),
+                "-CAkey",
+                ca_key.to_str().expect("UTF-8 path"),
+                "-set_serial",
+                &serial,
+                "-days",
+                "3650",
+                "-out",
+                &format!("{leaf}.crt"),
+                "-extfile",
+                &format!("{leaf}.ext"),
+            ],
+        );
     }
 }
 

@@ -79,62 +79,6 @@ fn suspend_is_honoured_on_every_kind() {
         .contains(&pinned("1.2.0")));
 }
 
-/// The service child process, killed when dropped whatever the test's fate.
-struct Service {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    _scratch: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(config: &ConfigDir, state: &std::path::Path) -> Service {
-        let scratch = proc::scratch_dir("accept-service");
-        let log = scratch.path().join("stderr.log");
-        let child = tagline()
-            .args(["run", "--config"])
-            .arg(config.path())
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--listen", &format!("127.0.0.1:{}", proc::free_port())])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("stderr log"))
-            .spawn()
-            .expect("start tagline run");
-        Service {
-            child,
-            log,
-            _scratch: scratch,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (at most a minute, a guard against a hang) for the process to exit.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Issue 7, Running: "`SIGTERM`: stop taking work, let a push in flight finish or abandon it
 /// cleanly, exit; never a partial push". The push is held in the server's pre-receive hook
 /// when SIGTERM arrives; once the hook lets it go, the service exits 0, the branch holds the
@@ -157,22 +101,9 @@ fn sigterm_with_a_push_in_flight_exits_cleanly_and_a_restart_commits_once() {
         ),
     );
     let state = proc::scratch_dir("accept-state");
-    let mut svc = Service::start(&s.config, state.path());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !waiting.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the push never arrived:\n{}",
-            svc.log()
-        );
-        assert!(svc.child.try_wait().unwrap().is_none(), "{}", svc.log());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // SAFETY: signalling the child this test started.
-    assert_eq!(
-        unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) },
-        0
-    );
+    let mut svc = Service::builder(&s.config).state(state.path()).start();
+    svc.wait_for("the push to arrive", |_| waiting.exists());
+    svc.signal(libc::SIGTERM);
     std::thread::sleep(std::time::Duration::from_millis(300));
     std::fs::write(&release, "").unwrap();
     let status = svc.wait_exit();

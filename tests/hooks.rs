@@ -5,9 +5,7 @@
 mod common;
 mod e2e_support;
 
-use std::path::PathBuf;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use e2e_support::*;
@@ -16,103 +14,6 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
 const TOKEN: &str = "w3bh00k-t0ken-never-logged";
-
-/// The service child process, killed when dropped.
-struct Service {
-    child: Child,
-    stderr: PathBuf,
-    port: u16,
-    _scratch: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(config: &ConfigDir) -> Service {
-        Service::start_with(config, &[])
-    }
-
-    fn start_with(config: &ConfigDir, args: &[&str]) -> Service {
-        let scratch = proc::scratch_dir("hooks");
-        let stderr = scratch.path().join("stderr.log");
-        let port = proc::free_port();
-        let child = tagline()
-            .args(["run", "--config"])
-            .arg(config.path())
-            .args(args)
-            .arg("--state-dir")
-            .arg(scratch.path().join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr log"))
-            .spawn()
-            .expect("start tagline run");
-        Service {
-            child,
-            stderr,
-            port,
-            _scratch: scratch,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&Service) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if cond(self) {
-                return;
-            }
-            assert!(
-                self.child.try_wait().expect("try_wait").is_none(),
-                "service exited while waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; log:\n{}", self.log());
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let client = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap();
-        client
-            .get(format!("http://127.0.0.1:{}/api/v1/status", self.port))
-            .send()
-            .ok()
-            .and_then(|r| r.json::<serde_json::Value>().ok())
-            .unwrap_or_default()
-    }
-
-    fn passes(&self) -> u64 {
-        self.status()["passes"].as_u64().unwrap_or(0)
-    }
-
-    /// POSTs `body` to `path` with `headers`; the status code.
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
-        let client = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut req = client
-            .post(format!("http://127.0.0.1:{}{path}", self.port))
-            .body(body.to_vec());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().expect("webhook call").status().as_u16()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `/hook/` and the hex SHA-256 of token, name and namespace, computed with OpenSSL.
 fn webhook_path(name: &str, namespace: &str) -> String {
@@ -372,7 +273,9 @@ spec:
         "receivers.yaml",
         &receiver("registry", "  type: generic-hmac\n"),
     );
-    let mut svc = Service::start_with(&config, &["--log-format", "json"]);
+    let mut svc = Service::builder(&config)
+        .args(&["--log-format", "json"])
+        .start();
     svc.wait_for("the first pass", |svc| svc.passes() >= 1);
     let path = webhook_path("registry", "default");
     assert_eq!(

@@ -6,8 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use common::*;
 
@@ -46,65 +46,20 @@ fn tag_lists(registry: &Registry, repo: &str) -> usize {
         .count()
 }
 
-/// `tagline run` as a service, SIGKILLed when dropped.
-struct Service {
-    child: Child,
-    stderr: std::path::PathBuf,
-    _scratch: tempfile::TempDir,
+/// `tagline run` as a service on `state`, SIGKILLed when dropped.
+fn start(config: &ConfigDir, state: &Path) -> Service {
+    Service::builder(config)
+        .state(state)
+        .without_listen()
+        .start()
 }
 
-impl Service {
-    fn start(config: &ConfigDir, state: &Path) -> Service {
-        let scratch = proc::scratch_dir("restart");
-        let stderr = scratch.path().join("stderr.log");
-        let child = tagline()
-            .args(["run", "--config"])
-            .arg(config.path())
-            .arg("--state-dir")
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr log"))
-            .spawn()
-            .expect("start tagline run");
-        Service {
-            child,
-            stderr,
-            _scratch: scratch,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits for the first pass's policy line (printed after the pass's state is saved).
-    fn wait_for_pass(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = self.log();
-            if log.contains("ImagePolicy default/app:") {
-                return log;
-            }
-            assert!(
-                self.child.try_wait().expect("try_wait").is_none(),
-                "service exited:\n{log}"
-            );
-            assert!(Instant::now() < deadline, "no pass within 60s:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Waits for the first pass's policy line (printed after the pass's state is saved).
+fn wait_for_pass(service: &mut Service) -> String {
+    service.wait_for("the first pass", |s| {
+        s.log().contains("ImagePolicy default/app:")
+    });
+    service.log()
 }
 
 fn run_once(config: &ConfigDir, state: &Path) -> Output {
@@ -128,8 +83,8 @@ fn a_killed_service_restarts_without_rescanning_or_downgrading_and_a_cold_state_
     let old = format!("{}:1.1.0", registry.image(&repo));
     let new = format!("{}:1.2.0", registry.image(&repo));
 
-    let mut first = Service::start(&config, state.path());
-    let log = first.wait_for_pass();
+    let mut first = start(&config, state.path());
+    let log = wait_for_pass(&mut first);
     assert!(
         log.contains("ImageRepository default/app: scanned 2 tags"),
         "{log}"
@@ -140,8 +95,8 @@ fn a_killed_service_restarts_without_rescanning_or_downgrading_and_a_cold_state_
 
     registry.push_tags(&repo, &["1.2.0"]);
     let before = registry.requests().len();
-    let mut second = Service::start(&config, state.path());
-    let log = second.wait_for_pass();
+    let mut second = start(&config, state.path());
+    let log = wait_for_pass(&mut second);
     second.kill();
     assert!(
         log.contains("ImageRepository default/app: 2 tags from the scan"),
@@ -157,8 +112,8 @@ fn a_killed_service_restarts_without_rescanning_or_downgrading_and_a_cold_state_
 
     // A missing state file: the service scans at once and moves to the newer tag.
     std::fs::remove_file(state.path().join("state.json")).expect("remove state.json");
-    let mut third = Service::start(&config, state.path());
-    let log = third.wait_for_pass();
+    let mut third = start(&config, state.path());
+    let log = wait_for_pass(&mut third);
     third.kill();
     assert!(log.contains("scanned 3 tags"), "{log}");
     assert!(log.contains(&format!("latest is {new}")), "{log}");

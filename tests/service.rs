@@ -5,103 +5,8 @@
 mod common;
 mod e2e_support;
 
-use std::path::PathBuf;
-use std::process::Child;
-use std::time::{Duration, Instant};
-
 use common::*;
 use e2e_support::*;
-
-/// The service child process, killed when dropped (whatever the test's fate).
-struct Service {
-    child: Child,
-    stderr: PathBuf,
-    _scratch: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(config: &ConfigDir, port: u16) -> Service {
-        let scratch = proc::scratch_dir("service");
-        let state = scratch.path().join("state");
-        Service::start_with_state(config, port, &state, scratch, &[])
-    }
-
-    fn start_with_state(
-        config: &ConfigDir,
-        port: u16,
-        state: &std::path::Path,
-        scratch: tempfile::TempDir,
-        extra: &[&str],
-    ) -> Service {
-        let stderr = scratch.path().join("stderr.log");
-        let mut cmd = tagline();
-        cmd.args(["run", "--config"])
-            .arg(config.path())
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr log"));
-        let child = cmd.spawn().expect("start tagline run");
-        Service {
-            child,
-            stderr,
-            _scratch: scratch,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(rc, 0, "kill({sig})");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Waits until `cond` holds, or fails with the service's log.
-    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&mut Service) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if cond(self) {
-                return;
-            }
-            assert!(
-                self.running(),
-                "service exited while waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("timed out waiting for {what}; log:\n{}", self.log());
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let resp = client
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .send()
-        .ok()?;
-    let code = resp.status().as_u16();
-    Some((code, resp.text().ok()?))
-}
 
 fn tag_in_file(s: &Setup) -> String {
     s.git.file(&s.fleet, "main", "deploy/app.yaml")
@@ -117,18 +22,18 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
         .replace("interval: 5m", "interval: 1s");
     s.config.write("objects.yaml", &objects);
     let port = proc::free_port();
-    let mut svc = Service::start(&s.config, port);
+    let mut svc = Service::builder(&s.config).port(port).start();
     let pinned = |tag: &str| format!("{}/{}:{tag}", s.registry.host(), s.image);
 
     // The first pass commits 1.2.0, and the service is ready.
     svc.wait_for("the first commit", |_| {
         tag_in_file(&s).contains(&pinned("1.2.0"))
     });
-    svc.wait_for("/readyz", |_| {
-        get(port, "/readyz").is_some_and(|(c, _)| c == 200)
+    svc.wait_for("/readyz", |svc| {
+        svc.get("/readyz").is_some_and(|(c, _)| c == 200)
     });
     assert_eq!(s.git.log(&s.fleet, "main").len(), 2);
-    let (code, body) = get(port, "/healthz").expect("/healthz answers");
+    let (code, body) = svc.get("/healthz").expect("/healthz answers");
     assert_eq!(code, 200, "{body}");
 
     // A tag pushed later is picked up by a later tick: one more commit.
@@ -139,7 +44,7 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
     let log = s.git.log(&s.fleet, "main");
     assert_eq!(log.len(), 3, "{log:#?}");
 
-    let (code, metrics) = get(port, "/metrics").expect("/metrics answers");
+    let (code, metrics) = svc.get("/metrics").expect("/metrics answers");
     assert_eq!(code, 200);
     let labels = "kind=\"ImageUpdateAutomation\",name=\"fleet\",namespace=\"default\"";
     assert!(
@@ -182,7 +87,7 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
         metrics.contains("tagline_pushes_total{namespace=\"default\",name=\"fleet\"} 2"),
         "{metrics}"
     );
-    let (code, status) = get(port, "/api/v1/status").expect("/api/v1/status answers");
+    let (code, status) = svc.get("/api/v1/status").expect("/api/v1/status answers");
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&status).expect("status is JSON");
     let policy = status["objects"]
@@ -217,29 +122,9 @@ fn the_service_acts_on_later_ticks_serves_http_survives_a_broken_reload_and_stop
     assert_eq!(s.git.log(&s.fleet, "main").len(), 5);
 
     // SIGTERM: exits 0.
-    svc.signal(libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = svc.child.try_wait().expect("try_wait") {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM:\n{}",
-            svc.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0), "{}", svc.log());
+    stop(&mut svc);
     // Never a partial push: the branch holds exactly the commits seen above.
     assert_eq!(s.git.log(&s.fleet, "main").len(), 5);
-}
-
-fn passes(port: u16) -> u64 {
-    get(port, "/api/v1/status")
-        .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
-        .and_then(|v| v["passes"].as_u64())
-        .unwrap_or(0)
 }
 
 fn stop(svc: &mut Service) {
@@ -260,17 +145,21 @@ fn a_restarted_service_with_the_same_state_repeats_no_work() {
     let pinned = format!("{}/{}:1.2.0", s.registry.host(), s.image);
 
     let port = proc::free_port();
-    let mut first =
-        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"), &[]);
+    let mut first = Service::builder(&s.config)
+        .port(port)
+        .state(state.path())
+        .start();
     first.wait_for("the first commit", |_| tag_in_file(&s).contains(&pinned));
     stop(&mut first);
     assert!(first.log().contains("pushed commit"), "{}", first.log());
     let head = s.git.head(&s.fleet, "main");
 
     let port = proc::free_port();
-    let mut second =
-        Service::start_with_state(&s.config, port, state.path(), proc::scratch_dir("svc"), &[]);
-    second.wait_for("three passes after the restart", |_| passes(port) >= 3);
+    let mut second = Service::builder(&s.config)
+        .port(port)
+        .state(state.path())
+        .start();
+    second.wait_for("three passes after the restart", |svc| svc.passes() >= 3);
     assert_eq!(
         s.git.head(&s.fleet, "main"),
         head,
@@ -306,11 +195,11 @@ spec:
 ",
     );
     let port = proc::free_port();
-    let scratch = proc::scratch_dir("svc");
-    let state = scratch.path().join("state");
-    let mut svc =
-        Service::start_with_state(&config, port, &state, scratch, &["--log-format", "json"]);
-    svc.wait_for("the first pass", |_| passes(port) >= 1);
+    let mut svc = Service::builder(&config)
+        .port(port)
+        .args(&["--log-format", "json"])
+        .start();
+    svc.wait_for("the first pass", |svc| svc.passes() >= 1);
     config.write("broken.yaml", "kind: [\n");
     svc.wait_for("the broken edit to be reported", |svc| {
         svc.log().contains("keeping the last good config")
@@ -403,7 +292,7 @@ fn sigterm_during_the_first_pass_lets_it_finish_and_exits_0() {
         GitServer::start(GitOptions::default()),
     );
     let port = proc::free_port();
-    let mut svc = Service::start(&s.config, port);
+    let mut svc = Service::builder(&s.config).port(port).start();
     // The listener is bound after the signal handlers are installed and just before the
     // first pass starts: SIGTERM now lands before or during that pass.
     svc.wait_for("the listener", |_| proc::port_open(port));
@@ -421,19 +310,8 @@ fn sigterm_during_the_first_pass_lets_it_finish_and_exits_0() {
 }
 
 fn stop_waiting(svc: &mut Service) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = svc.child.try_wait().expect("try_wait") {
-            assert_eq!(st.code(), Some(0), "{}", svc.log());
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM:\n{}",
-            svc.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let st = svc.wait_exit();
+    assert_eq!(st.code(), Some(0), "{}", svc.log());
 }
 
 #[test]
@@ -448,7 +326,7 @@ fn an_automation_on_a_long_interval_runs_soon_after_its_policy_moves() {
         .replace("interval: 5m", "interval: 1h");
     s.config.write("objects.yaml", &objects);
     let port = proc::free_port();
-    let mut svc = Service::start(&s.config, port);
+    let mut svc = Service::builder(&s.config).port(port).start();
     let pinned = |tag: &str| format!("{}/{}:{tag}", s.registry.host(), s.image);
     svc.wait_for("the first commit", |_| {
         tag_in_file(&s).contains(&pinned("1.2.0"))

@@ -7,7 +7,6 @@ mod common;
 mod e2e_support;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -169,12 +168,12 @@ fn status_after_runs_shows_fluxs_fields_and_the_table() {
 
     // The service serves the same statuses; --server reads them.
     let port = proc::free_port();
-    let mut service = Service::start(&s.config, &state, port);
+    let mut service = Service::builder(&s.config).state(&state).port(port).start();
     let server = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "no pass served in time");
-        assert!(service.0.try_wait().unwrap().is_none(), "service exited");
+        assert!(service.running(), "service exited:\n{}", service.log());
         let out = tagline()
             .args(["status", "--server", &server, "-o", "json"])
             .output()
@@ -262,30 +261,4 @@ fn status_without_config_or_server_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--server and --config conflict");
-}
-
-/// The service child process, killed when dropped.
-struct Service(Child);
-
-impl Service {
-    fn start(config: &ConfigDir, state: &Path, port: u16) -> Service {
-        let child = tagline()
-            .args(["run", "--config"])
-            .arg(config.path())
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tagline run");
-        Service(child)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -15,6 +15,12 @@ const FILES: &[(&str, &str)] = &[("app.yaml", "image: nginx:1.0\n")];
 /// A GNUPGHOME with its own gpg-agent, run by the harness as a peer (its own process group,
 /// killed when this is dropped or the test process exits) rather than left to gpg to start
 /// as a daemon that would outlive the test.
+///
+/// gpg-agent forks even with `--no-detach` (the process we spawn exits, the agent is its
+/// child, which `PR_SET_PDEATHSIG` does not reach). So it runs in command mode: the spawned
+/// process becomes `sleep infinity` (it keeps the death signal across exec, so a test process
+/// killed hard takes it along) and the agent, its child in the same process group, shuts down
+/// by itself within a few seconds of that parent's death.
 struct Gpg {
     home: PathBuf,
     _agent: Peer,
@@ -30,7 +36,8 @@ impl Gpg {
         cmd.env("GNUPGHOME", &home)
             .arg("--homedir")
             .arg(&home)
-            .args(["--daemon", "--no-detach", "--allow-loopback-pinentry"]);
+            .args(["--daemon", "--no-detach", "--allow-loopback-pinentry"])
+            .args(["sleep", "infinity"]);
         let mut agent = Peer::spawn("gpg-agent", cmd, &w.path("gpg-agent.log")).unwrap();
         let socket = home.join("S.gpg-agent");
         agent.wait_ready(|| socket.exists()).unwrap();

@@ -543,11 +543,8 @@ pub async fn refresh(config: &Config, store: &mut Store, options: &Options) -> R
                     if let Some(q) = quota {
                         store.set_quota(&id.to_string(), q);
                     }
-                }
-                for id in &ids {
                     scanned.insert(id.clone(), Err(e.clone()));
                 }
-                scanned.insert(last.clone(), Err(e));
             }
         }
         for id in ids {

@@ -33,14 +33,6 @@ keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 ";
 
-const LEAF_CONFIG: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = localhost
-";
-
 const SERVER_EXT: &str = "\
 basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature
@@ -76,7 +68,6 @@ impl TestCa {
             fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"))
         };
         write("ca.cnf", CA_CONFIG);
-        write("leaf.cnf", LEAF_CONFIG);
         write("server.ext", SERVER_EXT);
         write("client.ext", CLIENT_EXT);
         openssl(
@@ -101,48 +92,8 @@ impl TestCa {
                 "ca.cnf",
             ],
         );
-        for (leaf, serial) in [("server", "2"), ("client", "3")] {
-            openssl(
-                &dir,
-                &format!("create the {leaf} key"),
-                &[
-                    "req",
-                    "-new",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{leaf}.key"),
-                    "-out",
-                    &format!("{leaf}.csr"),
-                    "-config",
-                    "leaf.cnf",
-                ],
-            );
-            openssl(
-                &dir,
-                &format!("sign the {leaf} certificate"),
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{leaf}.csr"),
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-set_serial",
-                    serial,
-                    "-days",
-                    "3650",
-                    "-out",
-                    &format!("{leaf}.crt"),
-                    "-extfile",
-                    &format!("{leaf}.ext"),
-                ],
-            );
+        for leaf in ["server", "client"] {
+            sign_leaf(&dir, leaf, "localhost", &dir, "ca");
         }
         // lighttpd wants certificate and key in one file.
         let server_pem = read(&dir.join("server.crt")) + &read(&dir.join("server.key"));
@@ -213,7 +164,7 @@ impl TestCa {
             &format!("subjectAltName = {san}"),
         );
         fs::write(dir.join("server.ext"), ext).expect("write server.ext");
-        self.sign_leaf(&dir, "server", &self.dir, "ca");
+        sign_leaf(&dir, "server", "tagline test server", &self.dir, "ca");
         let pem = read(&dir.join("server.crt")) + &read(&dir.join("server.key"));
         fs::write(dir.join("server.pem"), pem).expect("write server.pem");
         dir.join("server.pem")
@@ -232,70 +183,13 @@ impl TestCa {
         )
         .expect("write inter.ext");
         fs::write(dir.join("server.ext"), SERVER_EXT).expect("write server.ext");
-        self.sign_leaf(&dir, "inter", &self.dir, "ca");
-        self.sign_leaf(&dir, "server", &dir, "inter");
+        sign_leaf(&dir, "inter", "tagline test inter", &self.dir, "ca");
+        sign_leaf(&dir, "server", "tagline test server", &dir, "inter");
         let pem = read(&dir.join("server.crt"))
             + &read(&dir.join("inter.crt"))
             + &read(&dir.join("server.key"));
         fs::write(dir.join("server.pem"), pem).expect("write server.pem");
         dir.join("server.pem")
-    }
-
-    /// Makes `<dir>/<leaf>.key` and `<dir>/<leaf>.crt` (extensions from `<dir>/<leaf>.ext`),
-    /// signed by `<ca_dir>/<ca>.crt` and its key.
-    fn sign_leaf(&self, dir: &Path, leaf: &str, ca_dir: &Path, ca: &str) {
-        static SERIAL: AtomicU32 = AtomicU32::new(100);
-        let serial = SERIAL.fetch_add(1, Ordering::Relaxed).to_string();
-        fs::write(
-            dir.join(format!("{leaf}.cnf")),
-            format!(
-                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = tagline test {leaf}\n"
-            ),
-        )
-        .expect("write leaf config");
-        openssl(
-            dir,
-            &format!("create the {leaf} key"),
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{leaf}.key"),
-                "-out",
-                &format!("{leaf}.csr"),
-                "-config",
-                &format!("{leaf}.cnf"),
-            ],
-        );
-        let ca_crt = ca_dir.join(format!("{ca}.crt"));
-        let ca_key = ca_dir.join(format!("{ca}.key"));
-        openssl(
-            dir,
-            &format!("sign the {leaf} certificate"),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{leaf}.csr"),
-                "-CA",
-                ca_crt.to_str().expect("UTF-8 path"),
-                "-CAkey",
-                ca_key.to_str().expect("UTF-8 path"),
-                "-set_serial",
-                &serial,
-                "-days",
-                "3650",
-                "-out",
-                &format!("{leaf}.crt"),
-                "-extfile",
-                &format!("{leaf}.ext"),
-            ],
-        );
     }
 }
 
@@ -307,4 +201,59 @@ fn openssl(dir: &Path, what: &str, args: &[&str]) {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Makes `<dir>/<leaf>.key` and `<dir>/<leaf>.crt` (common name `cn`, extensions from `<dir>/<leaf>.ext`),
+/// signed by `<ca_dir>/<ca>.crt` and its key.
+fn sign_leaf(dir: &Path, leaf: &str, cn: &str, ca_dir: &Path, ca: &str) {
+    static SERIAL: AtomicU32 = AtomicU32::new(100);
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed).to_string();
+    fs::write(
+        dir.join(format!("{leaf}.cnf")),
+        format!("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = {cn}\n"),
+    )
+    .expect("write leaf config");
+    openssl(
+        dir,
+        &format!("create the {leaf} key"),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{leaf}.key"),
+            "-out",
+            &format!("{leaf}.csr"),
+            "-config",
+            &format!("{leaf}.cnf"),
+        ],
+    );
+    let ca_crt = ca_dir.join(format!("{ca}.crt"));
+    let ca_key = ca_dir.join(format!("{ca}.key"));
+    openssl(
+        dir,
+        &format!("sign the {leaf} certificate"),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{leaf}.csr"),
+            "-CA",
+            ca_crt.to_str().expect("UTF-8 path"),
+            "-CAkey",
+            ca_key.to_str().expect("UTF-8 path"),
+            "-set_serial",
+            &serial,
+            "-days",
+            "3650",
+            "-out",
+            &format!("{leaf}.crt"),
+            "-extfile",
+            &format!("{leaf}.ext"),
+        ],
+    );
 }
